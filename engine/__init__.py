@@ -1,0 +1,1 @@
+"""The sampling engine: models, problem sets, batched llama.cpp sampling and session storage."""

@@ -1,0 +1,1 @@
+"""Verifiers that judge samples in sandboxed subprocesses."""

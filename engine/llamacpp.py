@@ -1,0 +1,393 @@
+"""A thin, typed layer over llama-cpp-python's low-level bindings: load, tokenize, decode."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as lc
+
+from troop.engine.errors import EngineError, ModelError
+
+#: llama.cpp's hard limit on sequences in one context (LLAMA_MAX_SEQ in llama-cparams.h).
+LLAMA_MAX_SEQ = 256
+
+_GGML_LOG_LEVEL_ERROR = 3
+_GGML_LOG_LEVEL_CONT = 5
+
+
+class _LogSink:
+    """Keeps llama.cpp's log off the terminal, remembering recent error lines for messages."""
+
+    def __init__(self) -> None:
+        self.errors: deque[str] = deque(maxlen=8)
+        self._last_level = 0
+        self._verbose = bool(os.environ.get("TROOP_LLAMA_LOG"))
+        # The ctypes callback must stay referenced for as long as llama.cpp may call it.
+        self._callback = lc.llama_log_callback(self._log)
+        lc.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def _log(self, level: int, text: bytes, _user: Any) -> None:
+        if level == _GGML_LOG_LEVEL_CONT:
+            level = self._last_level
+        self._last_level = level
+        line = text.decode("utf-8", "replace")
+        if level == _GGML_LOG_LEVEL_ERROR and line.strip():
+            self.errors.append(line.strip())
+        if self._verbose:
+            os.write(2, text)
+
+    def last_error(self) -> str:
+        return self.errors[-1] if self.errors else "no detail from llama.cpp"
+
+
+_sink: _LogSink | None = None
+_init_lock = threading.Lock()
+
+
+def _backend() -> _LogSink:
+    global _sink
+    with _init_lock:
+        if _sink is None:
+            _sink = _LogSink()
+            lc.llama_backend_init()
+        return _sink
+
+
+def gpu_offload_supported() -> bool:
+    """True when llama.cpp was built with a GPU backend (CUDA, Metal, Vulkan...)."""
+    _backend()
+    return bool(lc.llama_supports_gpu_offload())
+
+
+def system_info() -> str:
+    """llama.cpp's own one-line description of the CPU/GPU features it was built with."""
+    _backend()
+    info: bytes = lc.llama_print_system_info()
+    return info.decode("utf-8", "replace").strip()
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Sizes read from the loaded model, used for FLOP estimates and context sizing."""
+
+    n_params: int  # parameters, all tensors
+    n_layer: int  # transformer blocks
+    n_embd: int  # hidden size (d_model)
+    n_ctx_train: int  # context length the model was trained with, tokens
+    n_vocab: int  # vocabulary size, tokens
+    size_bytes: int  # tensor data size, bytes
+    description: str  # llama.cpp's one-line description, e.g. "llama ?B Q4_1"
+
+
+class Model:
+    """A GGUF model loaded by llama.cpp, with its vocabulary; not tied to any context."""
+
+    def __init__(self, path: Path, *, gpu_layers: int = -1) -> None:
+        sink = _backend()
+        params = lc.llama_model_default_params()
+        params.n_gpu_layers = gpu_layers
+        sink.errors.clear()
+        ptr = lc.llama_model_load_from_file(str(path).encode(), params)
+        if not ptr:
+            raise ModelError(
+                f"{path}: llama.cpp could not load this model: {sink.last_error()}",
+                hint="is it a complete GGUF file of an architecture this llama.cpp supports?",
+            )
+        self.path = path
+        self.ptr = ptr
+        self.gpu_layers = gpu_layers
+        self.vocab = lc.llama_model_get_vocab(ptr)
+        self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._closed = False
+
+    def shape(self) -> ModelShape:
+        desc = ctypes.create_string_buffer(256)
+        lc.llama_model_desc(self.ptr, desc, ctypes.sizeof(desc))
+        return ModelShape(
+            n_params=int(lc.llama_model_n_params(self.ptr)),
+            n_layer=int(lc.llama_model_n_layer(self.ptr)),
+            n_embd=int(lc.llama_model_n_embd(self.ptr)),
+            n_ctx_train=int(lc.llama_model_n_ctx_train(self.ptr)),
+            n_vocab=self.n_vocab,
+            size_bytes=int(lc.llama_model_size(self.ptr)),
+            description=desc.value.decode("utf-8", "replace"),
+        )
+
+    def metadata(self) -> dict[str, str]:
+        """Every GGUF key-value pair except the (large) tokenizer arrays."""
+        out: dict[str, str] = {}
+        buf = ctypes.create_string_buffer(1 << 16)
+        for i in range(int(lc.llama_model_meta_count(self.ptr))):
+            n = lc.llama_model_meta_key_by_index(self.ptr, i, buf, ctypes.sizeof(buf))
+            if n < 0:
+                continue
+            key = buf.value.decode("utf-8", "replace")
+            if key.startswith("tokenizer.ggml."):
+                continue
+            n = lc.llama_model_meta_val_str_by_index(self.ptr, i, buf, ctypes.sizeof(buf))
+            if n >= 0:
+                out[key] = buf.value.decode("utf-8", "replace")
+        return out
+
+    def chat_template(self) -> str | None:
+        raw: bytes | None = lc.llama_model_chat_template(self.ptr, None)
+        return raw.decode("utf-8", "replace") if raw else None
+
+    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 16
+        arr = (lc.llama_token * cap)()
+        n = lc.llama_tokenize(self.vocab, data, len(data), arr, cap, add_special, True)
+        if n < 0:  # buffer too small: llama.cpp returns minus the needed size
+            cap = -n
+            arr = (lc.llama_token * cap)()
+            n = lc.llama_tokenize(self.vocab, data, len(data), arr, cap, add_special, True)
+        return list(arr[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token as the model would print it (special tokens rendered empty)."""
+        n = lc.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = lc.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+            return buf.raw[:n]
+        return self._piece_buf.raw[:n]
+
+    def token_text(self, token: int) -> str:
+        """A special token's text (e.g. "<bos>"), as a chat template writes it."""
+        raw: bytes | None = lc.llama_vocab_get_text(self.vocab, token)
+        return raw.decode("utf-8", "replace") if raw else ""
+
+    def bos_eos(self) -> tuple[int, int]:
+        return int(lc.llama_vocab_bos(self.vocab)), int(lc.llama_vocab_eos(self.vocab))
+
+    def is_eog(self, token: int) -> bool:
+        return bool(lc.llama_vocab_is_eog(self.vocab, token))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            lc.llama_model_free(self.ptr)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may already be gone
+            pass
+
+
+def apply_chat_template(template: str, user_message: str, *, bos: str = "", eos: str = "") -> str:
+    """Render one user turn with the model's own Jinja template, ready for the reply.
+
+    Rendered in a sandboxed Jinja environment, as llama-server does with --jinja, so a
+    template's default system prompt is kept; llama.cpp's built-in C renderer, which knows
+    only the common template families, is the fallback.
+    """
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.TemplateError(message)
+
+    try:
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        rendered: str = env.from_string(template).render(
+            messages=[{"role": "user", "content": user_message}],
+            add_generation_prompt=True,
+            bos_token=bos,
+            eos_token=eos,
+            raise_exception=raise_exception,
+        )
+        return rendered
+    except jinja2.TemplateError as exc:
+        jinja_error = exc
+    msg = (lc.llama_chat_message * 1)()
+    msg[0].role = b"user"
+    msg[0].content = user_message.encode("utf-8")
+    cap = len(msg[0].content) * 2 + 4096
+    buf = ctypes.create_string_buffer(cap)
+    n = lc.llama_chat_apply_template(template.encode("utf-8"), msg, 1, True, buf, cap)
+    if n > cap:
+        buf = ctypes.create_string_buffer(n + 1)
+        n = lc.llama_chat_apply_template(template.encode("utf-8"), msg, 1, True, buf, n + 1)
+    if n < 0:
+        raise ModelError(f"the model's chat template cannot be rendered: {jinja_error}")
+    return buf.raw[:n].decode("utf-8")
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    """Sizes of one llama.cpp context, checked before llama.cpp sees them."""
+
+    n_seq: int  # sequences: sampling slots plus one holding the shared prompt
+    n_ctx_seq: int  # tokens each sequence may hold (prompt + completion)
+    n_batch: int  # most tokens in one llama_decode call
+    kv_unified: bool  # one KV buffer for all sequences (True) or one per sequence (False)
+    n_threads: int  # CPU threads for decoding
+
+    @property
+    def n_ctx(self) -> int:
+        # A unified cache is one pool that every sequence shares; a split cache gives each
+        # sequence its own n_ctx_seq, rounded by llama.cpp to a multiple of 256.
+        per_seq = -(-self.n_ctx_seq // 256) * 256
+        return per_seq * self.n_seq
+
+
+def plan_context(
+    *,
+    parallel: int,
+    max_prompt_tokens: int,
+    max_tokens: int,
+    kv_unified: bool,
+    n_threads: int,
+    n_ctx_train: int,
+) -> ContextPlan:
+    """Validate slots and sizes against llama.cpp's limits; a bad mix aborts the process there."""
+    if parallel < 1:
+        raise EngineError(f"--parallel must be at least 1, got {parallel}")
+    n_seq = parallel + 1
+    if n_seq > LLAMA_MAX_SEQ:
+        raise EngineError(
+            f"--parallel {parallel} is too many: llama.cpp allows {LLAMA_MAX_SEQ} sequences "
+            f"per context and troop uses one more for the shared prompt",
+            hint=f"use --parallel {LLAMA_MAX_SEQ - 1} or less",
+        )
+    need = max_prompt_tokens + max_tokens + 1
+    if need > n_ctx_train:
+        raise EngineError(
+            f"a prompt of {max_prompt_tokens} tokens plus --max-tokens {max_tokens} needs "
+            f"{need} tokens of context, more than the model's {n_ctx_train}",
+            hint="lower --max-tokens or use shorter problems",
+        )
+    if n_threads < 1:
+        raise EngineError(f"--threads must be at least 1, got {n_threads}")
+    # One decode step carries one token per slot; prompts are decoded in chunks of this size.
+    n_batch = max(512, n_seq)
+    if kv_unified:
+        # Every slot shares the prompt's cells, so the pool needs one prompt plus each slot's
+        # completion; a second prompt may be live while slots of the previous one finish.
+        # A quarter of slack keeps llama.cpp's cell search from failing on a fragmented pool.
+        pool = 2 * max_prompt_tokens + parallel * (max_tokens + 1)
+        n_ctx_seq = -(-(pool * 5 // 4) // n_seq)
+    else:
+        n_ctx_seq = need
+    return ContextPlan(n_seq, n_ctx_seq, n_batch, kv_unified, n_threads)
+
+
+class Context:
+    """A llama.cpp context plus one reusable batch; all methods run on one thread."""
+
+    def __init__(self, model: Model, plan: ContextPlan) -> None:
+        sink = _backend()
+        params = lc.llama_context_default_params()
+        params.n_ctx = plan.n_ctx
+        params.n_batch = plan.n_batch
+        params.n_ubatch = min(plan.n_batch, 512)
+        params.n_seq_max = plan.n_seq
+        params.n_threads = plan.n_threads
+        params.n_threads_batch = plan.n_threads
+        params.kv_unified = plan.kv_unified
+        params.no_perf = True
+        sink.errors.clear()
+        ptr = lc.llama_init_from_model(model.ptr, params)
+        if not ptr:
+            raise EngineError(f"llama.cpp could not create a context: {sink.last_error()}")
+        self.ptr = ptr
+        self.model = model
+        self.plan = plan
+        self.memory = lc.llama_get_memory(ptr)
+        self.batch = lc.llama_batch_init(plan.n_batch, 0, 1)
+        self._closed = False
+
+    def clear_batch(self) -> None:
+        self.batch.n_tokens = 0
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append one token to the batch; returns its index (for reading its logits)."""
+        b = self.batch
+        i = int(b.n_tokens)
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+        b.n_tokens = i + 1
+        return i
+
+    def decode(self) -> None:
+        rc = lc.llama_decode(self.ptr, self.batch)
+        if rc != 0:
+            detail = "no room left in the KV cache" if rc == 1 else _backend().last_error()
+            raise EngineError(f"llama_decode failed (code {rc}): {detail}")
+
+    def decode_prompt(self, tokens: list[int], seq: int) -> None:
+        """Evaluate a prompt into one sequence, in chunks of n_batch, without logits."""
+        step = self.plan.n_batch
+        for start in range(0, len(tokens), step):
+            self.clear_batch()
+            for pos in range(start, min(start + step, len(tokens))):
+                self.add(tokens[pos], pos, seq, False)
+            self.decode()
+
+    def seq_copy(self, src: int, dst: int) -> None:
+        """Give `dst` everything `src` holds: shared cells in a unified cache, a buffer copy
+        (applied at the next decode) in a split one."""
+        # A split cache can only copy whole per-sequence buffers (llama.cpp asserts on ranges),
+        # which is why the holder sequence contains exactly the shared prefix and nothing else.
+        lc.llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+
+    def seq_remove(self, seq: int) -> None:
+        lc.llama_memory_seq_rm(self.memory, seq, -1, -1)
+
+    def logits(self, idx: int) -> Any:
+        return lc.llama_get_logits_ith(self.ptr, idx)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            lc.llama_batch_free(self.batch)
+            lc.llama_free(self.ptr)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may already be gone
+            pass
+
+
+class Sampler:
+    """One sample's own sampler chain: top-k first (cheap cut of the vocabulary), then top-p,
+    min-p, temperature and a seeded draw; temperature 0 is greedy."""
+
+    def __init__(
+        self, *, seed: int, temperature: float, top_k: int, top_p: float, min_p: float
+    ) -> None:
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        if temperature <= 0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+        else:
+            if top_k > 0:
+                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(top_k))
+            if top_p < 1.0:
+                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(top_p, 1))
+            if min_p > 0.0:
+                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_min_p(min_p, 1))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(temperature))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        self.ptr = chain
+
+    def sample(self, ctx: Context, idx: int) -> int:
+        # llama_sampler_sample also accepts the token into the chain's state.
+        return int(lc.llama_sampler_sample(self.ptr, ctx.ptr, idx))
+
+    def close(self) -> None:
+        if self.ptr is not None:
+            lc.llama_sampler_free(self.ptr)
+            self.ptr = None

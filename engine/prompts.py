@@ -1,0 +1,85 @@
+"""How a problem becomes model input: an instruction through the chat template, or a raw prompt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from troop.engine.llamacpp import Model, apply_chat_template
+from troop.engine.problems import Problem
+
+#: Stop strings for a base model continuing a Python function, after the Codex paper: the
+#: function body ends where top-level code begins.
+_CODE_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
+#: Stop strings for a base model answering a question in the "Question:/Answer:" layout.
+_QA_STOPS = ("\nQuestion:", "\n\n\n")
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How prompts are built for one session; stored with it."""
+
+    kind: str  # "chat" (the GGUF's chat template) or "raw" (the text itself)
+    template: str | None  # the chat template's Jinja text, for "chat"
+
+
+def choose_format(model: Model, instruct: bool | None, requested: str) -> PromptFormat:
+    """`requested` is "auto", "chat" or "raw"; auto follows the registry, else the GGUF."""
+    template = model.chat_template()
+    if requested == "raw":
+        return PromptFormat("raw", None)
+    if requested == "chat" or (requested == "auto" and instruct is not False):
+        if template:
+            return PromptFormat("chat", template)
+        if requested == "chat":
+            from troop.engine.errors import ModelError
+
+            raise ModelError(
+                f"{model.path}: --prompt-format chat, but the GGUF has no chat template"
+            )
+    return PromptFormat("raw", None)
+
+
+def instruction(problem: Problem) -> str:
+    """What an instruct model is asked, per problem format."""
+    if problem.format == "humaneval":
+        return (
+            "Complete the following Python function. Reply with the whole function in one "
+            f"```python code block.\n\n```python\n{problem.prompt}```"
+        )
+    if problem.format == "mbpp":
+        return f"{problem.prompt}\nReply with the Python code in one ```python code block."
+    if problem.format == "math":
+        return f"{problem.prompt}\nPut your final answer in \\boxed{{}}."
+    # gsm8k and arithmetic: a number at the end.
+    return f"{problem.prompt}\nGive the final answer as a number after 'The answer is'."
+
+
+def raw_prompt(problem: Problem) -> tuple[str, tuple[str, ...]]:
+    """What a base model continues, and where its continuation ends."""
+    if problem.format == "humaneval":
+        return problem.prompt, _CODE_STOPS
+    if problem.format == "mbpp":
+        return f'"""{problem.prompt}"""\n', _CODE_STOPS
+    return f"Question: {problem.prompt}\nAnswer:", _QA_STOPS
+
+
+def render(model: Model, fmt: PromptFormat, problem: Problem) -> tuple[str, list[int], tuple[str, ...]]:
+    """The prompt text, its tokens and its stop strings."""
+    if fmt.kind == "chat":
+        assert fmt.template is not None
+        bos, eos = model.bos_eos()
+        text = apply_chat_template(
+            fmt.template, instruction(problem), bos=model.token_text(bos),
+            eos=model.token_text(eos),
+        )
+        stops: tuple[str, ...] = ()
+    else:
+        text, stops = raw_prompt(problem)
+    tokens = model.tokenize(text, add_special=True)
+    # A template that writes the BOS text itself would otherwise get a second one.
+    bos_id = model.bos_eos()[0]
+    if len(tokens) >= 2 and tokens[0] == bos_id and tokens[1] == bos_id:
+        tokens = tokens[1:]
+    if not tokens:
+        tokens = [bos_id]
+    return text, tokens, stops

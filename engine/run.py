@@ -1,0 +1,449 @@
+"""A run from settings to stored samples: open or create the session, load the model, sample."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+
+from troop import __version__
+from troop.engine import llamacpp, prompts
+from troop.engine.control import RunControl
+from troop.engine.errors import EngineError, SessionError, TroopError
+from troop.engine.events import (
+    Event,
+    PromptEvaluated,
+    RunFinished,
+    RunObserver,
+    RunStarted,
+    SampleRecord,
+)
+from troop.engine.models import file_sha256, resolve_model
+from troop.engine.problems import Problem, load_problem_set
+from troop.engine.sampler import BatchedSampler, PromptSpec, SamplingParams, Scheduler
+from troop.engine.session import Session, StoredProblem
+
+#: Defaults for a new session; a resumed session keeps what it was created with.
+DEFAULT_PROBLEMS = "arithmetic"
+DEFAULT_SAMPLES = 10
+DEFAULT_SEED = 0
+DEFAULT_PARALLEL = 16
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What `troop run` was asked for; None means "the default, or what the session has"."""
+
+    session: Path | None = None  # session file; None: a new file in sessions_dir()
+    model: str | None = None  # registry name or GGUF path
+    problems: str | None = None  # built-in problem set name or JSONL path
+    limit: int | None = None  # keep the first N problems
+    problem_ids: tuple[str, ...] = ()  # keep only these problems
+    samples: int | None = None  # budget: samples per problem
+    temperatures: tuple[float, ...] | None = None  # cycled by sample index
+    top_k: int | None = None  # top-k cut, 0 disables
+    top_p: float | None = None  # nucleus mass, 1.0 disables
+    min_p: float | None = None  # min-p cut, 0.0 disables
+    max_tokens: int | None = None  # completion budget per sample, tokens
+    seed: int | None = None  # session seed; each sample's seed derives from it
+    prompt_format: str | None = None  # auto, chat or raw
+    parallel: int = DEFAULT_PARALLEL  # sampling slots decoded together
+    gpu_layers: int = -1  # layers offloaded to the GPU; -1 all (when built with a GPU backend)
+    threads: int | None = None  # CPU threads; None: all cores
+    kv_cache: str = "split"  # "split" (a KV buffer per slot) or "unified" (one shared pool)
+    logprobs: bool = True  # record each sample's log-probability (costs ~1% of throughput)
+
+
+#: Sampling fields that define a session: resuming with other values is refused.
+_SAMPLING_DEFAULTS: dict[str, Any] = {
+    "temperatures": [0.8],
+    "top_k": 40,
+    "top_p": 0.95,
+    "min_p": 0.0,
+    "max_tokens": 256,
+    "seed": DEFAULT_SEED,
+    "prompt_format": "auto",
+}
+
+
+def sessions_dir() -> Path:
+    """Where new sessions go unless --session says otherwise."""
+    if env := os.environ.get("TROOP_SESSIONS"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "troop" / "sessions"
+
+
+@dataclass
+class PreparedRun:
+    """A session ready to sample: the model loaded, the work list known."""
+
+    session: Session  # the open session file
+    model: llamacpp.Model  # the loaded model
+    params: SamplingParams  # sampling settings of the session
+    seed: int  # session seed
+    budget: int  # samples per problem
+    prompts: list[PromptSpec]  # the work list, in order
+    settings: RunSettings  # what was asked
+    created: bool  # True if this run created the session
+    config: dict[str, Any] = field(default_factory=dict)  # the session's stored configuration
+
+    def close(self) -> None:
+        self.model.close()
+        self.session.close()
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """How a run went."""
+
+    status: str  # completed, cancelled or failed
+    session_path: Path  # the session file
+    samples: int  # samples this run stored
+    completion_tokens: int  # tokens of those samples
+    prompt_tokens: int  # prompt tokens evaluated (once per shared prompt)
+    wall_s: float  # seconds the run took
+    stored: int  # samples in the session after the run
+    target: int  # samples the session's budget asks for
+    finish_reasons: dict[str, int]  # this run's samples by finish reason
+
+
+def _check(settings: RunSettings) -> None:
+    def positive(name: str, value: int | None) -> None:
+        if value is not None and value <= 0:
+            raise TroopError(f"{name} must be a positive integer, got {value}")
+
+    positive("--samples", settings.samples)
+    positive("--limit", settings.limit)
+    positive("--max-tokens", settings.max_tokens)
+    positive("--parallel", settings.parallel)
+    positive("--threads", settings.threads)
+    for t in settings.temperatures or ():
+        if not t >= 0 or t == float("inf"):  # also catches NaN
+            raise TroopError(f"--temperature must be a finite number >= 0, got {t}")
+    if settings.top_p is not None and not 0 < settings.top_p <= 1:
+        raise TroopError(f"--top-p must be in (0, 1], got {settings.top_p}")
+    if settings.min_p is not None and not 0 <= settings.min_p < 1:
+        raise TroopError(f"--min-p must be in [0, 1), got {settings.min_p}")
+    if settings.top_k is not None and settings.top_k < 0:
+        raise TroopError(f"--top-k must be >= 0, got {settings.top_k}")
+    if settings.prompt_format not in (None, "auto", "chat", "raw"):
+        raise TroopError(f"--prompt-format must be auto, chat or raw, not {settings.prompt_format}")
+    if settings.kv_cache not in ("split", "unified"):
+        raise TroopError(f"--kv-cache must be split or unified, not {settings.kv_cache}")
+
+
+def _sampling_config(settings: RunSettings) -> dict[str, Any]:
+    """The sampling fields the user set explicitly."""
+    given = {
+        "temperatures": list(settings.temperatures) if settings.temperatures else None,
+        "top_k": settings.top_k,
+        "top_p": settings.top_p,
+        "min_p": settings.min_p,
+        "max_tokens": settings.max_tokens,
+        "seed": settings.seed,
+        "prompt_format": settings.prompt_format,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _model_identity(model: llamacpp.Model, name: str, sha256: str) -> dict[str, Any]:
+    shape = model.shape()
+    meta = model.metadata()
+    return {
+        "name": name,
+        "path": str(model.path),
+        "file_bytes": model.path.stat().st_size,
+        "sha256": sha256,
+        "architecture": meta.get("general.architecture"),
+        "general_name": meta.get("general.name"),
+        "file_type": meta.get("general.file_type"),
+        "description": shape.description,
+        **{k: v for k, v in asdict(shape).items() if k != "description"},
+    }
+
+
+def _problem_data(p: Problem) -> dict[str, Any]:
+    return {
+        "id": p.id, "format": p.format, "prompt": p.prompt, "answer": p.answer,
+        "entry_point": p.entry_point, "test": p.test, "test_list": list(p.test_list),
+        "reference": p.reference, "source": p.source,
+    }
+
+
+def _render_problems(
+    model: llamacpp.Model, fmt: prompts.PromptFormat, problems: list[Problem], start: int
+) -> list[StoredProblem]:
+    out = []
+    for i, p in enumerate(problems):
+        text, tokens, stops = prompts.render(model, fmt, p)
+        out.append(
+            StoredProblem(p.id, start + i, p.format, text, len(tokens), stops, _problem_data(p))
+        )
+    return out
+
+
+def prepare(settings: RunSettings) -> PreparedRun:
+    """Check settings, open or create the session, load the model; nothing is sampled yet."""
+    _check(settings)
+    if settings.session is not None and settings.session.exists():
+        return _resume(settings)
+    return _create(settings)
+
+
+def _load(ref_path: Path, gpu_layers: int) -> llamacpp.Model:
+    return llamacpp.Model(ref_path, gpu_layers=gpu_layers)
+
+
+def _create(settings: RunSettings) -> PreparedRun:
+    ref = resolve_model(settings.model)
+    sampling = {**_SAMPLING_DEFAULTS, **_sampling_config(settings)}
+    pset = load_problem_set(
+        settings.problems or DEFAULT_PROBLEMS,
+        limit=settings.limit,
+        problem_ids=list(settings.problem_ids) or None,
+    )
+    model = _load(ref.path, settings.gpu_layers)
+    try:
+        fmt = prompts.choose_format(model, ref.instruct, sampling["prompt_format"])
+        rows = _render_problems(model, fmt, list(pset.problems), 0)
+        budget = settings.samples or DEFAULT_SAMPLES
+        config = {
+            "model": _model_identity(model, ref.name, file_sha256(ref.path)),
+            "prompt_format": {"kind": fmt.kind, "template": fmt.template,
+                              "requested": sampling["prompt_format"]},
+            "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source},
+            "sampling": {k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p",
+                                                   "max_tokens")},
+            "seed": sampling["seed"],
+        }
+        path = settings.session or _new_session_path(ref.name, pset.name)
+        session = Session.create(path, {"config": config, "budget": budget,
+                                        "troop_version": __version__})
+        try:
+            session.add_problems(rows)
+        except BaseException:
+            session.close()
+            path.unlink(missing_ok=True)
+            raise
+    except BaseException:
+        model.close()
+        raise
+    return _prepared(session, model, config, budget, settings, created=True)
+
+
+def _new_session_path(model: str, problems: str) -> Path:
+    stem = Path(problems).stem.replace(".jsonl", "") if "/" in problems else problems
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = sessions_dir() / f"{stamp}-{model}-{stem}"
+    path = base.with_suffix(".sqlite")
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(f"{base}-{n}.sqlite")
+    return path
+
+
+def _resume(settings: RunSettings) -> PreparedRun:
+    assert settings.session is not None
+    session = Session.open(settings.session)
+    try:
+        config: dict[str, Any] = session.meta("config")
+        stored = {**config["sampling"], "seed": config["seed"],
+                  "prompt_format": config["prompt_format"]["requested"]}
+        clashes = [
+            f"{k} {stored[k]!r} in the session, {v!r} asked"
+            for k, v in _sampling_config(settings).items()
+            if stored.get(k) != v
+        ]
+        if clashes:
+            raise SessionError(
+                f"{settings.session}: cannot resume with other sampling settings: "
+                + "; ".join(clashes),
+                hint="drop those flags to resume, or pass a new --session to start afresh",
+            )
+        want = config["model"]
+        if settings.model is not None:
+            ref_path = resolve_model(settings.model).path
+        else:
+            ref_path = Path(want["path"])
+            if not ref_path.exists():
+                raise SessionError(
+                    f"{settings.session}: the session's model {ref_path} is gone",
+                    hint="pass --model with the same GGUF file",
+                )
+        if file_sha256(ref_path) != want["sha256"]:
+            raise SessionError(
+                f"{settings.session}: cannot resume with another model: {ref_path} is not "
+                f"the file the session was sampled with (sha256 {want['sha256'][:12]}…)",
+                hint="resume with the same model, or pass a new --session",
+            )
+        model = _load(ref_path, settings.gpu_layers)
+    except BaseException:
+        session.close()
+        raise
+    try:
+        budget = max(session.meta("budget"), settings.samples or 0)
+        if budget != session.meta("budget"):
+            session.set_meta("budget", budget)
+        _add_problems(session, model, config, settings)
+    except BaseException:
+        model.close()
+        session.close()
+        raise
+    return _prepared(session, model, config, budget, settings, created=False)
+
+
+def _add_problems(
+    session: Session, model: llamacpp.Model, config: dict[str, Any], settings: RunSettings
+) -> None:
+    """Resuming with --problems/--limit/--problem may add problems; changed ones are refused."""
+    if settings.problems is None and settings.limit is None and not settings.problem_ids:
+        return
+    name = config["problem_set"]["name"]
+    if settings.problems is not None and settings.problems != name:
+        raise SessionError(
+            f"{session.path}: the session samples problem set {name!r}, not "
+            f"{settings.problems!r}"
+        )
+    pset = load_problem_set(
+        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None
+    )
+    have = {p.problem_id: p for p in session.problems()}
+    fresh = []
+    for p in pset.problems:
+        old = have.get(p.id)
+        if old is None:
+            fresh.append(p)
+        elif old.data != _problem_data(p):
+            raise SessionError(
+                f"{session.path}: problem {p.id} changed since it was sampled",
+                hint="start a new session for the changed problem set",
+            )
+    if fresh:
+        fmt = prompts.PromptFormat(config["prompt_format"]["kind"],
+                                   config["prompt_format"]["template"])
+        session.add_problems(_render_problems(model, fmt, fresh, len(have)))
+
+
+def _prepared(
+    session: Session,
+    model: llamacpp.Model,
+    config: dict[str, Any],
+    budget: int,
+    settings: RunSettings,
+    *,
+    created: bool,
+) -> PreparedRun:
+    s = config["sampling"]
+    params = SamplingParams(
+        temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
+        min_p=s["min_p"], max_tokens=s["max_tokens"],
+    )
+    work = []
+    for p in session.problems():
+        tokens = model.tokenize(p.prompt, add_special=True)
+        bos = model.bos_eos()[0]
+        if len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
+            tokens = tokens[1:]
+        work.append(PromptSpec(p.problem_id, tuple(tokens), p.stop))
+    return PreparedRun(session, model, params, config["seed"], budget, work, settings, created,
+                       config)
+
+
+class _Recording:
+    """Stores prompt evaluations, then forwards every event to the caller's observer."""
+
+    def __init__(self, session: Session, run_id: int, inner: RunObserver) -> None:
+        self.session = session
+        self.run_id = run_id
+        self.inner = inner
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, PromptEvaluated):
+            self.session.add_prompt_eval(self.run_id, event.problem_id, event.n_tokens,
+                                         event.wall_s)
+        self.inner.on_event(event)
+
+
+def execute(prep: PreparedRun, observer: RunObserver, control: RunControl | None = None
+            ) -> RunSummary:
+    """Sample until the budget is met or the run is cancelled; every sample is stored as it
+    finishes, so an interruption loses only the samples still being decoded."""
+    control = control or RunControl(prep.budget)
+    control.raise_budget(prep.budget)
+    settings = prep.settings
+    threads = settings.threads or os.cpu_count() or 1
+    gpu = llamacpp.gpu_offload_supported()
+    plan = llamacpp.plan_context(
+        parallel=settings.parallel,
+        max_prompt_tokens=max((len(p.tokens) for p in prep.prompts), default=1),
+        max_tokens=prep.params.max_tokens,
+        kv_unified=settings.kv_cache == "unified",
+        n_threads=threads,
+        n_ctx_train=prep.model.shape().n_ctx_train,
+    )
+    session = prep.session
+    run_id = session.begin_run({
+        "parallel": settings.parallel, "threads": threads, "kv_cache": settings.kv_cache,
+        "gpu_layers": settings.gpu_layers if gpu else 0, "gpu_offload": gpu,
+        "n_ctx": plan.n_ctx, "n_batch": plan.n_batch, "troop_version": __version__,
+        "llama_cpp_python": llama_cpp.__version__, "system_info": llamacpp.system_info(),
+    })
+    done = session.done()
+    before = len(done)
+    scheduler = Scheduler(prep.prompts, done, control, prep.params, prep.seed)
+    recording = _Recording(session, run_id, observer)
+    reasons: dict[str, int] = {}
+
+    def store(record: SampleRecord) -> SampleRecord:
+        stored = SampleRecord(**{**record.__dict__, "run_id": run_id})
+        session.add_sample(stored)
+        reasons[stored.finish_reason] = reasons.get(stored.finish_reason, 0) + 1
+        return stored
+
+    t0 = time.perf_counter()
+    observer.on_event(RunStarted(run_id, scheduler.remaining(), before, control.budget,
+                                 len(prep.prompts)))
+    status, error = "completed", None
+    stats = None
+    ctx = None
+    try:
+        ctx = llamacpp.Context(prep.model, plan)
+        sampler = BatchedSampler(prep.model, ctx, prep.params, logprobs=settings.logprobs)
+        stats = sampler.run(scheduler, store, recording, control)
+        if control.cancelled:
+            status = "cancelled"
+    except KeyboardInterrupt:
+        status = "cancelled"
+    except TroopError as exc:
+        status, error = "failed", str(exc)
+        raise
+    except Exception as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise EngineError(f"sampling failed: {error}") from exc
+    finally:
+        if ctx is not None:
+            ctx.close()
+        session.finish_run(run_id, status, error)
+        wall = time.perf_counter() - t0
+        samples = sum(reasons.values())
+        observer.on_event(RunFinished(
+            status, samples, stats.completion_tokens if stats else 0,
+            stats.prompt_tokens if stats else 0, wall, error,
+        ))
+    return RunSummary(
+        status=status,
+        session_path=session.path,
+        samples=sum(reasons.values()),
+        completion_tokens=stats.completion_tokens,
+        prompt_tokens=stats.prompt_tokens,
+        wall_s=wall,
+        stored=session.sample_count(),
+        target=control.budget * len(prep.prompts),
+        finish_reasons=reasons,
+    )

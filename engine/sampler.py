@@ -1,0 +1,325 @@
+"""Continuous batching over llama.cpp: one shared prompt per problem, many sequences per step."""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from troop.engine.control import RunControl
+from troop.engine.events import (
+    PromptEvaluated,
+    RunObserver,
+    SampleFinished,
+    SampleRecord,
+    SampleStarted,
+    TokensDecoded,
+)
+from troop.engine.llamacpp import Context, Model, Sampler
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings shared by every sample of a session."""
+
+    temperatures: tuple[float, ...] = (0.8,)  # cycled by sample index: i % len(temperatures)
+    top_k: int = 40  # applied first; 0 disables it (slow: top-p then sorts the whole vocabulary)
+    top_p: float = 0.95  # nucleus mass kept; 1.0 disables it
+    min_p: float = 0.0  # min-p cut relative to the most likely token; 0.0 disables it
+    max_tokens: int = 256  # completion budget per sample, tokens
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A problem's prompt, tokenized, and the strings that end its samples."""
+
+    problem_id: str  # the problem it belongs to
+    tokens: tuple[int, ...]  # the prompt, tokens (at least one)
+    stop: tuple[str, ...]  # stop strings; the completion is cut before the first match
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One sample to draw."""
+
+    prompt: PromptSpec  # what it continues
+    sample_index: int  # 0-based index among the problem's samples
+    seed: int  # its sampler seed
+    temperature: float  # its temperature
+
+
+def sample_seed(session_seed: int, problem_id: str, sample_index: int) -> int:
+    """A 32-bit seed that depends only on (session seed, problem, index), so a resumed or
+    re-ordered run draws each sample with the same seed."""
+    digest = hashlib.sha256(f"{session_seed}\x00{problem_id}\x00{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class Scheduler:
+    """Hands out the missing (problem, index) pairs below the live budget, problem by problem
+    so one prompt evaluation serves as many samples as possible."""
+
+    def __init__(
+        self,
+        prompts: Sequence[PromptSpec],
+        done: set[tuple[str, int]],
+        control: RunControl,
+        params: SamplingParams,
+        session_seed: int,
+    ) -> None:
+        self._prompts = list(prompts)
+        self._done = done
+        self._control = control
+        self._params = params
+        self._seed = session_seed
+        self._next = [0] * len(self._prompts)  # next index to consider, per problem
+        self._cursor = 0  # first problem that may still have work
+        self._seen_budget = control.budget
+        self._lock = threading.Lock()
+
+    def remaining(self) -> int:
+        """Samples still to hand out under the current budget."""
+        budget = self._control.budget
+        with self._lock:
+            total = 0
+            for p, start in zip(self._prompts, self._next, strict=True):
+                total += sum(
+                    1 for i in range(start, budget) if (p.problem_id, i) not in self._done
+                )
+            return total
+
+    def next_item(self) -> WorkItem | None:
+        with self._lock:
+            budget = self._control.budget
+            if budget != self._seen_budget:
+                self._seen_budget = budget
+                self._cursor = 0  # a raised budget reopens problems already finished
+            while self._cursor < len(self._prompts):
+                prompt = self._prompts[self._cursor]
+                i = self._next[self._cursor]
+                while i < budget and (prompt.problem_id, i) in self._done:
+                    i += 1
+                if i < budget:
+                    self._next[self._cursor] = i + 1
+                    temps = self._params.temperatures
+                    return WorkItem(
+                        prompt=prompt,
+                        sample_index=i,
+                        seed=sample_seed(self._seed, prompt.problem_id, i),
+                        temperature=temps[i % len(temps)],
+                    )
+                self._next[self._cursor] = i
+                self._cursor += 1
+            return None
+
+
+class _Slot:
+    """A sequence being decoded."""
+
+    __slots__ = (
+        "item", "seq", "sampler", "pos", "next_token", "tokens", "raw", "text", "decoder",
+        "logprob", "started", "batch_idx", "finish",
+    )
+
+    def __init__(self, item: WorkItem, seq: int, sampler: Sampler) -> None:
+        self.item = item
+        self.seq = seq  # llama.cpp sequence id (= slot number)
+        self.sampler = sampler
+        # The holder sequence has all prompt tokens but the last; each slot decodes that last
+        # token itself, so every slot contributes one logits row per step from the start.
+        self.pos = len(item.prompt.tokens) - 1
+        self.next_token = item.prompt.tokens[-1]
+        self.tokens: list[int] = []
+        self.text = ""  # decoded so far
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.logprob = 0.0
+        self.started = time.perf_counter()
+        self.batch_idx = -1
+        self.finish: tuple[str, str | None] = ("", None)  # (finish reason, matched stop string)
+
+
+@dataclass
+class BatchStats:
+    """Counters of one batched run."""
+
+    prompt_tokens: int = 0  # tokens evaluated for shared prompts
+    completion_tokens: int = 0  # tokens drawn for stored samples
+    samples: int = 0  # samples finished
+    steps: int = 0  # decode steps
+
+
+class BatchedSampler:
+    """Draws samples with `parallel` slots decoding together, refilling a slot the moment its
+    sample ends (continuous batching), until the work source is empty or the run is stopped."""
+
+    def __init__(
+        self,
+        model: Model,
+        ctx: Context,
+        params: SamplingParams,
+        *,
+        logprobs: bool = True,
+    ) -> None:
+        self.model = model
+        self.ctx = ctx
+        self.params = params
+        self.parallel = ctx.plan.n_seq - 1
+        self.holder = self.parallel  # the sequence that keeps the current shared prompt
+        self.logprobs = logprobs
+        self._eog_cache: dict[int, bool] = {}
+
+    def run(
+        self,
+        scheduler: Scheduler,
+        store: Callable[[SampleRecord], SampleRecord],
+        observer: RunObserver,
+        control: RunControl,
+    ) -> BatchStats:
+        stats = BatchStats()
+        ctx = self.ctx
+        slots: list[_Slot | None] = [None] * self.parallel
+        holder_problem: str | None = None
+        exhausted = False
+        try:
+            while True:
+                control.wait_while_paused()
+                if control.cancelled:
+                    break
+                if exhausted and scheduler.remaining() > 0:
+                    exhausted = False  # the budget was raised while slots drained
+                for s in range(self.parallel):
+                    if slots[s] is not None or exhausted:
+                        continue
+                    item = scheduler.next_item()
+                    if item is None:
+                        exhausted = True
+                        break
+                    if item.prompt.problem_id != holder_problem:
+                        stats.prompt_tokens += self._evaluate_prompt(item.prompt, observer)
+                        holder_problem = item.prompt.problem_id
+                    slots[s] = self._start(item, s, observer)
+                live = [slot for slot in slots if slot is not None]
+                if not live:
+                    break
+                ctx.clear_batch()
+                for slot in live:
+                    slot.batch_idx = ctx.add(slot.next_token, slot.pos, slot.seq, True)
+                ctx.decode()
+                stats.steps += 1
+                for slot in live:
+                    if self._advance(slot, observer):
+                        record = store(self._record(slot))
+                        slots[slot.seq] = None
+                        self._release(slot)
+                        stats.samples += 1
+                        stats.completion_tokens += record.completion_tokens
+                        observer.on_event(SampleFinished(slot=slot.seq, record=record))
+        finally:
+            for slot in slots:
+                if slot is not None:
+                    self._release(slot)
+        return stats
+
+    def _evaluate_prompt(self, prompt: PromptSpec, observer: RunObserver) -> int:
+        t0 = time.perf_counter()
+        self.ctx.seq_remove(self.holder)
+        self.ctx.decode_prompt(list(prompt.tokens[:-1]), self.holder)
+        n = len(prompt.tokens)
+        observer.on_event(PromptEvaluated(prompt.problem_id, n, time.perf_counter() - t0))
+        return n
+
+    def _start(self, item: WorkItem, s: int, observer: RunObserver) -> _Slot:
+        p = self.params
+        sampler = Sampler(
+            seed=item.seed, temperature=item.temperature, top_k=p.top_k, top_p=p.top_p,
+            min_p=p.min_p,
+        )
+        if len(item.prompt.tokens) > 1:
+            self.ctx.seq_copy(self.holder, s)
+        observer.on_event(
+            SampleStarted(s, item.prompt.problem_id, item.sample_index, item.temperature, item.seed)
+        )
+        return _Slot(item, s, sampler)
+
+    def _is_eog(self, token: int) -> bool:
+        hit = self._eog_cache.get(token)
+        if hit is None:
+            hit = self._eog_cache[token] = self.model.is_eog(token)
+        return hit
+
+    def _advance(self, slot: _Slot, observer: RunObserver) -> bool:
+        """Draw the slot's next token; True when its sample is finished."""
+        token = slot.sampler.sample(self.ctx, slot.batch_idx)
+        if self.logprobs:
+            slot.logprob += self._token_logprob(slot.batch_idx, token)
+        slot.pos += 1
+        item = slot.item
+        if self._is_eog(token):
+            return self._done(slot, "eos", None)
+        slot.tokens.append(token)
+        slot.next_token = token
+        delta = slot.decoder.decode(self.model.piece(token))
+        if delta:
+            before = len(slot.text)
+            slot.text += delta
+            for stop in item.prompt.stop:
+                # Only a match that ends in the new text is new; start the search early enough
+                # to catch a stop string split across tokens.
+                at = slot.text.find(stop, max(0, before - len(stop) + 1))
+                if at >= 0:
+                    slot.text = slot.text[:at]
+                    return self._done(slot, "stop", stop)
+        observer.on_event(
+            TokensDecoded(slot.seq, item.prompt.problem_id, item.sample_index, delta,
+                          len(slot.tokens))
+        )
+        if len(slot.tokens) >= self.params.max_tokens:
+            return self._done(slot, "length", None)
+        return False
+
+    @staticmethod
+    def _done(slot: _Slot, reason: str, stop: str | None) -> bool:
+        if reason != "stop":  # flush a dangling partial character
+            slot.text += slot.decoder.decode(b"", final=True)
+        slot.finish = (reason, stop)
+        return True
+
+    def _token_logprob(self, idx: int, token: int) -> float:
+        ptr = self.ctx.logits(idx)
+        logits = np.ctypeslib.as_array(
+            ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.model.n_vocab,)
+        )
+        top = float(logits.max())
+        return float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+
+    def _record(self, slot: _Slot) -> SampleRecord:
+        reason, stop = slot.finish
+        item = slot.item
+        p = self.params
+        return SampleRecord(
+            problem_id=item.prompt.problem_id,
+            sample_index=item.sample_index,
+            seed=item.seed,
+            temperature=item.temperature,
+            top_k=p.top_k,
+            top_p=p.top_p,
+            min_p=p.min_p,
+            max_tokens=p.max_tokens,
+            text=slot.text,
+            tokens=tuple(slot.tokens),
+            prompt_tokens=len(item.prompt.tokens),
+            finish_reason=reason,
+            stop=stop,
+            wall_s=time.perf_counter() - slot.started,
+            logprob=slot.logprob,
+        )
+
+    def _release(self, slot: _Slot) -> None:
+        slot.sampler.close()
+        self.ctx.seq_remove(slot.seq)

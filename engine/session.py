@@ -1,0 +1,279 @@
+"""The session file: one SQLite database (WAL) holding configuration, problems and samples."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from troop.engine.errors import SessionError
+from troop.engine.events import SampleRecord
+
+#: Bumped whenever a table changes shape; older files are refused with a clear message.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL            -- JSON
+);
+CREATE TABLE IF NOT EXISTS problems (
+    problem_id    TEXT PRIMARY KEY,
+    position      INTEGER NOT NULL, -- order in the work list
+    format        TEXT NOT NULL,    -- humaneval, mbpp, gsm8k, math, arithmetic
+    prompt        TEXT NOT NULL,    -- the text sent to the model, after the chat template
+    prompt_tokens INTEGER NOT NULL, -- its length, tokens
+    stop          TEXT NOT NULL,    -- JSON list of stop strings
+    data          TEXT NOT NULL     -- JSON: the problem as loaded (question, tests, answer...)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      INTEGER PRIMARY KEY,
+    started_at  REAL NOT NULL,      -- unix time, seconds
+    finished_at REAL,               -- NULL while running or after a crash
+    status      TEXT NOT NULL,      -- running, completed, cancelled, failed
+    settings    TEXT NOT NULL,      -- JSON: parallel, threads, gpu_layers, kv cache, versions
+    error       TEXT
+);
+CREATE TABLE IF NOT EXISTS prompt_evals (
+    run_id     INTEGER NOT NULL REFERENCES runs(run_id),
+    problem_id TEXT NOT NULL,
+    n_tokens   INTEGER NOT NULL,    -- tokens evaluated once and shared by the samples after it
+    wall_s     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    problem_id        TEXT NOT NULL REFERENCES problems(problem_id),
+    sample_index      INTEGER NOT NULL, -- 0-based, per problem
+    seed              INTEGER NOT NULL, -- seed of the sample's sampler chain
+    temperature       REAL NOT NULL,
+    top_k             INTEGER NOT NULL,
+    top_p             REAL NOT NULL,
+    min_p             REAL NOT NULL,
+    max_tokens        INTEGER NOT NULL,
+    text              TEXT NOT NULL,    -- the completion as decoded, cut before a stop string
+    tokens            BLOB NOT NULL,    -- completion token ids, int32 little-endian
+    prompt_tokens     INTEGER NOT NULL, -- length of the prompt it continued (shared, not re-paid)
+    completion_tokens INTEGER NOT NULL,
+    finish_reason     TEXT NOT NULL,    -- eos, stop, length
+    stop              TEXT,             -- the stop string that ended it, if any
+    wall_s            REAL NOT NULL,    -- seconds from its first decode step to its last
+    logprob           REAL NOT NULL,    -- sum of log p(token) under the raw model, nats
+    run_id            INTEGER NOT NULL REFERENCES runs(run_id),
+    created_at        REAL NOT NULL,    -- unix time it was stored
+    PRIMARY KEY (problem_id, sample_index)
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredProblem:
+    """A problem as the session keeps it."""
+
+    problem_id: str  # unique id within the session
+    position: int  # order in the work list
+    format: str  # problem format name
+    prompt: str  # text sent to the model
+    prompt_tokens: int  # its length, tokens
+    stop: tuple[str, ...]  # stop strings
+    data: dict[str, Any]  # the problem as loaded
+
+
+class Session:
+    """An open session file. Every write commits at once, so a crash loses nothing stored."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, meta: dict[str, Any]) -> Session:
+        if path.exists():
+            raise SessionError(f"{path}: already exists")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SessionError(f"{path}: cannot create its folder: {exc.strerror}") from exc
+        conn = _connect(path)
+        with conn:
+            conn.executescript(_SCHEMA)
+            rows = {"schema_version": SCHEMA_VERSION, "created_at": time.time(), **meta}
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in rows.items()],
+            )
+        return cls(path, conn)
+
+    @classmethod
+    def open(cls, path: Path) -> Session:
+        if not path.exists():
+            raise SessionError(f"{path}: no such session file")
+        if path.is_dir():
+            raise SessionError(f"{path}: is a folder, not a session file")
+        with path.open("rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                raise SessionError(f"{path}: not a troop session (not an SQLite file)")
+        conn = _connect(path)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise SessionError(f"{path}: not a troop session ({exc})") from exc
+        if row is None:
+            conn.close()
+            raise SessionError(f"{path}: not a troop session (no schema version)")
+        version = json.loads(row[0])
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise SessionError(
+                f"{path}: session schema {version}, this troop reads {SCHEMA_VERSION}"
+            )
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    # -- problems --------------------------------------------------------------------------
+
+    def add_problems(self, problems: list[StoredProblem]) -> None:
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO problems(problem_id, position, format, prompt, prompt_tokens, stop,"
+                " data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (p.problem_id, p.position, p.format, p.prompt, p.prompt_tokens,
+                     json.dumps(list(p.stop)), json.dumps(p.data))
+                    for p in problems
+                ],
+            )
+
+    def problems(self) -> list[StoredProblem]:
+        rows = self.conn.execute(
+            "SELECT problem_id, position, format, prompt, prompt_tokens, stop, data"
+            " FROM problems ORDER BY position"
+        ).fetchall()
+        return [
+            StoredProblem(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), json.loads(r[6]))
+            for r in rows
+        ]
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def begin_run(self, settings: dict[str, Any]) -> int:
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO runs(started_at, status, settings) VALUES (?, 'running', ?)",
+                (time.time(), json.dumps(settings)),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, error = ? WHERE run_id = ?",
+                (time.time(), status, error, run_id),
+            )
+
+    def add_prompt_eval(self, run_id: int, problem_id: str, n_tokens: int, wall_s: float) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO prompt_evals(run_id, problem_id, n_tokens, wall_s)"
+                " VALUES (?, ?, ?, ?)",
+                (run_id, problem_id, n_tokens, wall_s),
+            )
+
+    # -- samples ---------------------------------------------------------------------------
+
+    def add_sample(self, record: SampleRecord) -> None:
+        """Store one finished sample durably; a duplicate (problem, index) is an error."""
+        tokens = array("i", record.tokens)
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO samples(problem_id, sample_index, seed, temperature, top_k, top_p,"
+                " min_p, max_tokens, text, tokens, prompt_tokens, completion_tokens,"
+                " finish_reason, stop, wall_s, logprob, run_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.problem_id, record.sample_index, record.seed, record.temperature,
+                 record.top_k, record.top_p, record.min_p, record.max_tokens, record.text,
+                 tokens.tobytes(), record.prompt_tokens, record.completion_tokens,
+                 record.finish_reason, record.stop, record.wall_s, record.logprob,
+                 record.run_id, time.time()),
+            )
+
+    def done(self) -> set[tuple[str, int]]:
+        """Every (problem, index) already stored."""
+        return {
+            (r[0], r[1])
+            for r in self.conn.execute("SELECT problem_id, sample_index FROM samples")
+        }
+
+    def sample_count(self) -> int:
+        row = self.conn.execute("SELECT COUNT(*) FROM samples").fetchone()
+        return int(row[0])
+
+    def samples(self, problem_id: str | None = None) -> Iterator[SampleRecord]:
+        sql = (
+            "SELECT problem_id, sample_index, seed, temperature, top_k, top_p, min_p, max_tokens,"
+            " text, tokens, prompt_tokens, finish_reason, stop, wall_s, logprob, run_id"
+            " FROM samples"
+        )
+        args: tuple[str, ...] = ()
+        if problem_id is not None:
+            sql += " WHERE problem_id = ?"
+            args = (problem_id,)
+        sql += " ORDER BY problem_id, sample_index"
+        for r in self.conn.execute(sql, args):
+            tokens = array("i")
+            tokens.frombytes(r[9])
+            yield SampleRecord(
+                problem_id=r[0], sample_index=r[1], seed=r[2], temperature=r[3], top_k=r[4],
+                top_p=r[5], min_p=r[6], max_tokens=r[7], text=r[8], tokens=tuple(tokens),
+                prompt_tokens=r[10], finish_reason=r[11], stop=r[12], wall_s=r[13],
+                logprob=r[14], run_id=r[15],
+            )
+
+    def quick_check(self) -> str:
+        row = self.conn.execute("PRAGMA quick_check").fetchone()
+        return str(row[0])
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        # The sampling thread writes while a UI thread may read: one connection, serialized
+        # by the caller, is simplest; WAL lets other processes (sqlite3 CLI) read meanwhile.
+        conn = sqlite3.connect(path, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a committed sample survives a crash of troop; only an OS crash or
+        # power cut can drop the last few commits, never corrupt the file.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 5000")
+    except sqlite3.Error as exc:
+        raise SessionError(f"{path}: cannot open as SQLite: {exc}") from exc
+    return conn

@@ -1,0 +1,5 @@
+"""Allow `python -m troop`."""
+
+from troop.cli import entry
+
+entry()

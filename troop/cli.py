@@ -1,0 +1,229 @@
+"""The `troop` command line: argument parsing and the one place errors become one-line messages."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from troop import __version__
+from troop.engine.errors import TroopError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _temperatures(text: str) -> tuple[float, ...]:
+    values = tuple(_float(part) for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("expected one or more numbers, e.g. 0.8 or 0.2,0.8")
+    for v in values:
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from troop.engine.models import REGISTRY
+    from troop.engine.problems import BUILTIN_SETS
+    from troop.engine.run import DEFAULT_PARALLEL, DEFAULT_PROBLEMS, DEFAULT_SAMPLES
+
+    parser = _Parser(
+        prog="troop",
+        description="A terminal workbench for repeated sampling: draw many samples per "
+        "problem from a local model and watch coverage grow with the budget. "
+        "With no command, troop samples the built-in arithmetic set with the default model.",
+    )
+    parser.add_argument("--version", action="version", version=f"troop {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run", help="draw samples into a session file (new, or resumed and topped up)",
+        description="Draw samples with batched llama.cpp decoding into a session file. "
+        "An existing --session is resumed: stored samples are never redrawn.",
+    )
+    run.add_argument("--headless", action="store_true",
+                     help="progress bars on the terminal instead of the TUI (the only mode "
+                     "in this version)")
+    run.add_argument("--session", type=Path, help="session file (default: a new file in "
+                     "$TROOP_SESSIONS or ~/.local/share/troop/sessions)")
+    models = ", ".join(REGISTRY)
+    run.add_argument("--model", help=f"registry name ({models}) or a GGUF path "
+                     "(default: smollm2-135m)")
+    sets = ", ".join(BUILTIN_SETS)
+    run.add_argument("--problems", help=f"built-in set ({sets}) or a JSONL file "
+                     f"(HumanEval, MBPP, GSM8K or MATH fields; default: {DEFAULT_PROBLEMS})")
+    run.add_argument("--limit", type=_positive_int, help="keep the first N problems")
+    run.add_argument("--problem", action="append", default=[], metavar="ID",
+                     help="keep only this problem id (repeatable)")
+    run.add_argument("--samples", type=_positive_int,
+                     help=f"budget: samples per problem (default: {DEFAULT_SAMPLES}; on a "
+                     "resumed session, a larger value tops it up)")
+    run.add_argument("--parallel", type=_positive_int, default=DEFAULT_PARALLEL,
+                     help=f"sequences decoded together (default: {DEFAULT_PARALLEL})")
+    run.add_argument("--temperature", type=_temperatures, metavar="T[,T...]",
+                     help="temperature, or a comma list cycled over samples (default: 0.8)")
+    run.add_argument("--top-k", type=_int, help="top-k cut, applied first; 0 off (default 40)")
+    run.add_argument("--top-p", type=_float, help="nucleus mass (default 0.95; 1 off)")
+    run.add_argument("--min-p", type=_float, help="min-p cut (default 0; 0 off)")
+    run.add_argument("--max-tokens", type=_positive_int,
+                     help="completion budget per sample, tokens (default 256)")
+    run.add_argument("--seed", type=_int, help="session seed (default 0)")
+    run.add_argument("--prompt-format", choices=("auto", "chat", "raw"),
+                     help="chat: the GGUF's chat template; raw: the problem text itself; "
+                     "auto (default): chat for instruct models")
+    run.add_argument("--gpu-layers", type=_int, default=-1,
+                     help="layers to offload to the GPU (default -1: all, when llama.cpp "
+                     "was built with a GPU backend)")
+    run.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
+    run.add_argument("--kv-cache", choices=("split", "unified"), default="split",
+                     help="split: a KV buffer per slot (default, faster at many slots); "
+                     "unified: one pool, the prompt's cells shared")
+    run.add_argument("--no-logprobs", action="store_true",
+                     help="do not record each sample's log-probability")
+
+    sub.add_parser("models", help="list the models troop knows by name, and where they are",
+                   description="List the model registry.")
+    show = sub.add_parser("show", help="print a session's configuration and progress",
+                          description="Print a session's configuration and sample counts.")
+    show.add_argument("session", type=Path)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from troop.engine.console import ConsoleObserver, summary_table
+    from troop.engine.control import RunControl
+    from troop.engine.run import RunSettings, execute, prepare
+
+    settings = RunSettings(
+        session=args.session, model=args.model, problems=args.problems, limit=args.limit,
+        problem_ids=tuple(args.problem), samples=args.samples, temperatures=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, max_tokens=args.max_tokens,
+        seed=args.seed, prompt_format=args.prompt_format, parallel=args.parallel,
+        gpu_layers=args.gpu_layers, threads=args.threads, kv_cache=args.kv_cache,
+        logprobs=not args.no_logprobs,
+    )
+    err = Console(stderr=True)
+    out = Console()
+    with err.status("loading the model and problems…"):
+        prep = prepare(settings)
+    verb = "created" if prep.created else "resuming"
+    err.print(f"{verb} session [bold]{prep.session.path}[/]")
+    control = RunControl(prep.budget)
+
+    def on_sigint(_sig: int, _frame: FrameType | None) -> None:
+        # First Ctrl-C: stop after the current decode step; samples already stored stay.
+        if control.cancelled:
+            raise KeyboardInterrupt
+        control.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        summary = execute(prep, ConsoleObserver(err), control)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        prep.close()
+    out.print(summary_table(
+        status=summary.status, session=str(summary.session_path), samples=summary.samples,
+        stored=summary.stored, target=summary.target, wall_s=summary.wall_s,
+        completion_tokens=summary.completion_tokens, prompt_tokens=summary.prompt_tokens,
+        finish_reasons=summary.finish_reasons,
+    ))
+    return 130 if summary.status == "cancelled" else 0
+
+
+def _models(_args: argparse.Namespace) -> int:
+    from troop.engine.models import REGISTRY, resolve_model
+
+    for name, entry in REGISTRY.items():
+        try:
+            where = str(resolve_model(name).path)
+        except TroopError as exc:
+            where = f"not available: {exc}"
+        print(f"{name:14} {entry.description}\n{'':14} {where}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    import json
+
+    from troop.engine.session import Session
+
+    with Session.open(args.session) as session:
+        config: dict[str, Any] = session.meta("config")
+        config["prompt_format"].pop("template", None)
+        problems = session.problems()
+        budget = session.meta("budget")
+        stored = session.sample_count()
+        print(json.dumps({
+            "session": str(args.session), "budget": budget, "problems": len(problems),
+            "samples_stored": stored, "samples_target": budget * len(problems),
+            "config": config,
+        }, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # Until the TUI lands, bare `troop` is a headless run on the embedded defaults.
+        args = parser.parse_args(["run", "--headless"])
+    try:
+        handler = {"run": _run, "models": _models, "show": _show}[args.command]
+        return handler(args)
+    except TroopError as exc:
+        sys.stderr.write(f"troop: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("troop: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def entry() -> NoReturn:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

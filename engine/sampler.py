@@ -33,6 +33,8 @@ class SamplingParams:
     top_p: float = 0.95  # nucleus mass kept; 1.0 disables it
     min_p: float = 0.0  # min-p cut relative to the most likely token; 0.0 disables it
     max_tokens: int = 256  # completion budget per sample, tokens
+    ignore_eos: bool = False  # benchmarks: an end-of-generation token does not end the
+    # sample, so every sample is exactly max_tokens long (as llama-batched-bench's are)
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ class BatchedSampler:
             slot.logprob += self._token_logprob(slot.batch_idx, token)
         slot.pos += 1
         item = slot.item
-        if self._is_eog(token):
+        if self._is_eog(token) and not self.params.ignore_eos:
             return self._done(slot, "eos", None)
         slot.tokens.append(token)
         slot.next_token = token

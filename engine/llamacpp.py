@@ -12,7 +12,7 @@ from typing import Any
 
 import llama_cpp as lc
 
-from troop.engine.errors import EngineError, ModelError
+from troop.engine.errors import EngineError, ModelError, TroopError
 
 #: llama.cpp's hard limit on sequences in one context (LLAMA_MAX_SEQ in llama-cparams.h).
 LLAMA_MAX_SEQ = 256
@@ -251,23 +251,23 @@ def plan_context(
 ) -> ContextPlan:
     """Validate slots and sizes against llama.cpp's limits; a bad mix aborts the process there."""
     if parallel < 1:
-        raise EngineError(f"--parallel must be at least 1, got {parallel}")
+        raise TroopError(f"--parallel must be at least 1, got {parallel}")
     n_seq = parallel + 1
     if n_seq > LLAMA_MAX_SEQ:
-        raise EngineError(
+        raise TroopError(
             f"--parallel {parallel} is too many: llama.cpp allows {LLAMA_MAX_SEQ} sequences "
             f"per context and troop uses one more for the shared prompt",
             hint=f"use --parallel {LLAMA_MAX_SEQ - 1} or less",
         )
     need = max_prompt_tokens + max_tokens + 1
     if need > n_ctx_train:
-        raise EngineError(
+        raise TroopError(
             f"a prompt of {max_prompt_tokens} tokens plus --max-tokens {max_tokens} needs "
             f"{need} tokens of context, more than the model's {n_ctx_train}",
             hint="lower --max-tokens or use shorter problems",
         )
     if n_threads < 1:
-        raise EngineError(f"--threads must be at least 1, got {n_threads}")
+        raise TroopError(f"--threads must be at least 1, got {n_threads}")
     # One decode step carries one token per slot; prompts are decoded in chunks of this size.
     n_batch = max(512, n_seq)
     if kv_unified:

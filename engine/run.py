@@ -90,6 +90,7 @@ class PreparedRun:
     prompts: list[PromptSpec]  # the work list, in order
     settings: RunSettings  # what was asked
     created: bool  # True if this run created the session
+    plan: llamacpp.ContextPlan  # the llama.cpp context this run will create
     config: dict[str, Any] = field(default_factory=dict)  # the session's stored configuration
 
     def close(self) -> None:
@@ -211,6 +212,8 @@ def _create(settings: RunSettings) -> PreparedRun:
     try:
         fmt = prompts.choose_format(model, ref.instruct, sampling["prompt_format"])
         rows = _render_problems(model, fmt, list(pset.problems), 0)
+        # Check slots and sizes now: a bad --parallel must not leave an empty session behind.
+        _plan(settings, model, max(r.prompt_tokens for r in rows), sampling["max_tokens"])
         budget = settings.samples or DEFAULT_SAMPLES
         config = {
             "model": _model_identity(model, ref.name, file_sha256(ref.path)),
@@ -234,6 +237,19 @@ def _create(settings: RunSettings) -> PreparedRun:
         model.close()
         raise
     return _prepared(session, model, config, budget, settings, created=True)
+
+
+def _plan(
+    settings: RunSettings, model: llamacpp.Model, max_prompt_tokens: int, max_tokens: int
+) -> llamacpp.ContextPlan:
+    return llamacpp.plan_context(
+        parallel=settings.parallel,
+        max_prompt_tokens=max_prompt_tokens,
+        max_tokens=max_tokens,
+        kv_unified=settings.kv_cache == "unified",
+        n_threads=settings.threads or os.cpu_count() or 1,
+        n_ctx_train=model.shape().n_ctx_train,
+    )
 
 
 def _new_session_path(model: str, problems: str) -> Path:
@@ -339,6 +355,23 @@ def _prepared(
     *,
     created: bool,
 ) -> PreparedRun:
+    try:
+        return _build(session, model, config, budget, settings, created=created)
+    except BaseException:
+        model.close()
+        session.close()
+        raise
+
+
+def _build(
+    session: Session,
+    model: llamacpp.Model,
+    config: dict[str, Any],
+    budget: int,
+    settings: RunSettings,
+    *,
+    created: bool,
+) -> PreparedRun:
     s = config["sampling"]
     params = SamplingParams(
         temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
@@ -351,8 +384,10 @@ def _prepared(
         if len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
             tokens = tokens[1:]
         work.append(PromptSpec(p.problem_id, tuple(tokens), p.stop))
+    plan = _plan(settings, model, max((len(w.tokens) for w in work), default=1),
+                 params.max_tokens)
     return PreparedRun(session, model, params, config["seed"], budget, work, settings, created,
-                       config)
+                       plan, config)
 
 
 class _Recording:
@@ -377,19 +412,11 @@ def execute(prep: PreparedRun, observer: RunObserver, control: RunControl | None
     control = control or RunControl(prep.budget)
     control.raise_budget(prep.budget)
     settings = prep.settings
-    threads = settings.threads or os.cpu_count() or 1
+    plan = prep.plan
     gpu = llamacpp.gpu_offload_supported()
-    plan = llamacpp.plan_context(
-        parallel=settings.parallel,
-        max_prompt_tokens=max((len(p.tokens) for p in prep.prompts), default=1),
-        max_tokens=prep.params.max_tokens,
-        kv_unified=settings.kv_cache == "unified",
-        n_threads=threads,
-        n_ctx_train=prep.model.shape().n_ctx_train,
-    )
     session = prep.session
     run_id = session.begin_run({
-        "parallel": settings.parallel, "threads": threads, "kv_cache": settings.kv_cache,
+        "parallel": settings.parallel, "threads": plan.n_threads, "kv_cache": settings.kv_cache,
         "gpu_layers": settings.gpu_layers if gpu else 0, "gpu_offload": gpu,
         "n_ctx": plan.n_ctx, "n_batch": plan.n_batch, "troop_version": __version__,
         "llama_cpp_python": llama_cpp.__version__, "system_info": llamacpp.system_info(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -177,10 +178,8 @@ class Model:
             lc.llama_model_free(self.ptr)
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # at shutdown the library may already be gone
             self.close()
-        except Exception:  # interpreter shutdown: the library may already be gone
-            pass
 
 
 def apply_chat_template(template: str, user_message: str, *, bos: str = "", eos: str = "") -> str:
@@ -356,10 +355,8 @@ class Context:
             lc.llama_free(self.ptr)
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # at shutdown the library may already be gone
             self.close()
-        except Exception:  # interpreter shutdown: the library may already be gone
-            pass
 
 
 class Sampler:

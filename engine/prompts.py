@@ -63,7 +63,9 @@ def raw_prompt(problem: Problem) -> tuple[str, tuple[str, ...]]:
     return f"Question: {problem.prompt}\nAnswer:", _QA_STOPS
 
 
-def render(model: Model, fmt: PromptFormat, problem: Problem) -> tuple[str, list[int], tuple[str, ...]]:
+def render(
+    model: Model, fmt: PromptFormat, problem: Problem
+) -> tuple[str, list[int], tuple[str, ...]]:
     """The prompt text, its tokens and its stop strings."""
     if fmt.kind == "chat":
         assert fmt.template is not None

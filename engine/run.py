@@ -24,7 +24,13 @@ from troop.engine.events import (
 )
 from troop.engine.models import file_sha256, resolve_model
 from troop.engine.problems import Problem, load_problem_set
-from troop.engine.sampler import BatchedSampler, PromptSpec, SamplingParams, Scheduler
+from troop.engine.sampler import (
+    BatchedSampler,
+    BatchStats,
+    PromptSpec,
+    SamplingParams,
+    Scheduler,
+)
 from troop.engine.session import Session, StoredProblem
 
 #: Defaults for a new session; a resumed session keeps what it was created with.
@@ -437,12 +443,12 @@ def execute(prep: PreparedRun, observer: RunObserver, control: RunControl | None
     observer.on_event(RunStarted(run_id, scheduler.remaining(), before, control.budget,
                                  len(prep.prompts)))
     status, error = "completed", None
-    stats = None
+    stats = BatchStats()
     ctx = None
     try:
         ctx = llamacpp.Context(prep.model, plan)
         sampler = BatchedSampler(prep.model, ctx, prep.params, logprobs=settings.logprobs)
-        stats = sampler.run(scheduler, store, recording, control)
+        sampler.run(scheduler, store, recording, control, stats)
         if control.cancelled:
             status = "cancelled"
     except KeyboardInterrupt:
@@ -460,8 +466,7 @@ def execute(prep: PreparedRun, observer: RunObserver, control: RunControl | None
         wall = time.perf_counter() - t0
         samples = sum(reasons.values())
         observer.on_event(RunFinished(
-            status, samples, stats.completion_tokens if stats else 0,
-            stats.prompt_tokens if stats else 0, wall, error,
+            status, samples, stats.completion_tokens, stats.prompt_tokens, wall, error,
         ))
     return RunSummary(
         status=status,

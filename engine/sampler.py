@@ -182,8 +182,11 @@ class BatchedSampler:
         store: Callable[[SampleRecord], SampleRecord],
         observer: RunObserver,
         control: RunControl,
+        stats: BatchStats | None = None,
     ) -> BatchStats:
-        stats = BatchStats()
+        """Sample until the scheduler is empty or the run is cancelled; `stats` (updated in
+        place, so a caller still has the counts after an interruption) is returned."""
+        stats = stats if stats is not None else BatchStats()
         ctx = self.ctx
         slots: list[_Slot | None] = [None] * self.parallel
         holder_problem: str | None = None
@@ -223,9 +226,9 @@ class BatchedSampler:
                         stats.completion_tokens += record.completion_tokens
                         observer.on_event(SampleFinished(slot=slot.seq, record=record))
         finally:
-            for slot in slots:
-                if slot is not None:
-                    self._release(slot)
+            for leftover in slots:
+                if leftover is not None:
+                    self._release(leftover)
         return stats
 
     def _evaluate_prompt(self, prompt: PromptSpec, observer: RunObserver) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from troop.engine.errors import ProblemSetError
 from troop.engine.problems import (
     BUILTIN_SETS,

@@ -1,4 +1,4 @@
-"""The README's test command also runs the static checks: ruff everywhere, mypy strict on engine/."""
+"""The test command also runs the static checks: ruff everywhere, mypy strict on engine/."""
 
 from __future__ import annotations
 

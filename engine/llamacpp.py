@@ -84,6 +84,7 @@ class ModelShape:
     n_vocab: int  # vocabulary size, tokens
     size_bytes: int  # tensor data size, bytes
     description: str  # llama.cpp's one-line description, e.g. "llama ?B Q4_1"
+    kv_bytes_per_token: int  # KV cache per token of context, all layers, f16 keys and values
 
 
 class Model:
@@ -111,14 +112,24 @@ class Model:
     def shape(self) -> ModelShape:
         desc = ctypes.create_string_buffer(256)
         lc.llama_model_desc(self.ptr, desc, ctypes.sizeof(desc))
+        meta = self.metadata()
+        arch = meta.get("general.architecture", "")
+        n_embd = int(lc.llama_model_n_embd(self.ptr))
+        n_head = max(1, int(lc.llama_model_n_head(self.ptr)))
+        n_head_kv = int(lc.llama_model_n_head_kv(self.ptr))
+        # Head sizes default to n_embd / n_head; some models (Gemma) state them explicitly.
+        k_len = int(meta.get(f"{arch}.attention.key_length", n_embd // n_head))
+        v_len = int(meta.get(f"{arch}.attention.value_length", n_embd // n_head))
+        n_layer = int(lc.llama_model_n_layer(self.ptr))
         return ModelShape(
             n_params=int(lc.llama_model_n_params(self.ptr)),
-            n_layer=int(lc.llama_model_n_layer(self.ptr)),
-            n_embd=int(lc.llama_model_n_embd(self.ptr)),
+            n_layer=n_layer,
+            n_embd=n_embd,
             n_ctx_train=int(lc.llama_model_n_ctx_train(self.ptr)),
             n_vocab=self.n_vocab,
             size_bytes=int(lc.llama_model_size(self.ptr)),
             description=desc.value.decode("utf-8", "replace"),
+            kv_bytes_per_token=2 * n_layer * n_head_kv * (k_len + v_len),
         )
 
     def metadata(self) -> dict[str, str]:
@@ -247,6 +258,8 @@ def plan_context(
     kv_unified: bool,
     n_threads: int,
     n_ctx_train: int,
+    kv_bytes_per_token: int = 0,
+    memory_available: int | None = None,
 ) -> ContextPlan:
     """Validate slots and sizes against llama.cpp's limits; a bad mix aborts the process there."""
     if parallel < 1:
@@ -277,7 +290,29 @@ def plan_context(
         n_ctx_seq = -(-(pool * 5 // 4) // n_seq)
     else:
         n_ctx_seq = need
-    return ContextPlan(n_seq, n_ctx_seq, n_batch, kv_unified, n_threads)
+    plan = ContextPlan(n_seq, n_ctx_seq, n_batch, kv_unified, n_threads)
+    kv_bytes = plan.n_ctx * kv_bytes_per_token
+    # Refuse rather than let the kernel kill the process half-way through allocating.
+    if memory_available is not None and kv_bytes > 0.8 * memory_available:
+        raise TroopError(
+            f"--parallel {parallel} with prompts of up to {max_prompt_tokens} tokens and "
+            f"--max-tokens {max_tokens} needs {kv_bytes / 2**30:.1f} GiB of KV cache, but only "
+            f"{memory_available / 2**30:.1f} GiB of memory is available",
+            hint="lower --parallel or --max-tokens",
+        )
+    return plan
+
+
+def memory_available() -> int | None:
+    """Bytes of RAM the kernel says can be allocated without swapping (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 class Context:

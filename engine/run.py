@@ -248,13 +248,18 @@ def _create(settings: RunSettings) -> PreparedRun:
 def _plan(
     settings: RunSettings, model: llamacpp.Model, max_prompt_tokens: int, max_tokens: int
 ) -> llamacpp.ContextPlan:
+    shape = model.shape()
+    # With layers on a GPU the KV cache lives in its memory, which this check cannot see.
+    on_gpu = llamacpp.gpu_offload_supported() and settings.gpu_layers != 0
     return llamacpp.plan_context(
         parallel=settings.parallel,
         max_prompt_tokens=max_prompt_tokens,
         max_tokens=max_tokens,
         kv_unified=settings.kv_cache == "unified",
         n_threads=settings.threads or os.cpu_count() or 1,
-        n_ctx_train=model.shape().n_ctx_train,
+        n_ctx_train=shape.n_ctx_train,
+        kv_bytes_per_token=shape.kv_bytes_per_token,
+        memory_available=None if on_gpu else llamacpp.memory_available(),
     )
 
 

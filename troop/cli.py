@@ -113,9 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="layers to offload to the GPU (default -1: all, when llama.cpp "
                      "was built with a GPU backend)")
     run.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
-    run.add_argument("--kv-cache", choices=("split", "unified"), default="split",
-                     help="split: a KV buffer per slot (default, faster at many slots); "
-                     "unified: one pool, the prompt's cells shared")
+    run.add_argument("--kv-cache", choices=("auto", "split", "unified"), default="auto",
+                     help="split: a KV buffer per slot (faster at many slots); unified: one "
+                     "pool, the prompt's cells shared (faster at few); auto (default): "
+                     "unified up to 8 slots, split beyond")
     run.add_argument("--no-logprobs", action="store_true",
                      help="do not record each sample's log-probability")
 

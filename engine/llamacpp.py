@@ -380,8 +380,9 @@ class Context:
     def seq_remove(self, seq: int) -> None:
         lc.llama_memory_seq_rm(self.memory, seq, -1, -1)
 
-    def logits(self, idx: int) -> Any:
-        return lc.llama_get_logits_ith(self.ptr, idx)
+    def all_logits(self) -> Any:
+        """The last decode's logits, one n_vocab row per output, in batch order."""
+        return lc.llama_get_logits(self.ptr)
 
     def close(self) -> None:
         if not self._closed:

@@ -174,6 +174,10 @@ class BatchedSampler:
         self.parallel = ctx.plan.n_seq - 1
         self.holder = self.parallel  # the sequence that keeps the current shared prompt
         self.logprobs = logprobs
+        # Scratch for the per-step log-sum-exp: one row per slot, reused every step.
+        self._scratch = np.empty((self.parallel, model.n_vocab), dtype=np.float32)
+        self._lse = np.zeros(self.parallel, dtype=np.float64)
+        self._logits: np.ndarray | None = None
         self._eog_cache: dict[int, bool] = {}
 
     def run(
@@ -217,6 +221,8 @@ class BatchedSampler:
                     slot.batch_idx = ctx.add(slot.next_token, slot.pos, slot.seq, True)
                 ctx.decode()
                 stats.steps += 1
+                if self.logprobs:
+                    self._normalizers(len(live))
                 for slot in live:
                     if self._advance(slot, observer):
                         record = store(self._record(slot))
@@ -261,8 +267,9 @@ class BatchedSampler:
     def _advance(self, slot: _Slot, observer: RunObserver) -> bool:
         """Draw the slot's next token; True when its sample is finished."""
         token = slot.sampler.sample(self.ctx, slot.batch_idx)
-        if self.logprobs:
-            slot.logprob += self._token_logprob(slot.batch_idx, token)
+        if self._logits is not None:
+            row = slot.batch_idx
+            slot.logprob += float(self._logits[row, token]) - float(self._lse[row])
         slot.pos += 1
         item = slot.item
         if self._is_eog(token) and not self.params.ignore_eos:
@@ -295,13 +302,19 @@ class BatchedSampler:
         slot.finish = (reason, stop)
         return True
 
-    def _token_logprob(self, idx: int, token: int) -> float:
-        ptr = self.ctx.logits(idx)
-        logits = np.ctypeslib.as_array(
-            ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.model.n_vocab,)
-        )
-        top = float(logits.max())
-        return float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+    def _normalizers(self, n: int) -> None:
+        """log-sum-exp of every output row of the last decode, in one vectorised pass.
+
+        Each slot added exactly one token with logits, so output row i is batch index i.
+        """
+        ptr = ctypes.cast(self.ctx.all_logits(), ctypes.POINTER(ctypes.c_float))
+        logits = np.ctypeslib.as_array(ptr, shape=(n, self.model.n_vocab))
+        top = logits.max(axis=1)
+        buf = self._scratch[:n]
+        np.subtract(logits, top[:, None], out=buf)
+        np.exp(buf, out=buf)
+        self._lse[:n] = top + np.log(buf.sum(axis=1, dtype=np.float64))
+        self._logits = logits
 
     def _record(self, slot: _Slot) -> SampleRecord:
         reason, stop = slot.finish

@@ -228,3 +228,46 @@ def test_too_much_kv_cache_is_refused_before_anything_is_created(tmp_path: Path)
     with pytest.raises(TroopError, match="GiB of KV cache"):
         prepare(RunSettings(session=path, parallel=255, max_tokens=8000, limit=1))
     assert not path.exists()
+
+
+def test_stored_logprob_matches_rescoring_the_sample(tmp_path: Path) -> None:
+    import ctypes
+
+    import numpy as np
+
+    from troop.engine import llamacpp
+
+    path = tmp_path / "s.sqlite"
+    run(path, samples=4, limit=1, max_tokens=6, temperatures=(1.0,))
+    with Session.open(path) as s:
+        records = list(s.samples())
+        prompt = s.problems()[0].prompt
+        model_path = Path(s.meta("config")["model"]["path"])
+    model = llamacpp.Model(model_path, gpu_layers=0)
+    prompt_tokens = model.tokenize(prompt)
+    plan = llamacpp.plan_context(parallel=1, max_prompt_tokens=len(prompt_tokens),
+                                 max_tokens=16, kv_unified=True, n_threads=2,
+                                 n_ctx_train=8192)
+    checked = 0
+    for r in records:
+        ctx = llamacpp.Context(model, plan)
+        seq = prompt_tokens + list(r.tokens)
+        ctx.clear_batch()
+        for pos, tok in enumerate(seq):
+            ctx.add(tok, pos, 0, pos >= len(prompt_tokens) - 1)
+        ctx.decode()
+        ptr = ctypes.cast(ctx.all_logits(), ctypes.POINTER(ctypes.c_float))
+        rows = np.ctypeslib.as_array(ptr, shape=(len(r.tokens) + 1, model.n_vocab))
+        rows = rows.astype(np.float64)
+        lse = rows.max(axis=1) + np.log(np.exp(rows - rows.max(axis=1)[:, None]).sum(axis=1))
+        expected = sum(rows[i, t] - lse[i] for i, t in enumerate(r.tokens))
+        ctx.close()
+        tolerance = 0.05 * max(1, len(r.tokens))  # batched vs single-sequence float noise
+        if r.finish_reason == "eos":
+            # The end-of-generation token (not stored) was scored too: one more negative term.
+            assert r.logprob < expected + tolerance
+        else:
+            assert r.logprob == pytest.approx(expected, abs=tolerance), (r.logprob, expected)
+            checked += 1
+    model.close()
+    assert checked > 0

@@ -77,11 +77,14 @@ def render(
         stops: tuple[str, ...] = ()
     else:
         text, stops = raw_prompt(problem)
+    return text, tokenize(model, text), stops
+
+
+def tokenize(model: Model, text: str) -> list[int]:
+    """A prompt's tokens: the model's own BOS added once, never empty."""
     tokens = model.tokenize(text, add_special=True)
-    # A template that writes the BOS text itself would otherwise get a second one.
     bos_id = model.bos_eos()[0]
+    # A template that writes the BOS text itself would otherwise get a second one.
     if len(tokens) >= 2 and tokens[0] == bos_id and tokens[1] == bos_id:
         tokens = tokens[1:]
-    if not tokens:
-        tokens = [bos_id]
-    return text, tokens, stops
+    return tokens or [bos_id]

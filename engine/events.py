@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from troop.verifiers.base import Verdict
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,15 @@ class SampleFinished:
 
 
 @dataclass(frozen=True)
+class SampleVerified:
+    """A verifier judged a stored sample; the verdict is already stored."""
+
+    problem_id: str  # the sample's problem
+    sample_index: int  # the sample's index
+    verdict: Verdict  # the judgement
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """The run ended: completed, cancelled, or failed."""
 
@@ -94,7 +106,15 @@ class RunFinished:
     error: str | None = field(default=None)  # why it failed, for status "failed"
 
 
-Event = RunStarted | PromptEvaluated | SampleStarted | TokensDecoded | SampleFinished | RunFinished
+Event = (
+    RunStarted
+    | PromptEvaluated
+    | SampleStarted
+    | TokensDecoded
+    | SampleFinished
+    | SampleVerified
+    | RunFinished
+)
 
 
 class RunObserver(Protocol):

@@ -32,6 +32,7 @@ from troop.engine.sampler import (
     Scheduler,
 )
 from troop.engine.session import Session, StoredProblem
+from troop.engine.verify import Verification
 
 #: Defaults for a new session; a resumed session keeps what it was created with.
 DEFAULT_PROBLEMS = "arithmetic"
@@ -101,6 +102,7 @@ class PreparedRun:
     settings: RunSettings  # what was asked
     created: bool  # True if this run created the session
     plan: llamacpp.ContextPlan  # the llama.cpp context this run will create
+    problem_data: dict[str, dict[str, Any]]  # each problem as loaded, by id (for verifiers)
     config: dict[str, Any] = field(default_factory=dict)  # the session's stored configuration
 
     def close(self) -> None:
@@ -123,7 +125,8 @@ class RunSummary:
     finish_reasons: dict[str, int]  # this run's samples by finish reason
 
 
-def _check(settings: RunSettings) -> None:
+def check_settings(settings: RunSettings) -> None:
+    """Refuse bad numbers and names before anything is loaded or created."""
     def positive(name: str, value: int | None) -> None:
         if value is not None and value <= 0:
             raise TroopError(f"{name} must be a positive integer, got {value}")
@@ -178,7 +181,8 @@ def _model_identity(model: llamacpp.Model, name: str, sha256: str) -> dict[str, 
     }
 
 
-def _problem_data(p: Problem) -> dict[str, Any]:
+def problem_record(p: Problem) -> dict[str, Any]:
+    """A problem as the session stores it and verifiers read it."""
     return {
         "id": p.id, "format": p.format, "prompt": p.prompt, "answer": p.answer,
         "entry_point": p.entry_point, "test": p.test, "test_list": list(p.test_list),
@@ -193,14 +197,14 @@ def _render_problems(
     for i, p in enumerate(problems):
         text, tokens, stops = prompts.render(model, fmt, p)
         out.append(
-            StoredProblem(p.id, start + i, p.format, text, len(tokens), stops, _problem_data(p))
+            StoredProblem(p.id, start + i, p.format, text, len(tokens), stops, problem_record(p))
         )
     return out
 
 
 def prepare(settings: RunSettings) -> PreparedRun:
     """Check settings, open or create the session, load the model; nothing is sampled yet."""
-    _check(settings)
+    check_settings(settings)
     if settings.session is not None and settings.session.exists():
         return _resume(settings)
     return _create(settings)
@@ -357,7 +361,7 @@ def _add_problems(
         old = have.get(p.id)
         if old is None:
             fresh.append(p)
-        elif old.data != _problem_data(p):
+        elif old.data != problem_record(p):
             raise SessionError(
                 f"{session.path}: problem {p.id} changed since it was sampled",
                 hint="start a new session for the changed problem set",
@@ -383,9 +387,10 @@ def _prepared(
             temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
             min_p=s["min_p"], max_tokens=s["max_tokens"],
         )
+        stored = session.problems()
         work = [
             PromptSpec(p.problem_id, tuple(prompts.tokenize(model, p.prompt)), p.stop)
-            for p in session.problems()
+            for p in stored
         ]
         plan = _plan(settings, model, max((len(w.tokens) for w in work), default=1),
                      params.max_tokens)
@@ -394,7 +399,7 @@ def _prepared(
         session.close()
         raise
     return PreparedRun(session, model, params, config["seed"], budget, work, settings, created,
-                       plan, config)
+                       plan, {p.problem_id: p.data for p in stored}, config)
 
 
 class _Recording:
@@ -412,10 +417,15 @@ class _Recording:
         self.inner.on_event(event)
 
 
-def execute(prep: PreparedRun, observer: RunObserver, control: RunControl | None = None
-            ) -> RunSummary:
+def execute(
+    prep: PreparedRun,
+    observer: RunObserver,
+    control: RunControl | None = None,
+    verification: Verification | None = None,
+) -> RunSummary:
     """Sample until the budget is met or the run is cancelled; every sample is stored as it
-    finishes, so an interruption loses only the samples still being decoded."""
+    finishes, so an interruption loses only the samples still being decoded. With a
+    `verification`, each stored sample is judged while sampling goes on."""
     control = control or RunControl(prep.budget)
     control.raise_budget(prep.budget)
     settings = prep.settings
@@ -439,6 +449,9 @@ def execute(prep: PreparedRun, observer: RunObserver, control: RunControl | None
         stored = SampleRecord(**{**record.__dict__, "run_id": run_id})
         session.add_sample(stored)
         reasons[stored.finish_reason] = reasons.get(stored.finish_reason, 0) + 1
+        if verification is not None:
+            verification.submit(prep.problem_data[stored.problem_id], stored.sample_index,
+                                stored.text)
         return stored
 
     t0 = time.perf_counter()
@@ -453,6 +466,8 @@ def execute(prep: PreparedRun, observer: RunObserver, control: RunControl | None
         sampler.run(scheduler, store, recording, control, stats)
         if control.cancelled:
             status = "cancelled"
+        elif verification is not None:
+            verification.wait()
     except KeyboardInterrupt:
         status = "cancelled"
     except TroopError as exc:

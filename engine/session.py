@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+import threading
 import time
 from array import array
 from collections.abc import Iterator
@@ -66,6 +68,23 @@ CREATE TABLE IF NOT EXISTS samples (
     created_at        REAL NOT NULL,    -- unix time it was stored
     PRIMARY KEY (problem_id, sample_index)
 );
+CREATE TABLE IF NOT EXISTS verdicts (
+    problem_id   TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    verifier     TEXT NOT NULL,     -- registered verifier name, e.g. python-tests
+    version      TEXT NOT NULL,     -- verifier version: other versions' verdicts are outdated
+    tests_digest TEXT NOT NULL,     -- sha256 of the problem's tests/answer it was judged against
+    status       TEXT NOT NULL,     -- pass, fail, timeout, resource, crash, invalid, infra_error
+    duration_s   REAL NOT NULL,
+    output       TEXT NOT NULL,     -- captured output of the checked program (capped)
+    truncated    INTEGER NOT NULL,  -- 1 when output was cut at the cap
+    detail       TEXT NOT NULL,     -- one-line reason
+    tier         TEXT NOT NULL,     -- sandbox tier: bwrap or rlimits
+    extra        TEXT NOT NULL,     -- JSON, verifier-specific (e.g. the extracted answer)
+    created_at   REAL NOT NULL,
+    PRIMARY KEY (problem_id, sample_index, verifier, version, tests_digest),
+    FOREIGN KEY (problem_id, sample_index) REFERENCES samples(problem_id, sample_index)
+);
 """
 
 
@@ -88,6 +107,8 @@ class Session:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
+        # Sampling and verification threads share the connection; sqlite3 needs them serialised.
+        self.lock = threading.RLock()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -133,6 +154,8 @@ class Session:
             raise SessionError(
                 f"{path}: session schema {version}, this troop reads {SCHEMA_VERSION}"
             )
+        with conn:
+            conn.executescript(_SCHEMA)  # adds tables newer than the file, e.g. verdicts
         return cls(path, conn)
 
     def close(self) -> None:
@@ -147,11 +170,12 @@ class Session:
     # -- meta ------------------------------------------------------------------------------
 
     def meta(self, key: str, default: Any = None) -> Any:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self.conn:
+        with self.lock, self.conn:
             self.conn.execute(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -161,7 +185,7 @@ class Session:
     # -- problems --------------------------------------------------------------------------
 
     def add_problems(self, problems: list[StoredProblem]) -> None:
-        with self.conn:
+        with self.lock, self.conn:
             self.conn.executemany(
                 "INSERT INTO problems(problem_id, position, format, prompt, prompt_tokens, stop,"
                 " data) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -173,19 +197,26 @@ class Session:
             )
 
     def problems(self) -> list[StoredProblem]:
-        rows = self.conn.execute(
-            "SELECT problem_id, position, format, prompt, prompt_tokens, stop, data"
-            " FROM problems ORDER BY position"
-        ).fetchall()
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT problem_id, position, format, prompt, prompt_tokens, stop, data"
+                " FROM problems ORDER BY position"
+            ).fetchall()
         return [
             StoredProblem(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), json.loads(r[6]))
             for r in rows
         ]
 
+    def update_problem_data(self, problem_id: str, data: dict[str, Any]) -> None:
+        """Replace a problem's tests/answer (its prompt stays: samples were drawn for it)."""
+        with self.lock, self.conn:
+            self.conn.execute("UPDATE problems SET data = ? WHERE problem_id = ?",
+                              (json.dumps(data), problem_id))
+
     # -- runs ------------------------------------------------------------------------------
 
     def begin_run(self, settings: dict[str, Any]) -> int:
-        with self.conn:
+        with self.lock, self.conn:
             cur = self.conn.execute(
                 "INSERT INTO runs(started_at, status, settings) VALUES (?, 'running', ?)",
                 (time.time(), json.dumps(settings)),
@@ -194,14 +225,14 @@ class Session:
         return cur.lastrowid
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
-        with self.conn:
+        with self.lock, self.conn:
             self.conn.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, error = ? WHERE run_id = ?",
                 (time.time(), status, error, run_id),
             )
 
     def add_prompt_eval(self, run_id: int, problem_id: str, n_tokens: int, wall_s: float) -> None:
-        with self.conn:
+        with self.lock, self.conn:
             self.conn.execute(
                 "INSERT INTO prompt_evals(run_id, problem_id, n_tokens, wall_s)"
                 " VALUES (?, ?, ?, ?)",
@@ -213,7 +244,7 @@ class Session:
     def add_sample(self, record: SampleRecord) -> None:
         """Store one finished sample durably; a duplicate (problem, index) is an error."""
         tokens = array("i", record.tokens)
-        with self.conn:
+        with self.lock, self.conn:
             self.conn.execute(
                 "INSERT INTO samples(problem_id, sample_index, seed, temperature, top_k, top_p,"
                 " min_p, max_tokens, text, tokens, prompt_tokens, completion_tokens,"
@@ -228,13 +259,13 @@ class Session:
 
     def done(self) -> set[tuple[str, int]]:
         """Every (problem, index) already stored."""
-        return {
-            (r[0], r[1])
-            for r in self.conn.execute("SELECT problem_id, sample_index FROM samples")
-        }
+        with self.lock:
+            rows = self.conn.execute("SELECT problem_id, sample_index FROM samples").fetchall()
+        return {(r[0], r[1]) for r in rows}
 
     def sample_count(self) -> int:
-        row = self.conn.execute("SELECT COUNT(*) FROM samples").fetchone()
+        with self.lock:
+            row = self.conn.execute("SELECT COUNT(*) FROM samples").fetchone()
         return int(row[0])
 
     def samples(self, problem_id: str | None = None) -> Iterator[SampleRecord]:
@@ -248,7 +279,9 @@ class Session:
             sql += " WHERE problem_id = ?"
             args = (problem_id,)
         sql += " ORDER BY problem_id, sample_index"
-        for r in self.conn.execute(sql, args):
+        with self.lock:
+            rows = self.conn.execute(sql, args).fetchall()
+        for r in rows:
             tokens = array("i")
             tokens.frombytes(r[9])
             yield SampleRecord(
@@ -258,9 +291,60 @@ class Session:
                 logprob=r[14], run_id=r[15],
             )
 
+    # -- verdicts -------------------------------------------------------------------------
+
+    def add_verdict(
+        self, problem_id: str, sample_index: int, tests_digest: str, verdict: Any
+    ) -> None:
+        """Store a verdict (a troop.verifiers.base.Verdict); re-judging replaces the old row."""
+        with self.lock, self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO verdicts(problem_id, sample_index, verifier, version,"
+                " tests_digest, status, duration_s, output, truncated, detail, tier, extra,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (problem_id, sample_index, verdict.verifier, verdict.version, tests_digest,
+                 str(verdict.status), verdict.duration_s, verdict.output, int(verdict.truncated),
+                 verdict.detail, verdict.tier, json.dumps(verdict.extra), time.time()),
+            )
+
+    def verdict_keys(self, verifier: str, version: str) -> set[tuple[str, int, str]]:
+        """(problem, index, tests digest) of every stored verdict of this verifier version."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT problem_id, sample_index, tests_digest FROM verdicts"
+                " WHERE verifier = ? AND version = ?",
+                (verifier, version),
+            ).fetchall()
+        return {(r[0], r[1], r[2]) for r in rows}
+
+    def current_verdicts(self, verifier: str, version: str) -> dict[tuple[str, int], Any]:
+        """Verdict rows of this verifier version judged against each problem's current tests,
+        keyed by (problem, index)."""
+        digests = {p.problem_id: tests_digest(p.data) for p in self.problems()}
+        with self.lock:
+            cur = self.conn.execute(
+                "SELECT problem_id, sample_index, tests_digest, status, duration_s, output,"
+                " truncated, detail, tier, extra FROM verdicts WHERE verifier = ? AND version = ?",
+                (verifier, version),
+            )
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        out: dict[tuple[str, int], Any] = {}
+        for r in rows:
+            if digests.get(r[0]) == r[2]:
+                out[(r[0], r[1])] = dict(zip(names, r, strict=True))
+        return out
+
     def quick_check(self) -> str:
-        row = self.conn.execute("PRAGMA quick_check").fetchone()
+        with self.lock:
+            row = self.conn.execute("PRAGMA quick_check").fetchone()
         return str(row[0])
+
+
+def tests_digest(data: dict[str, Any]) -> str:
+    """Pins what a verdict was judged against: a problem's tests and answer, not its prompt."""
+    pinned = {k: data.get(k) for k in ("answer", "entry_point", "test", "test_list", "pattern")}
+    return hashlib.sha256(json.dumps(pinned, sort_keys=True).encode()).hexdigest()
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from troop import __version__
 from troop.engine.errors import TroopError
@@ -72,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, troop samples the built-in arithmetic set with the default model.",
     )
     parser.add_argument("--version", action="version", version=f"troop {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser(
         "run", help="draw samples into a session file (new, or resumed and topped up)",
@@ -119,101 +117,66 @@ def build_parser() -> argparse.ArgumentParser:
                      "unified up to 8 slots, split beyond")
     run.add_argument("--no-logprobs", action="store_true",
                      help="do not record each sample's log-probability")
+    _verifier_options(run, with_none=True)
 
     sub.add_parser("models", help="list the models troop knows by name, and where they are",
                    description="List the model registry.")
+    sub.add_parser("verifiers", help="list the installed verifiers (built-ins and plugins)",
+                   description="List the verifiers registered in the troop.verifiers group.")
     show = sub.add_parser("show", help="print a session's configuration and progress",
                           description="Print a session's configuration and sample counts.")
     show.add_argument("session", type=Path)
+
+    verify = sub.add_parser(
+        "verify", help="(re-)verify a session's stored samples without regenerating them",
+        description="Judge every stored sample that has no verdict of the current verifier "
+        "version against its problem's current tests; --force judges all of them again.",
+    )
+    verify.add_argument("session", type=Path)
+    verify.add_argument("--force", action="store_true", help="re-judge every sample")
+    verify.add_argument("--problems", metavar="FILE",
+                        help="take changed tests/answers from this problem file first (a "
+                        "problem whose prompt changed is refused)")
+    verify.add_argument("--watch", action="store_true",
+                        help="then keep watching the problem file and a --command verifier's "
+                        "program; re-judge what a change affects (Ctrl-C to stop)")
+    _verifier_options(verify, with_none=False)
+
+    check = sub.add_parser(
+        "check", help="verify one sample file against one problem and print the verdict as JSON",
+        description="Verify one sample file and print the verdict as JSON. Exit code 0 "
+        "whatever the verdict; 2 for bad arguments.",
+    )
+    check.add_argument("--problems", required=True, help="problem set: built-in name or file")
+    check.add_argument("--problem", required=True, metavar="ID", help="the problem's id")
+    check.add_argument("sample", type=Path, help="a file holding the sample's text")
+    _verifier_options(check, with_none=False)
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from troop.engine.console import ConsoleObserver, summary_table
-    from troop.engine.control import RunControl
-    from troop.engine.run import RunSettings, execute, prepare
-
-    settings = RunSettings(
-        session=args.session, model=args.model, problems=args.problems, limit=args.limit,
-        problem_ids=tuple(args.problem), samples=args.samples, temperatures=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, max_tokens=args.max_tokens,
-        seed=args.seed, prompt_format=args.prompt_format, parallel=args.parallel,
-        gpu_layers=args.gpu_layers, threads=args.threads, kv_cache=args.kv_cache,
-        logprobs=not args.no_logprobs,
-    )
-    err = Console(stderr=True)
-    out = Console()
-    with err.status("loading the model and problems…"):
-        prep = prepare(settings)
-    verb = "created" if prep.created else "resuming"
-    err.print(f"{verb} session [bold]{prep.session.path}[/]")
-    control = RunControl(prep.budget)
-
-    def on_sigint(_sig: int, _frame: FrameType | None) -> None:
-        # First Ctrl-C: stop after the current decode step; samples already stored stay.
-        if control.cancelled:
-            raise KeyboardInterrupt
-        control.cancel()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        summary = execute(prep, ConsoleObserver(err), control)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        prep.close()
-    out.print(summary_table(
-        status=summary.status, session=str(summary.session_path), samples=summary.samples,
-        stored=summary.stored, target=summary.target, wall_s=summary.wall_s,
-        completion_tokens=summary.completion_tokens, prompt_tokens=summary.prompt_tokens,
-        finish_reasons=summary.finish_reasons,
-    ))
-    if summary.stored < summary.target:
-        err.print(f"resume with: troop run --headless --session {summary.session_path}")
-    return 130 if summary.status == "cancelled" else 0
-
-
-def _models(_args: argparse.Namespace) -> int:
-    from troop.engine.models import REGISTRY, resolve_model
-
-    for name, entry in REGISTRY.items():
-        try:
-            where = str(resolve_model(name).path)
-        except TroopError as exc:
-            where = f"not available: {exc}"
-        print(f"{name:14} {entry.description}\n{'':14} {where}")
-    return 0
-
-
-def _show(args: argparse.Namespace) -> int:
-    import json
-
-    from troop.engine.session import Session
-
-    with Session.open(args.session) as session:
-        config: dict[str, Any] = session.meta("config")
-        config["prompt_format"].pop("template", None)
-        problems = session.problems()
-        budget = session.meta("budget")
-        stored = session.sample_count()
-        print(json.dumps({
-            "session": str(args.session), "budget": budget, "problems": len(problems),
-            "samples_stored": stored, "samples_target": budget * len(problems),
-            "config": config,
-        }, indent=2))
-    return 0
+def _verifier_options(p: argparse.ArgumentParser, *, with_none: bool) -> None:
+    none = "; none: do not verify" if with_none else ""
+    p.add_argument("--verifier", help="verifier name (default: python-tests for HumanEval/MBPP, "
+                   f"math-answer for GSM8K/MATH/arithmetic{none}); see `troop verifiers`")
+    p.add_argument("--command", metavar="CMD",
+                   help="for --verifier command: the program (and arguments) that judges a "
+                   "sample, e.g. 'python my_check.py'")
+    p.add_argument("--sandbox", choices=("auto", "bwrap", "rlimits"), default="auto",
+                   help="isolation: bwrap (namespaces) when it works, else resource limits only")
+    p.add_argument("--verify-workers", type=_positive_int, metavar="N",
+                   help="sandbox workers (default: 2, or 1 on a single core)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.subcommand is None:
         # Until the TUI lands, bare `troop` is a headless run on the embedded defaults.
         args = parser.parse_args(["run", "--headless"])
     try:
-        handler = {"run": _run, "models": _models, "show": _show}[args.command]
-        return handler(args)
+        from troop import commands
+
+        return int(getattr(commands, args.subcommand)(args))
     except TroopError as exc:
         sys.stderr.write(f"troop: error: {exc}\n")
         return exc.exit_code

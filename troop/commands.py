@@ -1,0 +1,306 @@
+"""What each `troop` subcommand does, once its arguments are parsed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+from contextlib import ExitStack
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from troop.engine.errors import TroopError
+
+err = Console(stderr=True)
+
+
+def _sandbox(args: argparse.Namespace, stack: ExitStack) -> Any:
+    """Start the verification workers (before any model is loaded: forks stay small)."""
+    from troop.verifiers.sandbox import Sandbox
+
+    workers = args.verify_workers or min(2, os.cpu_count() or 1)
+    return stack.enter_context(Sandbox(workers=workers, tier=args.sandbox))
+
+
+def _say_tier(sandbox: Any) -> None:
+    style = "green" if sandbox.tier == "bwrap" else "yellow"
+    err.print(f"sandbox: [{style}]{sandbox.tier_note}[/]")
+
+
+def _verifier(args: argparse.Namespace, problem_format: str) -> Any:
+    from troop.verifiers import registry
+
+    if args.command is not None:
+        if args.verifier not in (None, "command"):
+            raise TroopError("--command goes with --verifier command")
+        argv = shlex.split(args.command)
+        if not argv:
+            raise TroopError("--command is empty")
+        return registry.for_format(problem_format, "command", argv=argv)
+    if args.verifier == "command":
+        raise TroopError("--verifier command needs --command 'PROGRAM ARGS'")
+    return registry.for_format(problem_format, args.verifier)
+
+
+def run(args: argparse.Namespace) -> int:
+    from troop.engine.console import ConsoleObserver, summary_table
+    from troop.engine.control import RunControl
+    from troop.engine.run import RunSettings, check_settings, execute, prepare
+    from troop.engine.verify import Verification, pending
+
+    settings = RunSettings(
+        session=args.session, model=args.model, problems=args.problems, limit=args.limit,
+        problem_ids=tuple(args.problem), samples=args.samples, temperatures=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, max_tokens=args.max_tokens,
+        seed=args.seed, prompt_format=args.prompt_format, parallel=args.parallel,
+        gpu_layers=args.gpu_layers, threads=args.threads, kv_cache=args.kv_cache,
+        logprobs=not args.no_logprobs,
+    )
+    verifying = args.verifier != "none"
+    check_settings(settings)
+    with ExitStack() as stack:
+        sandbox = _sandbox(args, stack) if verifying else None
+        with err.status("loading the model and problems…"):
+            prep = prepare(settings)
+        stack.callback(prep.close)
+        verb = "created" if prep.created else "resuming"
+        err.print(f"{verb} session [bold]{prep.session.path}[/]")
+        if sandbox is not None:
+            _say_tier(sandbox)
+        observer = ConsoleObserver(err)
+        stack.callback(observer.close)
+        verification = None
+        if verifying:
+            fmt = next(iter(prep.problem_data.values()))["format"]
+            verifier = _verifier(args, fmt)
+            prep.session.set_meta("verifier", {"name": verifier.name,
+                                               "version": verifier.version})
+            err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}")
+            verification = Verification(prep.session, verifier, sandbox, observer)
+            stack.callback(verification.close)
+            # Samples a crashed or cancelled run left unjudged are judged alongside.
+            left = pending(prep.session, verifier)
+            for problem, index, text in left:
+                verification.submit(problem, index, text)
+            observer.expect_verdicts(len(left))
+            problem_file, verifier_file = _watched_files(args, prep.session)
+            if problem_file is not None or verifier_file is not None:
+                from troop.engine.watch import LiveReload
+
+                session = prep.session
+
+                def rebuild() -> Any:
+                    return _verifier(args, fmt)
+
+                # Edits to the problem file or the verifier program re-judge while sampling.
+                reload = LiveReload(session, verification, problem_file=problem_file,
+                                    verifier_file=verifier_file, rebuild=rebuild,
+                                    notify=err.print).start()
+                stack.callback(reload.stop)
+        control = RunControl(prep.budget)
+
+        def on_sigint(_sig: int, _frame: FrameType | None) -> None:
+            # First Ctrl-C: stop after the current decode step; samples already stored stay.
+            if control.cancelled:
+                raise KeyboardInterrupt
+            control.cancel()
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            summary = execute(prep, observer, control, verification)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        solved = None
+        if verification is not None and summary.status == "completed":
+            verdicts = prep.session.current_verdicts(verifier.name, verifier.version)
+            solved = (len({pid for (pid, _), v in verdicts.items() if v["status"] == "pass"}),
+                      len(prep.problem_data), dict(verification.statuses))
+        observer.close()
+        Console().print(summary_table(
+            status=summary.status, session=str(summary.session_path), samples=summary.samples,
+            stored=summary.stored, target=summary.target, wall_s=summary.wall_s,
+            completion_tokens=summary.completion_tokens, prompt_tokens=summary.prompt_tokens,
+            finish_reasons=summary.finish_reasons, solved=solved,
+        ))
+    if summary.stored < summary.target:
+        err.print(f"resume with: troop run --headless --session {summary.session_path}")
+    return 130 if summary.status == "cancelled" else 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from troop.engine.console import ConsoleObserver
+    from troop.engine.session import Session
+    from troop.engine.verify import pending, verify_session
+
+    with ExitStack() as stack:
+        session = stack.enter_context(Session.open(args.session))
+        problems = session.problems()
+        if not problems:
+            raise TroopError(f"{args.session}: the session has no problems")
+        if args.problems:
+            from troop.engine.watch import refresh_problems
+
+            updated, refused = refresh_problems(session, args.problems)
+            err.print(f"{len(updated)} problems took new tests from {args.problems}"
+                      + (f"; {len(refused)} refused (prompt changed)" if refused else ""))
+        verifier = _verifier(args, problems[0].format)
+        sandbox = _sandbox(args, stack)
+        _say_tier(sandbox)
+        todo = len(pending(session, verifier, force=args.force))
+        err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}; "
+                  f"{todo} of {session.sample_count()} samples to judge")
+        observer = ConsoleObserver(err)
+        observer.expect_verdicts(todo)
+        try:
+            summary = verify_session(session, verifier, sandbox, observer, force=args.force)
+            if args.watch:
+                verifier = _watch(args, session, verifier, sandbox, observer)
+        finally:
+            observer.close()
+        verdicts = session.current_verdicts(verifier.name, verifier.version)
+    table = Table(title="verdicts (current verifier version)", title_justify="left")
+    table.add_column("status")
+    table.add_column("samples", justify="right")
+    counts: dict[str, int] = {}
+    for v in verdicts.values():
+        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    for status, n in sorted(counts.items()):
+        table.add_row(status, str(n))
+    solved = len({pid for (pid, _), v in verdicts.items() if v["status"] == "pass"})
+    table.add_row("problems solved", f"{solved} / {len(problems)}")
+    table.add_row("judged now / already current", f"{summary.verified} / {summary.skipped}")
+    table.add_row("wall time", f"{summary.wall_s:.1f} s")
+    Console().print(table)
+    return 0
+
+
+def _watched_files(args: argparse.Namespace, session: Any) -> tuple[Any, Any]:
+    """The problem file (if the session's set is a file) and a command verifier's program."""
+    import shutil
+    from pathlib import Path
+
+    name = session.meta("config")["problem_set"]["name"]
+    given = getattr(args, "problems", None)
+    problem_file = Path(given or name)
+    problem_file = problem_file if problem_file.is_file() else None
+    verifier_file = None
+    if args.command:
+        argv = shlex.split(args.command)
+        # `python check.py`: the script is what a person edits; `./check`: the program itself.
+        candidates = [Path(a) for a in argv[1:2]] + [Path(shutil.which(argv[0]) or argv[0])]
+        verifier_file = next((c for c in candidates if c.is_file()), None)
+    return problem_file, verifier_file
+
+
+def _watch(args: argparse.Namespace, session: Any, verifier: Any, sandbox: Any,
+           observer: Any) -> Any:
+    """Re-judge on every change of the watched files until Ctrl-C; returns the verifier."""
+    import time
+
+    from troop.engine.verify import Verification
+    from troop.engine.watch import LiveReload
+
+    problem_file, verifier_file = _watched_files(args, session)
+    if problem_file is None and verifier_file is None:
+        raise TroopError("--watch has nothing to watch: the session's problems are built in "
+                         "and no --command verifier was given")
+    verification = Verification(session, verifier, sandbox, observer,
+                                on_submit=observer.expect_verdicts)
+
+    def rebuild() -> Any:
+        return _verifier(args, session.problems()[0].format)
+
+    def notify(message: str) -> None:
+        err.print(message)
+
+    reload = LiveReload(session, verification, problem_file=problem_file,
+                        verifier_file=verifier_file, rebuild=rebuild, notify=notify).start()
+    watched = ", ".join(str(p) for p in (problem_file, verifier_file) if p is not None)
+    err.print(f"watching {watched} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reload.stop()
+        verification.wait()
+        verification.close()
+    return verification.verifier
+
+
+def check(args: argparse.Namespace) -> int:
+    from troop.engine.problems import load_problem_set
+    from troop.engine.run import problem_record
+    from troop.verifiers.base import Check
+
+    try:
+        text = args.sample.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TroopError(f"{args.sample}: no such sample file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TroopError(f"{args.sample}: cannot read as UTF-8 text: {exc}") from None
+    pset = load_problem_set(args.problems, problem_ids=[args.problem])
+    problem = problem_record(pset.problems[0])
+    verifier = _verifier(args, problem["format"])
+    with ExitStack() as stack:
+        sandbox = _sandbox(args, stack)
+        _say_tier(sandbox)
+        verdict = verifier.verify(Check(text=text, problem=problem), sandbox)
+    json.dump({
+        "status": str(verdict.status), "verifier": verdict.verifier, "version": verdict.version,
+        "duration_s": round(verdict.duration_s, 6), "output": verdict.output,
+        "truncated": verdict.truncated, "detail": verdict.detail, "tier": verdict.tier,
+        "extra": verdict.extra,
+    }, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def models(_args: argparse.Namespace) -> int:
+    from troop.engine.models import REGISTRY, resolve_model
+
+    for name, entry in REGISTRY.items():
+        try:
+            where = str(resolve_model(name).path)
+        except TroopError as exc:
+            where = f"not available: {exc}"
+        print(f"{name:14} {entry.description}\n{'':14} {where}")
+    return 0
+
+
+def verifiers(_args: argparse.Namespace) -> int:
+    from troop.verifiers import registry
+
+    for name, ep in sorted(registry.installed().items()):
+        try:
+            v = registry.load(name, **({"argv": ["true"]} if name == "command" else {}))
+            formats = [f for f in registry.DEFAULT_FOR_FORMAT if v.applies_to(f)]
+            print(f"{name:14} {ep.value}  (formats: {', '.join(formats) or 'by option'})")
+        except TroopError as exc:
+            print(f"{name:14} {ep.value}  (fails to load: {exc})")
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    from troop.engine.session import Session
+
+    with Session.open(args.session) as session:
+        config: dict[str, Any] = session.meta("config")
+        config["prompt_format"].pop("template", None)
+        problems = session.problems()
+        budget = session.meta("budget")
+        stored = session.sample_count()
+        print(json.dumps({
+            "session": str(args.session), "budget": budget, "problems": len(problems),
+            "samples_stored": stored, "samples_target": budget * len(problems),
+            "verifier": session.meta("verifier"), "config": config,
+        }, indent=2))
+    return 0

@@ -24,12 +24,16 @@ def _sandbox(args: argparse.Namespace, stack: ExitStack) -> Any:
     from troop.verifiers.sandbox import Sandbox
 
     workers = args.verify_workers or min(2, os.cpu_count() or 1)
-    return stack.enter_context(Sandbox(workers=workers, tier=args.sandbox))
+    # Imported once per worker, so each forked job starts with the verifiers ready.
+    preload = ("troop.verifiers.python_tests", "troop.verifiers.answer_verifiers", "sympy")
+    return stack.enter_context(Sandbox(workers=workers, tier=args.sandbox, preload=preload))
 
 
 def _say_tier(sandbox: Any) -> None:
+    from rich.markup import escape
+
     style = "green" if sandbox.tier == "bwrap" else "yellow"
-    err.print(f"sandbox: [{style}]{sandbox.tier_note}[/]")
+    err.print(f"sandbox: [{style}]{escape(sandbox.tier_note)}[/]")
 
 
 def _verifier(args: argparse.Namespace, problem_format: str) -> Any:

@@ -243,6 +243,8 @@ def main() -> None:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sweep(worker)
+        if config.get("scratch"):  # troop may have died without cleaning up
+            remove_tree(config["scratch"])
 
 
 class _Stopped(BaseException):

@@ -147,7 +147,12 @@ class CommandVerifier:
                              hint="--verifier command --command 'PROGRAM ARGS'")
         # troop's own interpreter is visible in the sandbox and has troop's packages; a
         # `python` found on PATH may be a shim (pyenv) under a home the sandbox hides.
+        interpreter = _PYTHON_RE.fullmatch(Path(argv[0]).name) is not None
         program = sys.executable if _PYTHON_RE.fullmatch(argv[0]) else shutil.which(argv[0])
+        # `python check.py`: a missing script would only show up as a crash per sample.
+        if interpreter and len(argv) > 1 and not argv[1].startswith("-") \
+                and not Path(argv[1]).is_file():
+            raise TroopError(f"command verifier: script {argv[1]!r} not found")
         if program is None:
             raise TroopError(f"command verifier: program {argv[0]!r} not found or not "
                              "executable", hint="give a path to it or put it on PATH")

@@ -164,7 +164,7 @@ def _verifier_options(p: argparse.ArgumentParser, *, with_none: bool) -> None:
     p.add_argument("--sandbox", choices=("auto", "bwrap", "rlimits"), default="auto",
                    help="isolation: bwrap (namespaces) when it works, else resource limits only")
     p.add_argument("--verify-workers", type=_positive_int, metavar="N",
-                   help="sandbox workers (default: 2, or 1 on a single core)")
+                   help="sandbox workers (default: the cores sampling leaves free, 1 to 4)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,11 +19,16 @@ from troop.engine.errors import TroopError
 err = Console(stderr=True)
 
 
-def _sandbox(args: argparse.Namespace, stack: ExitStack) -> Any:
-    """Start the verification workers (before any model is loaded: forks stay small)."""
+def _sandbox(args: argparse.Namespace, stack: ExitStack, *, sampling_threads: int = 0) -> Any:
+    """Start the verification workers (before any model is loaded: forks stay small).
+
+    By default they get the cores sampling leaves free (at least one, at most four): a
+    verification takes milliseconds, a sample seconds, so one worker keeps up on a laptop.
+    """
     from troop.verifiers.sandbox import Sandbox
 
-    workers = args.verify_workers or min(2, os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    workers = args.verify_workers or max(1, min(4, cores - sampling_threads))
     # Imported once per worker, so each forked job starts with the verifiers ready.
     preload = ("troop.verifiers.python_tests", "troop.verifiers.answer_verifiers", "sympy")
     return stack.enter_context(Sandbox(workers=workers, tier=args.sandbox, preload=preload))
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     verifying = args.verifier != "none"
     check_settings(settings)
     with ExitStack() as stack:
-        sandbox = _sandbox(args, stack) if verifying else None
+        threads = settings.threads or os.cpu_count() or 1
+        sandbox = _sandbox(args, stack, sampling_threads=threads) if verifying else None
         with err.status("loading the model and problems…"):
             prep = prepare(settings)
         stack.callback(prep.close)

@@ -126,3 +126,15 @@ def test_third_party_verifier_registers_through_the_entry_point_group(tmp_path: 
                  "--verifier", "broken", str(sample))
     assert broken.returncode == 2 and "failed to load" in broken.stderr
     assert "installed:" in broken.stderr and "math-answer" in broken.stderr
+
+
+def test_regex_verifier_takes_a_pattern_from_the_command_line(tmp_path: Path) -> None:
+    sample = tmp_path / "s.txt"
+    sample.write_text("The answer is 14.")
+    args = ["check", "--problems", "arithmetic", "--problem", "arith/000", "--verifier", "regex"]
+    out = troop(*args, "--pattern", r"\b14\b", str(sample))
+    assert out.returncode == 0 and json.loads(out.stdout)["status"] == "pass"
+    out = troop(*args, "--pattern", r"\b15\b", str(sample))
+    assert out.returncode == 0 and json.loads(out.stdout)["status"] == "fail"
+    bad = troop(*args, "--pattern", "(", str(sample))
+    assert bad.returncode == 2 and "bad regex pattern" in bad.stderr

@@ -161,6 +161,8 @@ def _verifier_options(p: argparse.ArgumentParser, *, with_none: bool) -> None:
     p.add_argument("--command", metavar="CMD",
                    help="for --verifier command: the program (and arguments) that judges a "
                    "sample, e.g. 'python my_check.py'")
+    p.add_argument("--pattern", metavar="REGEX",
+                   help="for --verifier regex: a sample passes if this pattern is found in it")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "rlimits"), default="auto",
                    help="isolation: bwrap (namespaces) when it works, else resource limits only")
     p.add_argument("--verify-workers", type=_positive_int, metavar="N",

@@ -53,6 +53,10 @@ def _verifier(args: argparse.Namespace, problem_format: str) -> Any:
         return registry.for_format(problem_format, "command", argv=argv)
     if args.verifier == "command":
         raise TroopError("--verifier command needs --command 'PROGRAM ARGS'")
+    if args.pattern is not None:
+        if args.verifier != "regex":
+            raise TroopError("--pattern goes with --verifier regex")
+        return registry.for_format(problem_format, "regex", pattern=args.pattern)
     return registry.for_format(problem_format, args.verifier)
 
 

@@ -73,7 +73,8 @@ _FORMATS: dict[str, tuple[str, ...]] = {
 _SUPPORTED = "; ".join(f"{name} ({', '.join(fields)})" for name, fields in _FORMATS.items())
 _MAX_ARITHMETIC = 10_000
 _DEF_RE = re.compile(r"^[ \t]*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+#: Where a MATH final answer starts; verifiers find answers in samples the same way.
+BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 
 
 def load_problem_set(
@@ -336,7 +337,7 @@ def _answer_problem(
 
 def _last_boxed(solution: str, where: str) -> str:
     """Content of the last \\boxed{...} or \\fbox{...}, matching braces and skipping \\{ \\}."""
-    matches = list(_BOXED_RE.finditer(solution))
+    matches = list(BOXED_RE.finditer(solution))
     if not matches:
         raise ProblemSetError(f"{where}: MATH solution has no \\boxed{{...}} final answer")
     start = matches[-1].end()
@@ -347,21 +348,35 @@ def _last_boxed(solution: str, where: str) -> str:
         if token is None:
             raise ProblemSetError(f"{where}: MATH solution has an empty \\boxed final answer")
         return token.group(1)
-    i = start + (len(rest) - len(rest.lstrip())) + 1
-    depth, begin = 1, i
-    while i < len(solution):
-        ch = solution[i]
+    content = braced_group(solution, start)
+    if content is None:
+        raise ProblemSetError(
+            f"{where}: unbalanced braces in the MATH solution's last \\boxed{{...}}"
+        )
+    if not content.strip():
+        raise ProblemSetError(f"{where}: MATH solution has an empty \\boxed{{}}")
+    return content.strip()
+
+
+def braced_group(text: str, start: int) -> str | None:
+    """The content of the brace group opening at or after `start` (after spaces), braces
+    balanced and escaped `\\{ \\}` skipped; None when there is none or it never closes."""
+    i = start
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i >= len(text) or text[i] != "{":
+        return None
+    depth, begin = 0, i + 1
+    while i < len(text):
+        ch = text[i]
         if ch == "\\":
             i += 2
             continue
         depth += (ch == "{") - (ch == "}")
         if depth == 0:
-            content = solution[begin:i].strip()
-            if not content:
-                raise ProblemSetError(f"{where}: MATH solution has an empty \\boxed{{}}")
-            return content
+            return text[begin:i]
         i += 1
-    raise ProblemSetError(f"{where}: unbalanced braces in the MATH solution's last \\boxed{{...}}")
+    return None
 
 
 def _str(rec: dict[str, object], field: str, where: str) -> str:

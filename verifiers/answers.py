@@ -7,9 +7,10 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from troop.engine.problems import BOXED_RE, braced_group
+
 # Phrases after which a sample states its final answer; the last one in the text counts.
 _MARKER_RE = re.compile(r"answer\s*(?:is|=|:)|####|\\boxed\b|\\fbox\b", re.IGNORECASE)
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BARE_BOXED_RE = re.compile(r"\s+([^\s${}]+)")  # "\boxed 5", as MATH sometimes writes
 # Markers and boxes tried from the end, at most: each try may scan to the end of the text, and
 # a hostile text with thousands of unclosed boxes must not take quadratic time.
@@ -68,7 +69,7 @@ def final_answer(text: str, fmt: str) -> str | None:
         start = marker.end()
         found = None
         if marker.group(0).startswith("\\"):
-            boxed = _braced(text, start)
+            boxed = braced_group(text, start)
             if boxed is not None:
                 found = _NUMBER_RE.search(boxed)
         else:
@@ -87,34 +88,13 @@ def final_answer(text: str, fmt: str) -> str | None:
 def last_boxed(text: str) -> str | None:
     """Content of the last `\\boxed{...}`/`\\fbox{...}` (braces balanced, `\\{` skipped); also
     `\\boxed 5`. None when there is none or it is empty."""
-    for match in reversed(list(_BOXED_RE.finditer(text))[-_MAX_TRIES:]):
-        content = _braced(text, match.end())
+    for match in reversed(list(BOXED_RE.finditer(text))[-_MAX_TRIES:]):
+        content = braced_group(text, match.end())
         if content is None:
             token = _BARE_BOXED_RE.match(text, match.end())
             content = token.group(1) if token else None
         if content is not None and content.strip():
             return content.strip()
-    return None
-
-
-def _braced(text: str, start: int) -> str | None:
-    """The content of the brace group opening at or after `start` (after spaces), or None when
-    there is none or it never closes."""
-    i = start
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i >= len(text) or text[i] != "{":
-        return None
-    depth, begin = 0, i + 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        depth += (ch == "{") - (ch == "}")
-        if depth == 0:
-            return text[begin:i]
-        i += 1
     return None
 
 
@@ -196,7 +176,7 @@ def _braced_shorthand(s: str) -> str:
                 out.append("{" + token.group(0) + "}")
                 i += len(token.group(0))
             elif i < len(s):
-                group = _braced(s, i)
+                group = braced_group(s, i)
                 if group is None:
                     break
                 out.append("{" + group + "}")

@@ -149,55 +149,52 @@ def _invalid(verifier: str, version: str, detail: str) -> Verdict:
 # --- the verifiers ----------------------------------------------------------------------------
 
 
-class MathAnswer:
+class _FinalAnswer:
+    """Shared by the verifiers that compare a sample's final answer with the problem's: the
+    judging itself is the sandbox entry `entry`."""
+
+    name: str
+    version = "1"
+    entry: str  # "module:function" run in the sandbox
+
+    def __init__(self, *, wall_s: float = _SHORT_WALL_S) -> None:
+        self.wall_s = wall_s  # wall seconds one judgement may take in the sandbox
+
+    def applies_to(self, problem_format: str) -> bool:
+        return problem_format in ANSWER_FORMATS
+
+    def _payload(self, check: Check, expected: str) -> dict[str, Any]:
+        return {"text": check.text, "format": check.problem.get("format", "math"),
+                "expected": expected}
+
+    def verify(self, check: Check, sandbox: Any) -> Verdict:
+        expected = check.problem.get("answer")
+        if expected is None:
+            return _invalid(self.name, self.version, "the problem has no answer to compare with")
+        payload = self._payload(check, str(expected))
+        result = _run(sandbox, self.entry, payload, _limits(self.wall_s))
+        return _with_expected(verdict_from_job(result, self.name, self.version), str(expected))
+
+
+class MathAnswer(_FinalAnswer):
     """Judges GSM8K, MATH and arithmetic samples by their final answer: the last `\\boxed{}`
     (MATH) or the number after "The answer is"/"####" (else the last number), equivalent to the
     problem's answer as a string, an exact number or, for MATH, a sympy expression."""
 
     name = "math-answer"
-    version = "1"
-
-    def __init__(self, *, wall_s: float = _SHORT_WALL_S) -> None:
-        self.wall_s = wall_s  # wall seconds one judgement may take in the sandbox
-
-    def applies_to(self, problem_format: str) -> bool:
-        return problem_format in ANSWER_FORMATS
-
-    def verify(self, check: Check, sandbox: Any) -> Verdict:
-        expected = check.problem.get("answer")
-        if expected is None:
-            return _invalid(self.name, self.version, "the problem has no answer to compare with")
-        payload = {"text": check.text, "format": check.problem.get("format", "math"),
-                   "expected": str(expected)}
-        limits = _limits(self.wall_s)
-        result = _run(sandbox, "troop.verifiers.answer_verifiers:judge_math", payload, limits)
-        verdict = verdict_from_job(result, self.name, self.version)
-        return _with_expected(verdict, str(expected))
+    entry = "troop.verifiers.answer_verifiers:judge_math"
 
 
-class ExactAnswer:
+class ExactAnswer(_FinalAnswer):
     """Judges by normalised exact string match: the final answer (as math-answer extracts it)
     against the problem's answer, or the whole stripped sample when the problem has
     `"match": "text"`. No numeric or symbolic equivalence: "0.5" does not match "1/2"."""
 
     name = "exact"
-    version = "1"
+    entry = "troop.verifiers.answer_verifiers:judge_exact"
 
-    def __init__(self, *, wall_s: float = _SHORT_WALL_S) -> None:
-        self.wall_s = wall_s  # wall seconds one judgement may take in the sandbox
-
-    def applies_to(self, problem_format: str) -> bool:
-        return problem_format in ANSWER_FORMATS
-
-    def verify(self, check: Check, sandbox: Any) -> Verdict:
-        expected = check.problem.get("answer")
-        if expected is None:
-            return _invalid(self.name, self.version, "the problem has no answer to compare with")
-        payload = {"text": check.text, "format": check.problem.get("format", "math"),
-                   "expected": str(expected), "match": check.problem.get("match")}
-        limits = _limits(self.wall_s)
-        result = _run(sandbox, "troop.verifiers.answer_verifiers:judge_exact", payload, limits)
-        return _with_expected(verdict_from_job(result, self.name, self.version), str(expected))
+    def _payload(self, check: Check, expected: str) -> dict[str, Any]:
+        return {**super()._payload(check, expected), "match": check.problem.get("match")}
 
 
 class RegexAnswer:

@@ -96,6 +96,12 @@ class Scheduler:
                 )
             return total
 
+    @property
+    def budget_seen(self) -> int:
+        """The budget the last next_item() worked to (a later raise is not yet seen)."""
+        with self._lock:
+            return self._seen_budget
+
     def next_item(self) -> WorkItem | None:
         with self._lock:
             budget = self._control.budget
@@ -195,19 +201,23 @@ class BatchedSampler:
         slots: list[_Slot | None] = [None] * self.parallel
         holder_problem: str | None = None
         exhausted = False
+        exhausted_at = 0  # the budget when the scheduler ran dry
         try:
             while True:
                 control.wait_while_paused()
                 if control.cancelled:
                     break
-                if exhausted and scheduler.remaining() > 0:
-                    exhausted = False  # the budget was raised while slots drained
+                # Only a raised budget can refill a dry scheduler; rescanning the work list every
+                # step while the last slots drain would cost O(problems x budget) per step.
+                if exhausted and control.budget != exhausted_at:
+                    exhausted = False
                 for s in range(self.parallel):
                     if slots[s] is not None or exhausted:
                         continue
                     item = scheduler.next_item()
                     if item is None:
                         exhausted = True
+                        exhausted_at = scheduler.budget_seen
                         break
                     if item.prompt.problem_id != holder_problem:
                         stats.prompt_tokens += self._evaluate_prompt(item.prompt, observer)

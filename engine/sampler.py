@@ -82,7 +82,7 @@ class Scheduler:
         self._seed = session_seed
         self._next = [0] * len(self._prompts)  # next index to consider, per problem
         self._cursor = 0  # first problem that may still have work
-        self._seen_budget = control.budget
+        self._seen_budget: int = control.budget
         self._lock = threading.Lock()
 
     def remaining(self) -> int:

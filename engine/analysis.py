@@ -1,0 +1,484 @@
+"""Every number troop shows about a session, computed from the session store in one place:
+the TUI, `troop report` and the exports all read the dict `analyse()` returns."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from troop.engine import cost, fits, passk
+from troop.engine.session import Session, tests_digest
+
+SCHEMA = 1
+#: Formats whose samples end in a final answer, so selection without a verifier applies.
+ANSWER_FORMATS = ("arithmetic", "gsm8k", "math")
+#: Forecast horizons, as multiples of the current budget.
+HORIZONS = (10, 100)
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What the analysis is asked for; the defaults are what the TUI and reports use."""
+
+    verifier: str | None = None  # verifier whose verdicts count; None: the session's own
+    confidence: float = 0.95  # level of bootstrap bands and intervals
+    bootstrap: int = 1000  # bootstrap replicates for the coverage band (resampling problems)
+    fit_bootstrap: int = 200  # of those, how many are refitted for forecast intervals
+    seed: int = 0  # seeds the bootstrap and subset draws: same session, same numbers
+    prices: dict[str, dict[str, float]] = field(default_factory=lambda: dict(cost.DEFAULT_PRICES))
+    # USD per million input/output tokens, by name; the first one prices the "usd" axis
+    watts: float = cost.DEFAULT_WATTS  # power drawn while sampling, W
+    kwh_usd: float = cost.DEFAULT_KWH_USD  # electricity price, USD per kWh
+    targets: tuple[float, ...] = (0.5, 0.9)  # coverages whose required budget is forecast
+    selection_replicates: int = 200  # random subsets per k for maj@k and best-of-k
+
+
+@dataclass
+class _Problem:
+    """One problem's samples and verdicts, as the analysis needs them."""
+
+    problem_id: str
+    format: str
+    prompt_tokens: int
+    data: dict[str, Any]
+    indices: list[int] = field(default_factory=list)  # sample indices, ascending
+    temperatures: list[float] = field(default_factory=list)  # per sample
+    completion_tokens: list[int] = field(default_factory=list)  # per sample
+    logprobs: list[float] = field(default_factory=list)  # per sample, summed nats
+    texts: list[str] = field(default_factory=list)  # per sample completion
+    statuses: list[str | None] = field(default_factory=list)  # per sample; None: unverified
+
+
+def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
+    problems = {p.problem_id: _Problem(p.problem_id, p.format, p.prompt_tokens, p.data)
+                for p in session.problems()}
+    digests = {pid: tests_digest(p.data) for pid, p in problems.items()}
+    statuses: dict[tuple[str, int], str] = {}
+    with session.lock:
+        if verifier is not None:
+            rows = session.conn.execute(
+                "SELECT problem_id, sample_index, tests_digest, status FROM verdicts"
+                " WHERE verifier = ? AND version = ?", (verifier["name"], verifier["version"]),
+            ).fetchall()
+            statuses = {(r[0], r[1]): r[3] for r in rows if digests.get(r[0]) == r[2]}
+        rows = session.conn.execute(
+            "SELECT problem_id, sample_index, temperature, completion_tokens, logprob, text"
+            " FROM samples ORDER BY problem_id, sample_index"
+        ).fetchall()
+    for pid, index, temp, ntok, logprob, text in rows:
+        p = problems[pid]
+        p.indices.append(index)
+        p.temperatures.append(temp)
+        p.completion_tokens.append(ntok)
+        p.logprobs.append(logprob)
+        p.texts.append(text)
+        p.statuses.append(statuses.get((pid, index)))
+    return list(problems.values())
+
+
+def _verifier_of(session: Session, options: AnalysisOptions) -> dict[str, str] | None:
+    """The verifier (name, version) whose verdicts count."""
+    meta: dict[str, str] | None = session.meta("verifier")
+    if options.verifier is None or (meta and meta["name"] == options.verifier):
+        return meta
+    with session.lock:
+        row = session.conn.execute(
+            "SELECT version, COUNT(*) FROM verdicts WHERE verifier = ? GROUP BY version"
+            " ORDER BY 2 DESC LIMIT 1", (options.verifier,),
+        ).fetchone()
+    return None if row is None else {"name": options.verifier, "version": row[0]}
+
+
+def analyse_path(path: Path, options: AnalysisOptions | None = None) -> dict[str, Any]:
+    with Session.open(path) as session:
+        return analyse(session, options)
+
+
+def analyse(session: Session, options: AnalysisOptions | None = None) -> dict[str, Any]:
+    """The whole analysis of a session as JSON-ready data (see the README's report schema)."""
+    options = options or AnalysisOptions()
+    verifier = _verifier_of(session, options)
+    problems = _load(session, verifier)
+    coverage_only = bool(session.meta("coverage_only", False))
+    info = _session_info(session, verifier, problems, coverage_only)
+    table = [_problem_row(p) for p in problems]
+    verified = [p for p in problems if any(s is not None for s in p.statuses)]
+    n = np.array([sum(s is not None for s in p.statuses) for p in verified], dtype=np.int64)
+    c = np.array([sum(s == "pass" for s in p.statuses) for p in verified], dtype=np.int64)
+    out: dict[str, Any] = {
+        "schema": SCHEMA,
+        "session": info,
+        "problems": table,
+        "statuses": dict(Counter(s for p in problems for s in p.statuses if s is not None)),
+    }
+    if coverage_only:
+        cov_section, boot = _solved_vs_spent(session, problems, verifier), None
+    else:
+        cov_section, boot = _coverage_section(n, c, len(problems), options)
+    out["coverage"] = cov_section
+    out["by_temperature"] = _by_temperature(problems, coverage_only)
+    out["fit"] = _fit_section(n, c, cov_section, boot, options, coverage_only)
+    out["cost"] = _cost_section(session, problems, info, cov_section, options)
+    out["selection"] = _selection_section(problems, cov_section, options)
+    out["false_positives"] = _false_positive_section(session, problems, verifier)
+    return out
+
+
+def _session_info(
+    session: Session, verifier: dict[str, str] | None, problems: list[_Problem],
+    coverage_only: bool,
+) -> dict[str, Any]:
+    config: dict[str, Any] = session.meta("config") or {}
+    with session.lock:
+        runs = session.conn.execute(
+            "SELECT run_id, started_at, finished_at, status, settings FROM runs ORDER BY run_id"
+        ).fetchall()
+        tiers = session.conn.execute(
+            "SELECT tier, COUNT(*) FROM verdicts WHERE verifier = ? GROUP BY tier ORDER BY 2 DESC",
+            (verifier["name"] if verifier else "",),
+        ).fetchall()
+    policy = session.meta("policy") or {"name": "fixed"}
+    return {
+        "path": str(session.path),
+        "created_at": session.meta("created_at"),
+        "troop_version": session.meta("troop_version"),
+        "budget": session.meta("budget"),
+        "policy": policy.get("name", "fixed") if isinstance(policy, dict) else str(policy),
+        "policy_settings": policy,
+        "coverage_only": coverage_only,
+        "model": config.get("model", {}),
+        "backend": config.get("backend", {"name": "llamacpp"}),
+        "problem_set": config.get("problem_set", {}),
+        "sampling": config.get("sampling", {}),
+        "seed": config.get("seed"),
+        "prompt_format": {k: v for k, v in config.get("prompt_format", {}).items()
+                          if k != "template"},
+        "verifier": verifier,
+        "tier": tiers[0][0] if tiers else None,
+        "runs": [{"run_id": r[0], "started_at": r[1], "finished_at": r[2], "status": r[3],
+                  "settings": json.loads(r[4])} for r in runs],
+        "samples": sum(len(p.indices) for p in problems),
+        "verified": sum(s is not None for p in problems for s in p.statuses),
+    }
+
+
+def _problem_row(p: _Problem) -> dict[str, Any]:
+    judged = [(i, s) for i, s in zip(p.indices, p.statuses, strict=True) if s is not None]
+    correct = sum(s == "pass" for _, s in judged)
+    first = min((i for i, s in judged if s == "pass"), default=None)
+    by_temp: dict[str, dict[str, int]] = {}
+    for t, s in zip(p.temperatures, p.statuses, strict=True):
+        if s is not None:
+            slot = by_temp.setdefault(_temp_key(t), {"n": 0, "correct": 0})
+            slot["n"] += 1
+            slot["correct"] += s == "pass"
+    means = [lp / nt for lp, nt in zip(p.logprobs, p.completion_tokens, strict=True) if nt > 0]
+    return {
+        "id": p.problem_id,
+        "format": p.format,
+        "n": len(p.indices),
+        "verified": len(judged),
+        "correct": correct,
+        "pass_at_1": correct / len(judged) if judged else None,
+        "first_pass": first,
+        "status": "unverified" if not judged else ("solved" if correct else "unsolved"),
+        "statuses": dict(Counter(s for _, s in judged)),
+        "by_temperature": by_temp,
+        "prompt_tokens": p.prompt_tokens,
+        "completion_tokens": int(sum(p.completion_tokens)),
+        "mean_logprob": float(np.mean(means)) if means else None,
+    }
+
+
+def _temp_key(t: float) -> str:
+    return f"{t:g}"
+
+
+def _coverage_section(
+    n: np.ndarray, c: np.ndarray, total_problems: int, options: AnalysisOptions
+) -> tuple[dict[str, Any], passk.Coverage | None]:
+    if len(n) == 0 or n.min() == 0:
+        return {"refused": "no verified samples yet", "k": [], "pass_at_k": [], "low": [],
+                "high": [], "coverage_only": False, "problems": total_problems}, None
+    ks = passk.k_grid(int(n.min()))
+    cov = passk.coverage(n, c, ks, confidence=options.confidence,
+                         replicates=options.bootstrap, seed=options.seed)
+    return {
+        "k": ks.tolist(),
+        "pass_at_k": cov.pass_at_k.tolist(),
+        "low": cov.low.tolist(),
+        "high": cov.high.tolist(),
+        "confidence": options.confidence,
+        "n_min": int(n.min()),
+        "n_max": int(n.max()),
+        "problems": len(n),
+        "unverified_problems": total_problems - len(n),
+        "solved": int((c > 0).sum()),
+        "coverage_only": False,
+    }, cov
+
+
+def _solved_vs_spent(
+    session: Session, problems: list[_Problem], verifier: dict[str, str] | None
+) -> dict[str, Any]:
+    """For sessions whose budget followed the verdicts: share of problems solved against the
+    samples spent per problem (in the order they were drawn), not pass@k."""
+    passed = {(p.problem_id, i) for p in problems
+              for i, s in zip(p.indices, p.statuses, strict=True) if s == "pass"}
+    with session.lock:
+        order = session.conn.execute(
+            "SELECT problem_id, sample_index FROM samples ORDER BY created_at, rowid"
+        ).fetchall()
+    solved: set[str] = set()
+    xs, ys = [], []
+    for spent, (pid, index) in enumerate(order, start=1):
+        if (pid, index) in passed:
+            solved.add(pid)
+        xs.append(spent / max(1, len(problems)))
+        ys.append(len(solved) / max(1, len(problems)))
+    # Thin to at most ~400 points, keeping the last.
+    step = max(1, len(xs) // 400)
+    keep = list(range(0, len(xs), step))
+    if xs and keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return {
+        "k": [xs[i] for i in keep], "pass_at_k": [ys[i] for i in keep],
+        "low": [ys[i] for i in keep], "high": [ys[i] for i in keep],
+        "k_unit": "samples spent per problem", "coverage_only": True,
+        "problems": len(problems), "solved": len(solved),
+        "n_min": min((len(p.indices) for p in problems), default=0),
+        "n_max": max((len(p.indices) for p in problems), default=0),
+        "confidence": None,
+        "note": "budget followed the verdicts: pass@k for k > 1 would be biased, so only "
+                "solved-vs-samples-spent is shown",
+    }
+
+
+def _by_temperature(problems: list[_Problem], coverage_only: bool) -> list[dict[str, Any]]:
+    temps = sorted({_temp_key(t) for p in problems for t in p.temperatures}, key=float)
+    if len(temps) < 2 or coverage_only:
+        return []
+    out = []
+    for t in temps:
+        ns, cs, solved = [], [], []
+        for p in problems:
+            judged = [s for tt, s in zip(p.temperatures, p.statuses, strict=True)
+                      if _temp_key(tt) == t and s is not None]
+            if judged:
+                ns.append(len(judged))
+                cs.append(sum(s == "pass" for s in judged))
+                if cs[-1]:
+                    solved.append(p.problem_id)
+        if not ns:
+            continue
+        ks = passk.k_grid(min(ns))
+        curve = passk.curves(np.array(ns), np.array(cs), ks).mean(axis=0)
+        out.append({"temperature": float(t), "k": ks.tolist(), "pass_at_k": curve.tolist(),
+                    "problems": len(ns), "solved": solved})
+    return out
+
+
+def _fit_section(
+    n: np.ndarray, c: np.ndarray, cov: dict[str, Any], boot: passk.Coverage | None,
+    options: AnalysisOptions, coverage_only: bool,
+) -> dict[str, Any]:
+    if coverage_only:
+        reason = {"refused": "coverage-only session: its budget followed the verdicts"}
+        return {"power_law": reason, "beta_binomial": reason, "better": None}
+    if boot is None:
+        reason = {"refused": "no verified samples yet"}
+        return {"power_law": reason, "beta_binomial": reason, "better": None}
+    ks = np.asarray(cov["k"], dtype=np.int64)
+    observed = np.asarray(cov["pass_at_k"])
+    reps = boot.replicates[: options.fit_bootstrap]
+    models: dict[str, Any] = {}
+    try:
+        models["power_law"] = fits.fit_power_law(ks, observed, reps)
+    except fits.FitRefused as exc:
+        models["power_law"] = str(exc)
+    try:
+        weights = passk.bootstrap_weights(len(n), options.bootstrap, options.seed)
+        models["beta_binomial"] = fits.fit_beta_binomial(
+            n, c, ks, observed, weights[: options.fit_bootstrap])
+    except fits.FitRefused as exc:
+        models["beta_binomial"] = str(exc)
+    out: dict[str, Any] = {}
+    for name, model in models.items():
+        out[name] = ({"refused": model} if isinstance(model, str)
+                     else _forecast(model, ks, observed, options))
+    fitted = {name: out[name]["rmse_curve"] for name in out if "refused" not in out[name]}
+    out["better"] = min(fitted, key=lambda k: fitted[k]) if fitted else None
+    return out
+
+
+def _forecast(
+    model: fits.PowerLaw | fits.BetaBinomial, ks: np.ndarray, observed: np.ndarray,
+    options: AnalysisOptions,
+) -> dict[str, Any]:
+    budget = int(ks.max())
+    tail = (1 - options.confidence) / 2 * 100
+    # Both models are judged on the same k: the power law's log-spaced fit points.
+    use = fits.fit_points(ks, observed)
+    use = use if use.any() else np.ones(len(ks), dtype=bool)
+    rmse_curve = float(np.sqrt(np.mean((model.predict(ks[use]) - observed[use]) ** 2)))
+
+    def band(k: np.ndarray) -> tuple[list[float], list[float]]:
+        reps = model.predict_replicates(k)
+        good = ~np.isnan(reps).any(axis=1)
+        if good.sum() < 10:
+            return [math.nan] * len(k), [math.nan] * len(k)
+        low, high = np.percentile(reps[good], [tail, 100 - tail], axis=0)
+        return low.tolist(), high.tolist()
+
+    horizons = np.array([budget * h for h in HORIZONS], dtype=np.float64)
+    h_low, h_high = band(horizons)
+    curve_k = np.unique(np.rint(np.logspace(0, np.log10(budget * HORIZONS[-1]), 60)))
+    c_low, c_high = band(curve_k)
+    targets = []
+    for t in options.targets:
+        reps = model.budget_replicates(t)
+        good = reps[np.isfinite(reps)]
+        lo, hi = (np.percentile(good, [tail, 100 - tail]).tolist() if len(good) >= 10
+                  else [math.nan, math.nan])
+        k_t = model.budget_for(t)
+        targets.append({"target": t, "k": _finite(k_t), "low": _finite(lo), "high": _finite(hi)})
+    params = ({"a": model.a, "b": model.b} if isinstance(model, fits.PowerLaw)
+              else {"alpha": model.alpha, "beta": model.beta})
+    return {
+        **params,
+        "rmse": model.rmse,
+        "rmse_curve": rmse_curve,
+        "k_from": int(ks[use].min()),
+        "k_to": int(ks[use].max()),
+        "replicates": int((~np.isnan(model.replicates).any(axis=1)).sum()),
+        "forecast": [{"k": float(k), "horizon": h, "coverage": float(model.predict(np.array([k]))[0]),
+                      "low": _finite(lo), "high": _finite(hi)}
+                     for k, h, lo, hi in zip(horizons, HORIZONS, h_low, h_high, strict=True)],
+        "curve": {"k": curve_k.tolist(), "coverage": model.predict(curve_k).tolist(),
+                  "low": [_finite(v) for v in c_low], "high": [_finite(v) for v in c_high]},
+        "budget_for": targets,
+    }
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _cost_section(
+    session: Session, problems: list[_Problem], info: dict[str, Any], cov: dict[str, Any],
+    options: AnalysisOptions,
+) -> dict[str, Any]:
+    model = info["model"]
+    shape = (cost.Shape(int(model["n_params"]), int(model["n_layer"]), int(model["n_embd"]))
+             if all(model.get(k) for k in ("n_params", "n_layer", "n_embd")) else None)
+    with session.lock:
+        prompt_tokens = session.conn.execute(
+            "SELECT COALESCE(SUM(n_tokens), 0) FROM prompt_evals").fetchone()[0]
+        rows = session.conn.execute(
+            "SELECT problem_id, prompt_tokens, completion_tokens FROM samples").fetchall()
+        spans = session.conn.execute(
+            "SELECT r.started_at, COALESCE(r.finished_at, MAX(s.created_at), r.started_at)"
+            " FROM runs r LEFT JOIN samples s ON s.run_id = r.run_id GROUP BY r.run_id"
+        ).fetchall()
+    wall = float(sum(max(0.0, end - start) for start, end in spans))
+    completion = int(sum(r[2] for r in rows))
+    billed_input = int(sum(r[1] for r in rows))
+    samples = len(rows)
+    per_problem: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for pid, ptok, ctok in rows:
+        per_problem[pid].append((ptok, ctok))
+    costs = []
+    total_flops = 0.0
+    for p in problems:
+        pairs = per_problem.get(p.problem_id, [])
+        starts = np.array([a for a, _ in pairs], dtype=np.float64)
+        counts = np.array([b for _, b in pairs], dtype=np.float64)
+        comp_flops = float(cost.flops(shape, starts, counts).sum()) if shape and pairs else 0.0
+        costs.append(cost.ProblemCost(p.prompt_tokens, len(pairs), float(counts.sum()),
+                                      comp_flops))
+        total_flops += comp_flops
+    if shape is not None:
+        # Prompts are evaluated once per shared evaluation, at context positions 0..len-1.
+        with session.lock:
+            evals = session.conn.execute("SELECT n_tokens FROM prompt_evals").fetchall()
+        lengths = np.array([e[0] for e in evals], dtype=np.float64)
+        total_flops += float(cost.flops(shape, np.zeros(len(lengths)), lengths).sum())
+    api = {name: cost.usd(price, billed_input, completion) for name, price in options.prices.items()}
+    kwh = options.watts * wall / 3.6e6
+    solved = sum(1 for p in problems if "pass" in p.statuses)
+    totals = {"samples": samples, "tokens": prompt_tokens + completion, "wall_s": wall,
+              "flops": total_flops if shape else None,
+              "usd": next(iter(api.values()), None), "kwh": kwh}
+    axis_price = next(iter(options.prices))
+    mean_n = samples / len(problems) if problems else 0
+    axes: dict[str, list[float]] = {}
+    if cov.get("k") and not cov.get("coverage_only"):
+        axes = cost.cost_axes(np.asarray(cov["k"], dtype=np.int64), costs, shape,
+                              wall / mean_n if mean_n else 0.0, options.prices[axis_price])
+    elif cov.get("k"):
+        scale = np.asarray(cov["k"], dtype=np.float64) / max(mean_n, 1e-12)
+        axes = {"samples": list(cov["k"])}
+        for name in ("tokens", "wall_s", "flops", "usd"):
+            total = totals[name]
+            axes[name] = [float(total * s) if total is not None else math.nan for s in scale]
+    return {
+        "prompt_tokens": int(prompt_tokens),
+        "completion_tokens": completion,
+        "billed_input_tokens": billed_input,
+        "samples": samples,
+        "wall_s": wall,
+        "samples_per_s": samples / wall if wall else None,
+        "tokens_per_s": completion / wall if wall else None,
+        "flops": total_flops if shape else None,
+        "usd_api": api,
+        "axis_price": axis_price,
+        "prices": options.prices,
+        "electricity": {"watts": options.watts, "kwh": kwh, "kwh_usd": options.kwh_usd,
+                        "usd": kwh * options.kwh_usd},
+        "solved": solved,
+        "per_solved": {name: (v / solved if solved and v is not None else None)
+                       for name, v in totals.items()},
+        "axes": axes,
+    }
+
+
+def _selection_section(
+    problems: list[_Problem], cov: dict[str, Any], options: AnalysisOptions
+) -> dict[str, Any]:
+    return {"refused": "selection analysis is not available yet"}
+
+
+def _false_positive_section(
+    session: Session, problems: list[_Problem], verifier: dict[str, str] | None
+) -> dict[str, Any]:
+    return {"refused": "false-positive analysis is not available yet"}
+
+
+def compare(analyses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sessions on the same problems side by side: which problems each solves that the
+    others do not, and their curves on shared axes (the curves are in each analysis)."""
+    ids = [{p["id"] for p in a["problems"]} for a in analyses]
+    common = set.intersection(*ids) if ids else set()
+    solved = [{p["id"] for p in a["problems"] if p["status"] == "solved"} for a in analyses]
+    labels = [a["session"]["model"].get("name") or a["session"]["path"] for a in analyses]
+    only = []
+    for i, s in enumerate(solved):
+        others = set().union(*(solved[j] for j in range(len(solved)) if j != i))
+        only.append(sorted((s - others) & common))
+    return {
+        "schema": SCHEMA,
+        "sessions": [a["session"]["path"] for a in analyses],
+        "labels": labels,
+        "same_problems": all(x == ids[0] for x in ids),
+        "common_problems": len(common),
+        "solved": [len(s & common) for s in solved],
+        "solved_only_by": only,
+        "solved_by_all": sorted(set.intersection(*solved) & common) if solved else [],
+        "analyses": analyses,
+    }

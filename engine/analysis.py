@@ -357,7 +357,8 @@ def _forecast(
         "k_from": int(ks[use].min()),
         "k_to": int(ks[use].max()),
         "replicates": int((~np.isnan(model.replicates).any(axis=1)).sum()),
-        "forecast": [{"k": float(k), "horizon": h, "coverage": float(model.predict(np.array([k]))[0]),
+        "forecast": [{"k": float(k), "horizon": h,
+                      "coverage": float(model.predict(np.array([k]))[0]),
                       "low": _finite(lo), "high": _finite(hi)}
                      for k, h, lo, hi in zip(horizons, HORIZONS, h_low, h_high, strict=True)],
         "curve": {"k": curve_k.tolist(), "coverage": model.predict(curve_k).tolist(),
@@ -409,7 +410,8 @@ def _cost_section(
             evals = session.conn.execute("SELECT n_tokens FROM prompt_evals").fetchall()
         lengths = np.array([e[0] for e in evals], dtype=np.float64)
         total_flops += float(cost.flops(shape, np.zeros(len(lengths)), lengths).sum())
-    api = {name: cost.usd(price, billed_input, completion) for name, price in options.prices.items()}
+    api = {name: cost.usd(price, billed_input, completion)
+           for name, price in options.prices.items()}
     kwh = options.watts * wall / 3.6e6
     solved = sum(1 for p in problems if "pass" in p.statuses)
     totals = {"samples": samples, "tokens": prompt_tokens + completion, "wall_s": wall,

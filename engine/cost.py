@@ -68,7 +68,8 @@ def flops(shape: Shape, start: FloatArray, count: FloatArray) -> FloatArray:
     start = np.asarray(start, dtype=np.float64)
     count = np.asarray(count, dtype=np.float64)
     positions = count * start + count * (count - 1) / 2  # sum of n_ctx over the tokens
-    return np.asarray(2.0 * shape.n_params * count + 2.0 * shape.n_layer * shape.d_model * positions)
+    attention = 2.0 * shape.n_layer * shape.d_model * positions
+    return np.asarray(2.0 * shape.n_params * count + attention)
 
 
 @dataclass(frozen=True)

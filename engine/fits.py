@@ -42,11 +42,12 @@ class PowerLaw:
         return np.exp(a * np.power(np.asarray(k, dtype=np.float64)[None, :], b))
 
     def budget_for(self, target: float) -> float:
-        return float((np.log(target) / self.a) ** (1 / self.b))
+        with np.errstate(over="ignore"):
+            return float((np.log(target) / self.a) ** (1 / self.b))
 
     def budget_replicates(self, target: float) -> FloatArray:
         a, b = self.replicates[:, 0], self.replicates[:, 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             return np.asarray((np.log(target) / a) ** (1 / b), dtype=np.float64)
 
 
@@ -114,7 +115,8 @@ def _gauss_newton(kx: FloatArray, curves: FloatArray, a0: float, b0: float) -> F
 
 @dataclass(frozen=True)
 class BetaBinomial:
-    """Per-problem success rates drawn from Beta(alpha, beta); coverage(k) = 1 - B(a, b+k)/B(a, b)."""
+    """Per-problem success rates drawn from Beta(alpha, beta), so that
+    coverage(k) = 1 - B(alpha, beta + k) / B(alpha, beta)."""
 
     alpha: float  # Beta shape for successes: small alpha means most problems are rarely solved
     beta: float  # Beta shape for failures
@@ -123,9 +125,8 @@ class BetaBinomial:
 
     def predict(self, k: FloatArray) -> FloatArray:
         k = np.asarray(k, dtype=np.float64)
-        return np.asarray(
-            -np.expm1(special.betaln(self.alpha, self.beta + k) - special.betaln(self.alpha, self.beta))
-        )
+        log_miss = special.betaln(self.alpha, self.beta + k) - special.betaln(self.alpha, self.beta)
+        return np.asarray(-np.expm1(log_miss))
 
     def predict_replicates(self, k: FloatArray) -> FloatArray:
         al, be = self.replicates[:, :1], self.replicates[:, 1:]
@@ -186,7 +187,7 @@ def fit_beta_binomial(
                             bounds=[(-12, 12), (-12, 12)])
     al, be = (float(v) for v in np.exp(res.x))
     model = BetaBinomial(al, be, 0.0, np.empty((0, 2)))
-    rmse = float(np.sqrt(np.mean((model.predict(k) - observed) ** 2)))
+    rmse = float(np.sqrt(np.mean((model.predict(k.astype(np.float64)) - observed) ** 2)))
     reps = np.empty((0, 2))
     if len(boot_weights):
         # Each replicate's weight on a distinct pair = how often its problems were drawn.
@@ -238,6 +239,10 @@ def _bb_newton(
     the full-data answer (the chord method): replicates start next to it, and freezing the
     Hessian saves the trigamma calls that would otherwise dominate the time."""
     hess = _bb_hessian(n, c, w.mean(axis=0), la0, lb0)
+    if not np.isfinite(hess).all() or np.linalg.det(hess) <= 0 or hess[0, 0] >= 0:
+        # Not at an interior maximum (e.g. a shape at its bound): every replicate is refitted
+        # one by one by the caller.
+        return np.full((len(w), 2), np.nan)
     inv = np.linalg.inv(hess)
     la = np.full(len(w), la0)
     lb = np.full(len(w), lb0)

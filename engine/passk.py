@@ -1,4 +1,4 @@
-"""Coverage: the unbiased pass@k estimator of Chen et al. (2021) for every k, and its bootstrap band."""
+"""Coverage: the unbiased pass@k of Chen et al. (2021) for every k, and its bootstrap band."""
 
 from __future__ import annotations
 

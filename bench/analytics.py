@@ -1,0 +1,84 @@
+"""Time the analytics the TUI refreshes live: coverage at every k, the bootstrap band and both
+forecasts, for 500 problems x 10,000 samples (the paper's scale).
+
+    python bench/analytics.py [--problems 500] [--samples 10000] [--reps 7]
+
+Prints the median and spread of each stage, measured side by side in one run, and the
+ratio of the whole refresh to a one-second budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from troop.engine import analysis, passk
+
+
+def _timed(fn: Callable[[], Any], reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", type=int, default=500)
+    ap.add_argument("--samples", type=int, default=10_000)
+    ap.add_argument("--reps", type=int, default=7)
+    args = ap.parse_args()
+
+    # Per-problem success rates as repeated-sampling data look: many problems rarely solved.
+    rng = np.random.default_rng(0)
+    n = np.full(args.problems, args.samples, dtype=np.int64)
+    c = rng.binomial(args.samples, rng.beta(0.3, 3.0, args.problems)).astype(np.int64)
+    options = analysis.AnalysisOptions()
+    ks = passk.k_grid(args.samples)
+
+    def all_k() -> None:
+        passk.mean_curve(n, c)
+
+    def band() -> None:
+        passk.coverage(n, c, ks, replicates=options.bootstrap, seed=options.seed)
+
+    section: dict[str, Any] = {}
+
+    def refresh() -> None:
+        # Exactly what analyse() runs on the verdict counts, after reading the session.
+        passk.mean_curve(n, c)
+        cov, boot = analysis._coverage_section(n, c, len(n), options)
+        section["fit"] = analysis._fit_section(n, c, cov, boot, options, False)
+
+    stages = {
+        "coverage, every k (1..n)": all_k,
+        f"coverage on grid + bootstrap ({options.bootstrap})": band,
+        "whole refresh (all k + band + both fits)": refresh,
+    }
+    print(f"{args.problems} problems x {args.samples} samples, {len(ks)} grid points, "
+          f"medians of {args.reps}")
+    medians = {}
+    for name, fn in stages.items():
+        times = _timed(fn, args.reps)
+        medians[name] = statistics.median(times)
+        print(f"  {name:48} {medians[name] * 1e3:8.1f} ms  (min {min(times) * 1e3:.1f}, "
+              f"max {max(times) * 1e3:.1f})")
+    fit = section["fit"]
+    for name in ("power_law", "beta_binomial"):
+        m = fit[name]
+        params = {k: round(v, 4) for k, v in m.items() if k in ("a", "b", "alpha", "beta")}
+        print(f"  {name}: {params or m}, rmse {m.get('rmse_curve', float('nan')):.4f}, "
+              f"{m.get('replicates', 0)} bootstrap refits")
+    whole = medians["whole refresh (all k + band + both fits)"]
+    print(f"whole refresh / 1 s budget: {whole:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,12 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from troop.engine import cost, fits, passk
+from troop.engine import cost, fits, passk, selection
 from troop.engine.session import Session, tests_digest
+from troop.verifiers.answers import normalize
 
 SCHEMA = 1
 #: Formats whose samples end in a final answer, so selection without a verifier applies.
 ANSWER_FORMATS = ("arithmetic", "gsm8k", "math")
+#: The cheap verifier that runs only the examples a prompt shows (HumanEval's docstrings).
+VISIBLE_VERIFIER = "python-examples"
 #: Forecast horizons, as multiples of the current budget.
 HORIZONS = (10, 100)
 
@@ -453,13 +456,68 @@ def _cost_section(
 def _selection_section(
     problems: list[_Problem], cov: dict[str, Any], options: AnalysisOptions
 ) -> dict[str, Any]:
-    return {"refused": "selection analysis is not available yet"}
+    """maj@k, best-of-k by mean token log-probability, Best-of-Majority and the guessing
+    baseline, next to coverage, for answer-style problems (those end in a final answer)."""
+    formats = {p.format for p in problems}
+    if not formats <= set(ANSWER_FORMATS):
+        return {"refused": "selection without a verifier needs answer-style problems "
+                           f"({', '.join(ANSWER_FORMATS)}), not {', '.join(sorted(formats))}"}
+    if cov.get("coverage_only"):
+        return {"refused": "coverage-only session: its budget followed the verdicts"}
+    if "refused" in cov or not cov.get("k"):
+        return {"refused": cov.get("refused", "no verified samples yet")}
+    chosen = []
+    for p in problems:
+        judged = [i for i, s in enumerate(p.statuses) if s is not None]
+        if not judged:
+            continue
+        texts = [p.texts[i] for i in judged]
+        scores = np.array([p.logprobs[i] / p.completion_tokens[i] if p.completion_tokens[i]
+                           else np.nan for i in judged])
+        reference = p.data.get("answer")
+        chosen.append(selection.ProblemAnswers(
+            problem_id=p.problem_id,
+            answers=selection.answers_for(p.format, texts),
+            correct=np.array([p.statuses[i] == "pass" for i in judged]),
+            score=scores,
+            reference=normalize(str(reference)) if reference is not None else None,
+        ))
+    ks = np.asarray(cov["k"], dtype=np.int64)
+    out: dict[str, Any] = selection.selection_curves(
+        chosen, ks, replicates=options.selection_replicates, seed=options.seed)
+    out["guessing"] = selection.guessing_baseline(chosen, ks)
+    return out
 
 
 def _false_positive_section(
     session: Session, problems: list[_Problem], verifier: dict[str, str] | None
 ) -> dict[str, Any]:
-    return {"refused": "false-positive analysis is not available yet"}
+    """The cheap visible verifier (a prompt's own examples) against the session's verifier,
+    when both judged the samples."""
+    if verifier is None:
+        return {"refused": "no verifier has judged this session"}
+    if verifier["name"] == VISIBLE_VERIFIER:
+        return {"refused": f"{VISIBLE_VERIFIER} is this session's own verifier"}
+    digests = {p.problem_id: tests_digest(p.data) for p in problems}
+
+    def statuses(name: str, version: str) -> dict[tuple[str, int], str]:
+        with session.lock:
+            rows = session.conn.execute(
+                "SELECT problem_id, sample_index, tests_digest, status FROM verdicts"
+                " WHERE verifier = ? AND version = ?", (name, version)).fetchall()
+        return {(r[0], r[1]): r[3] for r in rows if digests.get(r[0]) == r[2]}
+
+    with session.lock:
+        row = session.conn.execute(
+            "SELECT version FROM verdicts WHERE verifier = ? GROUP BY version"
+            " ORDER BY COUNT(*) DESC LIMIT 1", (VISIBLE_VERIFIER,)).fetchone()
+    if row is None:
+        return {"refused": f"no {VISIBLE_VERIFIER} verdicts: run `troop verify SESSION "
+                           f"--verifier {VISIBLE_VERIFIER}` to measure the cheap verifier"}
+    result: dict[str, Any] = selection.false_positive_rate(
+        statuses(VISIBLE_VERIFIER, row[0]), statuses(verifier["name"], verifier["version"]),
+        visible_name=VISIBLE_VERIFIER, hidden_name=verifier["name"])
+    return result
 
 
 def compare(analyses: list[dict[str, Any]]) -> dict[str, Any]:

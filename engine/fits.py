@@ -16,6 +16,8 @@ IntArray = NDArray[np.int64]
 #: Log-spaced points the power law is fitted on, so k <= 100 (dense in the grid) does not
 #: outweigh the decades above it.
 FIT_POINTS = 40
+#: Box on log alpha and log beta, as for the full-data fit.
+BOUND = 12.0
 #: Gauss-Newton / Newton iterations for bootstrap refits, which start next to the answer.
 REFIT_STEPS = 12
 
@@ -184,7 +186,7 @@ def fit_beta_binomial(
     spread = min(max(spread, 0.05), 1e4)
     start = np.log([max(mean * spread, 1e-3), max((1 - mean) * spread, 1e-3)])
     res = optimize.minimize(_bb_nll, start, args=(nu, cu, w), method="L-BFGS-B",
-                            bounds=[(-12, 12), (-12, 12)])
+                            bounds=[(-BOUND, BOUND), (-BOUND, BOUND)])
     al, be = (float(v) for v in np.exp(res.x))
     model = BetaBinomial(al, be, 0.0, np.empty((0, 2)))
     rmse = float(np.sqrt(np.mean((model.predict(k.astype(np.float64)) - observed) ** 2)))
@@ -195,14 +197,11 @@ def fit_beta_binomial(
         np.add.at(pair_w.T, inverse, boot_weights.T)
         reps = _bb_newton(nu, cu, pair_w, np.log(al), np.log(be))
         # Replicates far from the full-data answer (small problem sets) may not settle in
-        # chord steps: refit those one by one rather than drop them, which would bias the band.
-        for r in np.flatnonzero(np.isnan(reps).any(axis=1)):
-            if pair_w[r][cu > 0].sum() == 0 or (cu[pair_w[r] > 0] == nu[pair_w[r] > 0]).all():
-                continue  # this replicate has no success, or no failure: nothing to fit
-            one = optimize.minimize(_bb_nll, res.x, args=(nu, cu, pair_w[r]), method="L-BFGS-B",
-                                    bounds=[(-12, 12), (-12, 12)])
-            if one.success:
-                reps[r] = np.exp(one.x)
+        # chord steps: those get full Newton steps, each with its own Hessian, rather than be
+        # dropped, which would bias the band.
+        left = np.flatnonzero(np.isnan(reps).any(axis=1))
+        if len(left):
+            reps[left] = _bb_full_newton(nu, cu, pair_w[left], np.log(al), np.log(be))
     return BetaBinomial(al, be, rmse, reps)
 
 
@@ -258,4 +257,51 @@ def _bb_newton(
         # A replicate that has not settled (gradient still large) is dropped, not reported.
         settled = np.hypot(g1, g2) < 1e-3 * w.sum(1)
         good = settled & np.isfinite(la) & np.isfinite(lb) & (np.abs(la) < 12) & (np.abs(lb) < 12)
+    return np.where(good[:, None], np.exp(np.stack([la, lb], axis=1)), np.nan)
+
+
+def _bb_full_newton(
+    n: FloatArray, c: FloatArray, w: FloatArray, la0: float, lb0: float
+) -> FloatArray:
+    """Newton steps with each weighting's own Hessian (gradient ascent where it is not
+    negative definite), for the few replicates the chord method leaves unsettled. Weightings
+    with no success or no failure have no finite answer and stay NaN."""
+    la = np.full(len(w), la0)
+    lb = np.full(len(w), lb0)
+    tg = special.polygamma
+    with np.errstate(all="ignore"):
+        for _ in range(4 * REFIT_STEPS):
+            g1, g2 = _bb_gradient(n[None, :], c[None, :], w, la, lb)
+            al, be = np.exp(la)[:, None], np.exp(lb)[:, None]
+            s = al + be
+            t_ns, t_s = tg(1, n[None, :] + s), tg(1, s)
+            haa = (w * (tg(1, c + al) - t_ns - tg(1, al) + t_s)).sum(1)
+            hbb = (w * (tg(1, n - c + be) - t_ns - tg(1, be) + t_s)).sum(1)
+            hab = (w * (t_s - t_ns)).sum(1)
+            a1, b1 = al[:, 0], be[:, 0]
+            h11, h22, h12 = a1 * a1 * haa + g1, b1 * b1 * hbb + g2, a1 * b1 * hab
+            det = h11 * h22 - h12 * h12
+            concave = (h11 < 0) & (det > 0)
+            norm = np.hypot(g1, g2) + 1e-300
+            step_a = np.where(concave, -(h22 * g1 - h12 * g2) / det, g1 / norm)
+            step_b = np.where(concave, -(h11 * g2 - h12 * g1) / det, g2 / norm)
+            # A parameter held at the box edge by its gradient stays there; the other one
+            # takes a one-dimensional Newton step along the edge.
+            held_a = ((la >= BOUND) & (g1 > 0)) | ((la <= -BOUND) & (g1 < 0))
+            held_b = ((lb >= BOUND) & (g2 > 0)) | ((lb <= -BOUND) & (g2 < 0))
+            step_a = np.where(held_b, np.where(h11 < 0, -g1 / h11, np.sign(g1)), step_a)
+            step_b = np.where(held_a, np.where(h22 < 0, -g2 / h22, np.sign(g2)), step_b)
+            step_a = np.where(held_a, 0.0, step_a)
+            step_b = np.where(held_b, 0.0, step_b)
+            # The same box as the full-data fit: without over-dispersion the likelihood keeps
+            # rising as alpha, beta grow together (the binomial limit), so the answer is the edge.
+            la = np.clip(la + np.clip(step_a, -1, 1), -BOUND, BOUND)
+            lb = np.clip(lb + np.clip(step_b, -1, 1), -BOUND, BOUND)
+        g1, g2 = _bb_gradient(n[None, :], c[None, :], w, la, lb)
+        # Projected gradient: at an edge, only the component pointing inwards must vanish.
+        g1 = np.where(((la >= BOUND) & (g1 > 0)) | ((la <= -BOUND) & (g1 < 0)), 0.0, g1)
+        g2 = np.where(((lb >= BOUND) & (g2 > 0)) | ((lb <= -BOUND) & (g2 < 0)), 0.0, g2)
+        settled = np.hypot(g1, g2) < 1e-3 * w.sum(1)
+        solvable = ((w * (c > 0)).sum(1) > 0) & ((w * (c < n)).sum(1) > 0)
+        good = settled & solvable & np.isfinite(la) & np.isfinite(lb)
     return np.where(good[:, None], np.exp(np.stack([la, lb], axis=1)), np.nan)

@@ -100,7 +100,11 @@ def verify_session(
     t0 = time.perf_counter()
     todo = pending(session, verifier, force=force)
     total = session.sample_count()
-    session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
+    # The session's verifier is the one coverage counts. A second verifier (e.g. the cheap
+    # python-examples, to measure its false positives) adds verdicts without replacing it.
+    current = session.meta("verifier")
+    if current is None or current["name"] == verifier.name:
+        session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
     verification = Verification(session, verifier, sandbox, observer, workers=workers)
     try:
         for problem, index, text in todo:

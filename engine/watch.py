@@ -120,7 +120,10 @@ class LiveReload:
         if verifier.version == old.version:
             return
         self.verification.verifier = verifier
-        self.session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
+        current = self.session.meta("verifier")
+        if current is None or current["name"] == verifier.name:
+            self.session.set_meta("verifier", {"name": verifier.name,
+                                               "version": verifier.version})
         todo = pending(self.session, verifier)
         self.notify(f"verifier {verifier.name} changed ({old.version} -> {verifier.version}): "
                     f"re-judging {len(todo)} samples")

@@ -183,3 +183,47 @@ def test_real_session_analysis_matches_its_verdicts(tmp_path: Path) -> None:
     assert result["cost"]["completion_tokens"] > 0 and result["cost"]["flops"] > 0
     assert result["session"]["model"]["name"] == "smollm2-135m"
     json.dumps(result, allow_nan=False)
+
+
+def test_selection_sits_beside_coverage_for_answer_problems(tmp_path: Path) -> None:
+    # Sample i answers "i" (its text is "answer i"); problem j's reference is "j".
+    outcomes = {"a": ["fail", "pass", "fail", "fail"], "b": ["fail"] * 4}
+    path = _make_session(tmp_path / "s.troop", outcomes)
+    sel = analyse_path(path)["selection"]
+    assert sel["k"] == [1, 2, 3, 4]
+    assert sel["coverage"] == pytest.approx(analyse_path(path)["coverage"]["pass_at_k"])
+    # Every answer in a problem is distinct: at k = n all four tie, and a tie scores the share
+    # of tied answers that are right (1/4 on a, 0 on b). At k = 1 every selector is one random
+    # sample: pass@1, up to the Monte-Carlo error of 200 subsets.
+    assert sel["majority"][-1] == pytest.approx(0.125, abs=1e-12)
+    for name in ("majority", "best_of_k", "best_of_majority"):
+        assert sel[name][0] == pytest.approx(0.125, abs=0.1)
+    assert sel["guessing"]["k"] == [1, 2, 3, 4]
+
+
+def test_selection_is_refused_for_code_problems(tmp_path: Path) -> None:
+    path = _make_session(tmp_path / "s.troop", {"a": ["pass"]})
+    with Session.open(path) as s, s.lock, s.conn:
+        s.conn.execute("UPDATE problems SET format = 'humaneval'")
+    assert "answer-style" in analyse_path(path)["selection"]["refused"]
+
+
+def test_false_positives_of_the_visible_examples(tmp_path: Path) -> None:
+    outcomes = {"a": ["pass", "fail", "fail"], "b": ["fail", "fail", "pass"]}
+    path = _make_session(tmp_path / "s.troop", outcomes)
+    assert "python-examples" in analyse_path(path)["false_positives"]["refused"]
+    visible = {("a", 0): "pass", ("a", 1): "pass", ("a", 2): "fail",
+               ("b", 0): "pass", ("b", 1): "fail", ("b", 2): "fail"}
+    with Session.open(path) as s:
+        data = {p.problem_id: p.data for p in s.problems()}
+        for (pid, i), status in visible.items():
+            s.add_verdict(pid, i, digest_of(data[pid]),
+                          Verdict(Status(status), "python-examples", "1", 0.01, ""))
+    result = analyse_path(path)
+    fp = result["false_positives"]
+    assert fp["visible_pass"] == 3 and fp["hidden_fail_of_visible_pass"] == 2
+    assert fp["rate"] == pytest.approx(2 / 3)
+    assert fp["visible_fail_of_hidden_pass"] == 1
+    # Coverage still counts the session's own verifier, not the cheap one.
+    assert result["session"]["verifier"]["name"] == "exact"
+    assert result["coverage"]["solved"] == 2

@@ -422,7 +422,7 @@ def _cost_section(
               "usd": next(iter(api.values()), None), "kwh": kwh}
     axis_price = next(iter(options.prices))
     mean_n = samples / len(problems) if problems else 0
-    axes: dict[str, list[float]] = {}
+    axes: dict[str, list[Any]] = {}
     if cov.get("k") and not cov.get("coverage_only"):
         axes = cost.cost_axes(np.asarray(cov["k"], dtype=np.int64), costs, shape,
                               wall / mean_n if mean_n else 0.0, options.prices[axis_price])
@@ -431,7 +431,7 @@ def _cost_section(
         axes = {"samples": list(cov["k"])}
         for name in ("tokens", "wall_s", "flops", "usd"):
             total = totals[name]
-            axes[name] = [float(total * s) if total is not None else math.nan for s in scale]
+            axes[name] = [float(total * s) if total is not None else None for s in scale]
     return {
         "prompt_tokens": int(prompt_tokens),
         "completion_tokens": completion,

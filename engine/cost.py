@@ -89,7 +89,7 @@ def usd(prices: dict[str, float], input_tokens: float, output_tokens: float) -> 
 def cost_axes(
     k: NDArray[np.int64], problems: list[ProblemCost], shape: Shape | None,
     wall_per_round: float, prices: dict[str, float],
-) -> dict[str, list[float]]:
+) -> dict[str, list[float | None]]:
     """The cost of drawing k samples for every problem, per axis: each problem's mean cost
     per sample measured so far, times k, plus its prompt once (API billing: once per sample,
     since each sample is its own request)."""
@@ -107,6 +107,8 @@ def cost_axes(
         prompt_flops = sum(float(flops(shape, np.zeros(1), np.array([p.prompt_tokens]))[0])
                            for p in problems)
         axes["flops"] = prompt_flops + kf * per_sample_flops
-    else:
-        axes["flops"] = np.full(len(kf), np.nan)
-    return {name: [float(v) for v in values] for name, values in axes.items()}
+    out: dict[str, list[float | None]] = {name: [float(v) for v in values]
+                                          for name, values in axes.items()}
+    if shape is None:
+        out["flops"] = [None] * len(kf)  # unknown model shape (e.g. a remote server)
+    return out

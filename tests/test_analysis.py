@@ -227,3 +227,15 @@ def test_false_positives_of_the_visible_examples(tmp_path: Path) -> None:
     # Coverage still counts the session's own verifier, not the cheap one.
     assert result["session"]["verifier"]["name"] == "exact"
     assert result["coverage"]["solved"] == 2
+
+
+def test_unknown_model_shape_leaves_flops_empty_not_nan(tmp_path: Path) -> None:
+    path = _make_session(tmp_path / "s.troop", {"a": ["pass", "fail"]})
+    with Session.open(path) as s:
+        config = s.meta("config")
+        config["model"] = {"name": "served-model"}  # a server: no GGUF shape
+        s.set_meta("config", config)
+    result = analyse_path(path)
+    assert result["cost"]["flops"] is None
+    assert result["cost"]["axes"]["flops"] == [None, None]
+    json.dumps(result, allow_nan=False)

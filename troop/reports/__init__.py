@@ -1,0 +1,1 @@
+"""Session reports (HTML, Markdown, JSON, CSV) and sample exports, read from the analysis."""

@@ -1,0 +1,123 @@
+"""A comparison report of several sessions on the same problems, as blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from troop.reports import plots
+from troop.reports.blocks import Document, Heading, Image, Para, Table
+from troop.reports.document import quantisation
+from troop.reports.tables import count, frac, headline_indices, interval, num, usd
+
+
+def labels(comparison: dict[str, Any]) -> list[str]:
+    """One short, distinct name per session: the comparison's label, with the session file's
+    name added where two labels would otherwise read the same."""
+    names = [str(x) for x in comparison["labels"]]
+    stems = [Path(str(p)).stem for p in comparison["sessions"]]
+    out = []
+    for i, name in enumerate(names):
+        clash = names.count(name) > 1
+        out.append(f"{name} ({stems[i]})" if clash else name)
+    if len(set(out)) < len(out):  # same model and same file name in different folders
+        out = [f"{i + 1}: {name}" for i, name in enumerate(out)]
+    return out
+
+
+def _sessions_table(analyses: list[dict[str, Any]], names: list[str]) -> Table:
+    rows = []
+    for a, name in zip(analyses, names, strict=True):
+        s, c, cov = a["session"], a["cost"], a["coverage"]
+        temps = ", ".join(f"{t:g}" for t in s["sampling"].get("temperatures") or ())
+        verifier = s.get("verifier")
+        last = (f"{frac(cov['pass_at_k'][-1])} at k = {cov['k'][-1]}"
+                if cov.get("pass_at_k") else f"– ({cov.get('refused', 'none')})")
+        rows.append((
+            name, f"{s['model'].get('name', '?')} ({quantisation(s['model'])})",
+            temps or "–", str(s.get("path", "?")),
+            "none" if not verifier else f"{verifier['name']} {verifier['version']}",
+            count(s.get("budget")), f"{cov.get('solved', 0)} / {len(a['problems'])}", last,
+            count(c.get("completion_tokens")), f"{num(c.get('wall_s'))} s",
+        ))
+    return Table(("session", "model", "temperature", "file", "verifier", "budget",
+                  "solved", "coverage", "completion tokens", "wall time"), tuple(rows),
+                 (False, False, False, False, False, True, True, True, True, True),
+                 caption="Sessions")
+
+
+def _headline(analyses: list[dict[str, Any]], names: list[str]) -> Table | None:
+    curves = [a["coverage"] for a in analyses]
+    if any("refused" in c or not c.get("k") for c in curves):
+        return None
+    shared = min(int(c["n_min"]) for c in curves)
+    wanted = [curves[0]["k"][i] for i in headline_indices(curves[0]["k"], shared)]
+    rows = []
+    for k in wanted:
+        cells = [str(k)]
+        for c in curves:
+            i = c["k"].index(k) if k in c["k"] else None
+            cells.append("–" if i is None else
+                         f"{frac(c['pass_at_k'][i])} {interval(c['low'][i], c['high'][i])}")
+        rows.append(tuple(cells))
+    return Table(("k", *names), tuple(rows), (True,) * (1 + len(names)),
+                 caption="Coverage (pass@k) with intervals, at k samples per problem")
+
+
+def _problems_table(analyses: list[dict[str, Any]], names: list[str]) -> Table:
+    by_id = [{p["id"]: p for p in a["problems"]} for a in analyses]
+    order = [p["id"] for p in analyses[0]["problems"]]
+    order += sorted({pid for d in by_id[1:] for pid in d} - set(order))
+    rows = []
+    for pid in order:
+        cells = [pid]
+        for d in by_id:
+            p = d.get(pid)
+            cells.append("–" if p is None else f"{frac(p['pass_at_1'])} ({p['status']})")
+        rows.append(tuple(cells))
+    return Table(("problem", *(f"{n}: pass@1" for n in names)), tuple(rows),
+                 (False, *(True,) * len(names)), caption="Per problem")
+
+
+def comparison_document(comparison: dict[str, Any], generator: str) -> Document:
+    """The whole comparison report; every figure from `compare()` and its analyses."""
+    analyses: list[dict[str, Any]] = comparison["analyses"]
+    names = labels(comparison)
+    doc = Document("troop comparison: " + " vs ".join(names), data=comparison)
+    doc.add(Heading(1, doc.title),
+            Para(f"{len(analyses)} sessions; {comparison['common_problems']} problems in "
+                 f"common. Report by {generator}."))
+    if not comparison["same_problems"]:
+        doc.add(Para("The sessions do not hold the same problems: curves average over "
+                     "different sets, and only the common problems are compared below.",
+                     note=True))
+    doc.add(_sessions_table(analyses, names), Heading(2, "Coverage"))
+    head = _headline(analyses, names)
+    if head is not None:
+        doc.add(head)
+    png = plots.compare_coverage(analyses, names)
+    if png:
+        doc.add(Image("compare-coverage", png, "Coverage against samples per problem, one "
+                      "line per session, log axis.", "Coverage against samples per problem "
+                      "(log scale), bands: bootstrap over problems."))
+    png = plots.compare_cost(analyses, names)
+    if png:
+        doc.add(Heading(2, "Coverage against cost"),
+                Image("compare-cost", png, "Coverage against tokens, FLOPs, dollars and wall "
+                      "time, one line per session, log axes.", "Coverage against the cost of "
+                      "drawing k samples for every problem (log scales)."))
+    cost_rows = tuple((name, count(a["cost"].get("completion_tokens")),
+                       num(a["cost"].get("flops")), usd(a["cost"]["electricity"].get("usd")),
+                       f"{num(a['cost'].get('wall_s'))} s")
+                      for a, name in zip(analyses, names, strict=True))
+    doc.add(Table(("session", "completion tokens", "FLOPs", "electricity", "wall time"),
+                  cost_rows, (False, True, True, True, True), caption="Whole-session cost"))
+    doc.add(Heading(2, "Problems solved by one session only"))
+    rows = tuple((name, str(len(only)), ", ".join(only) or "–")
+                 for name, only in zip(names, comparison["solved_only_by"], strict=True))
+    doc.add(Table(("session", "count", "problems solved by it and no other"), rows,
+                  (False, True, False)),
+            Para(f"Solved by every session: {len(comparison['solved_by_all'])} "
+                 f"({', '.join(comparison['solved_by_all']) or 'none'})."),
+            Heading(2, "Problems"), _problems_table(analyses, names))
+    return doc

@@ -1,0 +1,269 @@
+"""Report figures drawn with matplotlib (Agg, no display): PNG bytes from an analysis dict."""
+
+# Every number plotted is read from the analysis (troop.engine.analysis); nothing is computed
+# here but axis limits. Figures use matplotlib's object API (no pyplot): no global state, no
+# GUI backend, safe in a headless process or a worker thread.
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+_DPI = 150  # print quality at the sizes below (7 in wide: 1050 px)
+_WIDE = (7.0, 4.2)  # one panel, inches
+_GRID = (7.5, 6.0)  # two by two panels, inches
+# The cost axes the analysis gives, with their print labels, in panel order.
+# Each is the total over the problem set of drawing k samples per problem.
+COST_AXES = (
+    ("tokens", "tokens, prompt + completion (log scale)"),
+    ("flops", "compute, FLOPs (log scale)"),
+    ("usd", "API price, USD (log scale)"),
+    ("wall_s", "wall time, s (log scale)"),
+)
+# Labels for the selection methods, in drawing order (the analysis' own key names).
+_SELECTION = (
+    ("coverage", "coverage (any sample correct)"),
+    ("best_of_k", "best of k (highest mean token log-probability)"),
+    ("majority", "majority vote"),
+    ("best_of_majority", "best of majority"),
+)
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    # No "Software" stamp: the same analysis gives byte-identical images (stable asset names).
+    fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _new(size: tuple[float, float] = _WIDE) -> Figure:
+    fig = Figure(figsize=size, layout="constrained")
+    fig.set_facecolor("white")
+    return fig
+
+
+def tick(x: float, _pos: object = None) -> str:
+    """A log-axis tick label: plain for everyday sizes, m×10^e beyond."""
+    if x <= 0 or not math.isfinite(x):
+        return ""
+    if 1e-3 <= x < 1e5:
+        return f"{x:g}"
+    exp = math.floor(math.log10(x))
+    mant = round(x / 10**exp, 6)
+    return f"$10^{{{exp}}}$" if mant == 1 else f"${mant:g}\\times10^{{{exp}}}$"
+
+
+def _style(ax: Axes, xlabel: str, ylabel: str, *, logx: bool = True, ticks: int = 5,
+           whole: bool = False) -> None:
+    """Labels, limits and grid; `ticks`: at most this many labels on a narrow log axis;
+    `whole`: the axis counts samples, so only whole-number ticks."""
+    if logx:
+        ax.set_xscale("log")
+        # Called after plotting, so the limits are known. Narrow axes get ticks at 1, 2, 5 per
+        # decade (an axis spanning less than a decade still gets labels), wide ones per decade.
+        # Under a decade, plain evenly spaced ticks (a log locator would find one or none).
+        low, high = ax.get_xlim()
+        decades = math.log10(high / low) if low > 0 else 0.0
+        if whole and decades < 1.2:
+            # A few samples per problem: label every whole k (1, 2, 3 … 9, 10, 20).
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=tuple(range(1, 10))))
+        elif decades < 1:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=ticks, steps=[1, 2, 2.5, 5, 10]))
+        else:
+            subs = (1.0,) if decades > 3.5 else (1.0, 2.0, 5.0)
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        ax.xaxis.set_major_formatter(FuncFormatter(tick))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", alpha=0.12)
+
+
+def _floats(values: Sequence[float | None]) -> list[float]:
+    """A series with gaps (None) as NaN, which matplotlib leaves undrawn."""
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def _positive(xs: Sequence[float | None], *ys: Sequence[float | None]) -> tuple[list[float], ...]:
+    """Points whose x can sit on a log axis (positive and finite)."""
+    keep = [i for i, x in enumerate(xs) if x is not None and math.isfinite(x) and x > 0]
+    return tuple(_floats([seq[i] for i in keep]) for seq in (xs, *ys))
+
+
+def _band_label(cov: dict[str, Any]) -> str:
+    conf = cov.get("confidence")
+    return f"{round(100 * conf)}% bootstrap band over problems" if conf else "band"
+
+
+def _axis_label(key: str, label: str, spent: dict[str, Any]) -> str:
+    price = spent.get("axis_price")
+    return f"API price '{price}', USD (log scale)" if key == "usd" and price else label
+
+
+def _usable(section: Any) -> bool:
+    return isinstance(section, dict) and "refused" not in section
+
+
+def coverage(analysis: dict[str, Any]) -> bytes | None:
+    """Coverage against samples per problem: the measured curve, its bootstrap band, the
+    better fitted law continued to 100x the budget with its band, and the forecast points."""
+    cov = analysis["coverage"]
+    if not _usable(cov) or not cov["k"]:
+        return None
+    fig = _new()
+    ax = fig.add_subplot()
+    only = cov.get("coverage_only")
+    measured = "problems solved so far" if only else "coverage, pass@k (unbiased estimator)"
+    if not only:
+        ax.fill_between(cov["k"], _floats(cov["low"]), _floats(cov["high"]), color="C0",
+                        alpha=0.22, linewidth=0, label=_band_label(cov))
+    ax.plot(cov["k"], _floats(cov["pass_at_k"]), color="C0", linewidth=2, label=measured)
+    fit = analysis["fit"]
+    better = fit.get("better")
+    if better and _usable(fit.get(better)):
+        law = fit[better]
+        curve = law["curve"]
+        name = "power law" if better == "power_law" else "beta-binomial"
+        ax.fill_between(curve["k"], _floats(curve["low"]), _floats(curve["high"]), color="C1",
+                        alpha=0.12, linewidth=0)
+        ax.plot(curve["k"], _floats(curve["coverage"]), color="C1", linestyle="--",
+                linewidth=1.5, label=f"fitted {name} (rmse {law['rmse']:.3f}), forecast with band")
+        points = [p for p in law["forecast"] if p["k"] > cov["n_min"]
+                  and p["low"] is not None and p["high"] is not None]
+        if points:
+            ks = [p["k"] for p in points]
+            mid = [p["coverage"] for p in points]
+            err = [[max(0.0, p["coverage"] - p["low"]) for p in points],
+                   [max(0.0, p["high"] - p["coverage"]) for p in points]]
+            ax.errorbar(ks, mid, yerr=err, fmt="o", color="C1", capsize=3, markersize=4,
+                        label="forecast at larger budgets")
+    ax.axvline(cov["n_min"], color="0.4", linestyle=":", linewidth=1,
+               label=f"budget drawn: {cov['n_min']} samples per problem")
+    xlabel = "samples spent per problem (log scale)" if only else (
+        "samples per problem, k (log scale)")
+    _style(ax, xlabel, "fraction of problems solved" if only else "coverage (pass@k)",
+           whole=True)
+    ax.set_title(f"Coverage against samples ({cov['problems']} problems)")
+    ax.legend(loc="upper left", fontsize="small")
+    return _png(fig)
+
+
+def cost(analysis: dict[str, Any]) -> bytes | None:
+    """Coverage against what the samples cost: tokens, FLOPs, dollars and wall time."""
+    cov, spent = analysis["coverage"], analysis["cost"]
+    if not _usable(cov) or not _usable(spent) or not cov["k"]:
+        return None
+    axes = spent.get("axes") or {}
+    if not any(len(axes.get(key) or ()) == len(cov["k"]) for key, _ in COST_AXES):
+        return None
+    fig = _new(_GRID)
+    panels = fig.subplots(2, 2).flatten()
+    for ax, (key, label) in zip(panels, COST_AXES, strict=True):
+        xs = axes.get(key)
+        if not xs or len(xs) != len(cov["k"]):
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"no {key} figures", ha="center", va="center")
+            continue
+        x, y, lo, hi = _positive(xs, cov["pass_at_k"], cov["low"], cov["high"])
+        ax.fill_between(x, lo, hi, color="C0", alpha=0.22, linewidth=0)
+        ax.plot(x, y, color="C0", linewidth=2)
+        _style(ax, _axis_label(key, label, spent), "coverage (pass@k)", ticks=3)
+    fig.suptitle("Coverage against cost: k samples for every problem")
+    return _png(fig)
+
+
+def temperatures(analysis: dict[str, Any]) -> bytes | None:
+    """Coverage against samples, one line per sampling temperature."""
+    rows = analysis.get("by_temperature")
+    if not isinstance(rows, list) or len(rows) < 1:
+        return None
+    fig = _new()
+    ax = fig.add_subplot()
+    for i, row in enumerate(rows):
+        if row["k"]:
+            ax.plot(row["k"], _floats(row["pass_at_k"]), color=f"C{i % 10}", linewidth=2,
+                    marker="o" if len(row["k"]) < 3 else None,
+                    label=f"temperature {row['temperature']:g} ({len(row['solved'])} solved)")
+    _style(ax, "samples per problem at this temperature, k (log scale)", "coverage (pass@k)",
+           whole=True)
+    ax.set_title("Coverage by sampling temperature")
+    ax.legend(loc="upper left", fontsize="small")
+    return _png(fig)
+
+
+def selection(analysis: dict[str, Any]) -> bytes | None:
+    """Coverage against the precision of picking one answer: majority vote, best by
+    log-probability, and guessing, as k grows."""
+    sel = analysis.get("selection")
+    if not isinstance(sel, dict) or not _usable(sel) or not sel.get("k"):
+        return None
+    fig = _new()
+    ax = fig.add_subplot()
+    for i, (key, label) in enumerate(_SELECTION):
+        ys = sel.get(key)
+        if ys and len(ys) == len(sel["k"]):
+            ax.plot(sel["k"], ys, color=f"C{i}", linewidth=2 if key == "coverage" else 1.5,
+                    label=label)
+    guess = sel.get("guessing")
+    if isinstance(guess, dict) and guess.get("k"):
+        ax.plot(guess["k"], guess["coverage"], color="0.5", linestyle="--", linewidth=1,
+                label="guessing")
+    _style(ax, "samples per problem, k (log scale)", "fraction of problems right", whole=True)
+    ax.set_title("Coverage against precision: can a selector find the right sample?")
+    ax.legend(loc="upper left", fontsize="small")
+    return _png(fig)
+
+
+def compare_coverage(analyses: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes | None:
+    """Several sessions' coverage curves (with bands) overlaid on one samples axis."""
+    fig = _new()
+    ax = fig.add_subplot()
+    drawn = False
+    for i, (a, label) in enumerate(zip(analyses, labels, strict=True)):
+        cov = a["coverage"]
+        if not _usable(cov) or not cov["k"]:
+            continue
+        if not cov.get("coverage_only"):
+            ax.fill_between(cov["k"], _floats(cov["low"]), _floats(cov["high"]),
+                            color=f"C{i % 10}", alpha=0.15, linewidth=0)
+        ax.plot(cov["k"], _floats(cov["pass_at_k"]), color=f"C{i % 10}", linewidth=2,
+                label=label)
+        drawn = True
+    if not drawn:
+        return None
+    _style(ax, "samples per problem, k (log scale)", "coverage (pass@k)", whole=True)
+    ax.set_title("Coverage against samples (bands: bootstrap over problems)")
+    ax.legend(loc="upper left", fontsize="small")
+    return _png(fig)
+
+
+def compare_cost(analyses: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes | None:
+    """Several sessions' coverage against each cost axis, overlaid."""
+    fig = _new(_GRID)
+    panels = fig.subplots(2, 2).flatten()
+    drawn = False
+    for ax, (key, label) in zip(panels, COST_AXES, strict=True):
+        for i, (a, name) in enumerate(zip(analyses, labels, strict=True)):
+            cov, spent = a["coverage"], a["cost"]
+            if not _usable(cov) or not _usable(spent):
+                continue
+            xs = (spent.get("axes") or {}).get(key)
+            if not xs or len(xs) != len(cov["k"]):
+                continue
+            x, y = _positive(xs, cov["pass_at_k"])
+            ax.plot(x, y, color=f"C{i % 10}", linewidth=2, label=name)
+            drawn = True
+        _style(ax, _axis_label(key, label, analyses[0]["cost"]), "coverage (pass@k)", ticks=3)
+    if not drawn:
+        return None
+    panels[0].legend(loc="upper left", fontsize="small")
+    fig.suptitle("Coverage against cost")
+    return _png(fig)

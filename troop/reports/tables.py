@@ -1,0 +1,132 @@
+"""Number formatting and the report's tables (per problem, coverage curve) as rows and CSV."""
+
+# Cells are formatted from the analysis dict's values as they are; no figure is derived here.
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+COVERAGE_DIGITS = 3  # decimals shown for coverage, pass@1 and bands (fractions in [0, 1])
+
+
+def frac(x: float | None) -> str:
+    """A fraction in [0, 1] as the reports print it, e.g. 0.667."""
+    return "–" if x is None else f"{x:.{COVERAGE_DIGITS}f}"
+
+
+def interval(low: float | None, high: float | None) -> str:
+    return "–" if low is None or high is None else f"[{frac(low)}, {frac(high)}]"
+
+
+def count(x: float | None) -> str:
+    """A whole number with thousands separators."""
+    return "–" if x is None else f"{round(x):,}"
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    """A quantity of any size: 3 significant digits, scientific beyond 10^6."""
+    if x is None:
+        return "–"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e6 or abs(x) < 1e-3:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def si(x: float | None) -> str:
+    """A large count the way people say it: 135M, 1.7B."""
+    if x is None:
+        return "–"
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:g}"
+
+
+def usd(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"${x:.2e}" if 0 < abs(x) < 0.01 else f"${x:,.2f}"
+
+
+def headline_indices(k: Sequence[int], n: int) -> list[int]:
+    """Positions in the coverage curve to quote: k = 1, 10, 100, ... and the budget n."""
+    wanted = {10**p for p in range(0, 12) if 10**p <= n} | {n}
+    return [i for i, kk in enumerate(k) if kk in wanted]
+
+
+PROBLEM_COLUMNS = ("problem", "samples", "verified", "correct", "pass@1", "first pass",
+                   "status", "verdicts", "by temperature (correct/n)", "completion tokens",
+                   "mean log-prob (nats)")
+PROBLEM_NUMERIC = (False, True, True, True, True, True, False, False, False, True, True)
+
+
+def _counts(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items()))
+
+
+def problem_rows(analysis: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One formatted row per problem, in the session's order."""
+    rows: list[tuple[str, ...]] = []
+    for p in analysis["problems"]:
+        temps = ", ".join(f"T={t}: {v['correct']}/{v['n']}"
+                          for t, v in sorted(p["by_temperature"].items(), key=lambda kv: kv[0]))
+        first = p["first_pass"]
+        rows.append((
+            str(p["id"]), count(p["n"]), count(p["verified"]), count(p["correct"]),
+            frac(p["pass_at_1"]), "–" if first is None else str(first), str(p["status"]),
+            _counts(p["statuses"]), temps, count(p["completion_tokens"]),
+            "–" if p["mean_logprob"] is None else f"{p['mean_logprob']:.2f}",
+        ))
+    return rows
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def problems_csv(analysis: dict[str, Any]) -> str:
+    """The per-problem table with raw (unformatted) values, one row per problem."""
+    temps = sorted({t for p in analysis["problems"] for t in p["by_temperature"]})
+    statuses = sorted({s for p in analysis["problems"] for s in p["statuses"]})
+    header = ["problem", "n", "verified", "correct", "pass_at_1", "first_pass", "status",
+              "completion_tokens", "mean_logprob"]
+    header += [f"status_{s}" for s in statuses]
+    header += [f"{field}_t{t}" for t in temps for field in ("n", "correct")]
+    rows = []
+    for p in analysis["problems"]:
+        row = [p["id"], p["n"], p["verified"], p["correct"], p["pass_at_1"],
+               "" if p["first_pass"] is None else p["first_pass"], p["status"],
+               p["completion_tokens"], "" if p["mean_logprob"] is None else p["mean_logprob"]]
+        row += [p["statuses"].get(s, 0) for s in statuses]
+        for t in temps:
+            cell = p["by_temperature"].get(t) or {"n": 0, "correct": 0}
+            row += [cell["n"], cell["correct"]]
+        rows.append(row)
+    return _csv(header, rows)
+
+
+def coverage_csv(analysis: dict[str, Any], label: str | None = None) -> str:
+    """The coverage curve: k, pass@k, band, and the cost of drawing k samples per problem."""
+    cov = analysis["coverage"]
+    if "refused" in cov:
+        return _csv(["refused"], [[cov["refused"]]])
+    axes = analysis["cost"].get("axes", {}) if "refused" not in analysis["cost"] else {}
+    names = [a for a in ("tokens", "flops", "usd", "wall_s") if len(axes.get(a) or ()) ==
+             len(cov["k"])]
+    header = (["session"] if label is not None else []) + [
+        "k", "pass_at_k", "low", "high"] + [f"cost_{a}" for a in names]
+    rows = []
+    for i, k in enumerate(cov["k"]):
+        row = [k, cov["pass_at_k"][i], cov["low"][i], cov["high"][i]]
+        row += [axes[a][i] for a in names]
+        rows.append(([label] if label is not None else []) + row)
+    return _csv(header, rows)

@@ -85,6 +85,15 @@ CREATE TABLE IF NOT EXISTS verdicts (
     PRIMARY KEY (problem_id, sample_index, verifier, version, tests_digest),
     FOREIGN KEY (problem_id, sample_index) REFERENCES samples(problem_id, sample_index)
 );
+CREATE TABLE IF NOT EXISTS marks (
+    problem_id   TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    label        TEXT NOT NULL,     -- a person's judgement, e.g. false positive, flaky test
+    note         TEXT NOT NULL,     -- free text, may be empty
+    created_at   REAL NOT NULL,     -- unix time of the last edit, seconds
+    PRIMARY KEY (problem_id, sample_index, label),
+    FOREIGN KEY (problem_id, sample_index) REFERENCES samples(problem_id, sample_index)
+);
 """
 
 
@@ -99,6 +108,17 @@ class StoredProblem:
     prompt_tokens: int  # its length, tokens
     stop: tuple[str, ...]  # stop strings
     data: dict[str, Any]  # the problem as loaded
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A person's label on one sample (e.g. "false positive"), kept in the session."""
+
+    problem_id: str  # the marked sample's problem
+    sample_index: int  # the marked sample's index within its problem
+    label: str  # the judgement; one mark per (sample, label)
+    note: str  # free text, may be empty
+    created_at: float  # unix time of the last edit, seconds
 
 
 class Session:
@@ -268,16 +288,21 @@ class Session:
             row = self.conn.execute("SELECT COUNT(*) FROM samples").fetchone()
         return int(row[0])
 
-    def samples(self, problem_id: str | None = None) -> Iterator[SampleRecord]:
+    def samples(
+        self, problem_id: str | None = None, sample_index: int | None = None
+    ) -> Iterator[SampleRecord]:
         sql = (
             "SELECT problem_id, sample_index, seed, temperature, top_k, top_p, min_p, max_tokens,"
             " text, tokens, prompt_tokens, finish_reason, stop, wall_s, logprob, run_id"
             " FROM samples"
         )
-        args: tuple[str, ...] = ()
+        args: tuple[str | int, ...] = ()
         if problem_id is not None:
             sql += " WHERE problem_id = ?"
             args = (problem_id,)
+            if sample_index is not None:
+                sql += " AND sample_index = ?"
+                args = (problem_id, sample_index)
         sql += " ORDER BY problem_id, sample_index"
         with self.lock:
             rows = self.conn.execute(sql, args).fetchall()
@@ -290,6 +315,29 @@ class Session:
                 prompt_tokens=r[10], finish_reason=r[11], stop=r[12], wall_s=r[13],
                 logprob=r[14], run_id=r[15],
             )
+
+    def sample(self, problem_id: str, sample_index: int) -> SampleRecord | None:
+        """One stored sample, or None when it is not (yet) stored."""
+        for record in self.samples(problem_id, sample_index):
+            return record
+        return None
+
+    def sample_list(self) -> list[tuple[str, int, float]]:
+        """(problem, index, temperature) of every stored sample, in work-list order: a light
+        index for browsing, without the texts."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT s.problem_id, s.sample_index, s.temperature FROM samples s"
+                " JOIN problems p ON p.problem_id = s.problem_id"
+                " ORDER BY p.position, s.sample_index"
+            ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (e.g. a sampling run) commits to the file."""
+        with self.lock:
+            row = self.conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
 
     # -- verdicts -------------------------------------------------------------------------
 
@@ -317,16 +365,27 @@ class Session:
             ).fetchall()
         return {(r[0], r[1], r[2]) for r in rows}
 
-    def current_verdicts(self, verifier: str, version: str) -> dict[tuple[str, int], Any]:
+    def current_verdicts(
+        self, verifier: str, version: str, problem_id: str | None = None,
+        sample_index: int | None = None, statuses_only: bool = False,
+    ) -> dict[tuple[str, int], Any]:
         """Verdict rows of this verifier version judged against each problem's current tests,
-        keyed by (problem, index)."""
+        keyed by (problem, index); optionally of one problem or sample, or only their status
+        (cheap enough to re-read while a run writes: no captured output)."""
         digests = {p.problem_id: tests_digest(p.data) for p in self.problems()}
+        columns = (" status" if statuses_only else
+                   " status, duration_s, output, truncated, detail, tier, extra")
+        sql = (f"SELECT problem_id, sample_index, tests_digest,{columns} FROM verdicts"
+               " WHERE verifier = ? AND version = ?")
+        args: tuple[str | int, ...] = (verifier, version)
+        if problem_id is not None:
+            sql += " AND problem_id = ?"
+            args += (problem_id,)
+            if sample_index is not None:
+                sql += " AND sample_index = ?"
+                args += (sample_index,)
         with self.lock:
-            cur = self.conn.execute(
-                "SELECT problem_id, sample_index, tests_digest, status, duration_s, output,"
-                " truncated, detail, tier, extra FROM verdicts WHERE verifier = ? AND version = ?",
-                (verifier, version),
-            )
+            cur = self.conn.execute(sql, args)
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
         out: dict[tuple[str, int], Any] = {}
@@ -334,6 +393,48 @@ class Session:
             if digests.get(r[0]) == r[2]:
                 out[(r[0], r[1])] = dict(zip(names, r, strict=True))
         return out
+
+    # -- marks ---------------------------------------------------------------------------
+
+    def add_mark(self, problem_id: str, sample_index: int, label: str, note: str = "") -> None:
+        """Label a stored sample; marking it again with the same label replaces the note."""
+        label = label.strip()
+        if not label:
+            raise SessionError("a mark needs a label", "e.g. 'false positive' or 'flaky test'")
+        try:
+            with self.lock, self.conn:
+                self.conn.execute(
+                    "INSERT INTO marks(problem_id, sample_index, label, note, created_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(problem_id, sample_index, label)"
+                    " DO UPDATE SET note = excluded.note, created_at = excluded.created_at",
+                    (problem_id, sample_index, label, note, time.time()),
+                )
+        except sqlite3.IntegrityError as exc:
+            # The foreign key: only stored samples can be marked.
+            raise SessionError(
+                f"{self.path}: no sample {sample_index} of problem {problem_id!r} to mark"
+            ) from exc
+
+    def remove_mark(self, problem_id: str, sample_index: int, label: str) -> bool:
+        """Drop one mark; False when there was none."""
+        with self.lock, self.conn:
+            cur = self.conn.execute(
+                "DELETE FROM marks WHERE problem_id = ? AND sample_index = ? AND label = ?",
+                (problem_id, sample_index, label),
+            )
+        return cur.rowcount > 0
+
+    def marks(self, problem_id: str | None = None) -> list[Mark]:
+        """Every mark (of one problem), in sample order then oldest first."""
+        sql = "SELECT problem_id, sample_index, label, note, created_at FROM marks"
+        args: tuple[str, ...] = ()
+        if problem_id is not None:
+            sql += " WHERE problem_id = ?"
+            args = (problem_id,)
+        sql += " ORDER BY problem_id, sample_index, created_at, label"
+        with self.lock:
+            rows = self.conn.execute(sql, args).fetchall()
+        return [Mark(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def quick_check(self) -> str:
         with self.lock:

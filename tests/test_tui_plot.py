@@ -1,0 +1,280 @@
+"""The coverage plot draws only numbers from the analysis dict, on every budget axis."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.widgets import Static
+
+from troop.engine import session as session_file
+from troop.engine.analysis import analyse_path
+from troop.engine.events import SampleRecord
+from troop.engine.session import Session, StoredProblem
+from troop.tui.plot import AXES, CoveragePlot, curves, tick_label
+from troop.verifiers.base import Status, Verdict
+
+SIZE = (100, 30)
+
+
+def contract_analysis(
+    name: str = "smollm2-135m", a: float = -1.6, b: float = -0.45, n: int = 64,
+    problems: int = 20, tokens_per_sample: float = 60.0, fit_refused: str | None = None,
+    cost_refused: str | None = None, path: str = "/sessions/a.troop",
+) -> dict[str, Any]:
+    """A dict shaped exactly as troop.engine.analysis' contract: coverage exp(a k^b) with a
+    band around it, a power-law fit to 100x the budget, and cost axes linear in k."""
+    ks = list(range(1, min(n, 100) + 1))
+    cov = [math.exp(a * k**b) for k in ks]
+    curve_k = sorted({float(k) for k in ks[::7]} | {n * 10 ** (i / 20) for i in range(41)})
+    law: dict[str, Any] = {"refused": fit_refused} if fit_refused else {
+        "a": a, "b": b, "rmse": 0.012, "k_from": 1, "k_to": n,
+        "forecast": [{"k": 10 * n, "coverage": math.exp(a * (10 * n) ** b), "low": 0.0,
+                      "high": 1.0}],
+        "curve": {"k": curve_k, "coverage": [math.exp(a * k**b) for k in curve_k],
+                  "low": [math.exp(1.1 * a * k**b) for k in curve_k],
+                  "high": [math.exp(0.9 * a * k**b) for k in curve_k]},
+        "budget_for": [],
+    }
+    per_k = problems * tokens_per_sample
+    axes = {
+        "samples": [float(k) for k in ks],
+        "tokens": [k * per_k + problems * 40 for k in ks],
+        "flops": [k * per_k * 2 * 1.35e8 for k in ks],
+        "wall_s": [k * per_k / 150.0 for k in ks],
+        "usd": [k * per_k * 2e-7 for k in ks],
+    }
+    return {
+        "schema": 1,
+        "session": {"path": path, "model": {"name": name}, "coverage_only": False},
+        "coverage": {
+            "k": ks, "pass_at_k": cov,
+            "low": [max(0.0, c - 0.08 * (1 - c) - 0.03) for c in cov],
+            "high": [min(1.0, c + 0.06 * (1 - c) + 0.03) for c in cov],
+            "confidence": 0.95, "n_min": n, "n_max": n, "problems": problems,
+            "solved": round(cov[-1] * problems), "coverage_only": False,
+        },
+        "fit": {"power_law": law, "beta_binomial": {"refused": "not fitted"}, "better": None},
+        "cost": {"refused": cost_refused} if cost_refused else {"axes": axes},
+    }
+
+
+class PlotHost(App[None]):
+    """The plot alone, fed one analysis (and optionally an overlay) on mount."""
+
+    def __init__(self, analysis: dict[str, Any] | None,
+                 overlay: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.analysis = analysis
+        self.overlay = overlay
+
+    def compose(self) -> ComposeResult:
+        yield CoveragePlot()
+
+    def on_mount(self) -> None:
+        plot = self.query_one(CoveragePlot)
+        plot.focus()
+        if self.analysis is not None:
+            plot.update_analysis(self.analysis, self.overlay)
+
+
+def caption(app: App[Any]) -> str:
+    content = app.query_one("#coverage-caption", Static).visual
+    return content.plain if isinstance(content, Text) else str(content)
+
+
+# -- the numbers drawn ---------------------------------------------------------------------
+
+
+def test_samples_axis_draws_the_dict_as_is() -> None:
+    a = contract_analysis()
+    c = curves(a, "samples")
+    assert c.x == [float(k) for k in a["coverage"]["k"]]
+    assert c.coverage == a["coverage"]["pass_at_k"]
+    assert c.low == a["coverage"]["low"] and c.high == a["coverage"]["high"]
+    # Solid up to the budget, dashed from it on: the two parts meet at n_min.
+    assert max(c.fit_x) == 64 and c.forecast_x[0] == 64
+    assert c.forecast_x[-1] == pytest.approx(6400)
+    assert all(x >= 64 for x in c.forecast_x) and all(x <= 64 for x in c.fit_x)
+    assert c.notes == ()
+
+
+def test_cost_axes_scale_the_forecast_by_the_last_cost_per_sample() -> None:
+    a = contract_analysis()
+    tokens = a["cost"]["axes"]["tokens"]
+    c = curves(a, "tokens")
+    assert c.x == tokens
+    per_sample = tokens[-1] / a["coverage"]["k"][-1]
+    law = a["fit"]["power_law"]["curve"]
+    beyond = [k for k in law["k"] if k >= 64]
+    assert c.forecast_x == pytest.approx([k * per_sample for k in beyond])
+    # Within the budget a fit point at a measured k sits exactly at that k's measured cost.
+    assert c.fit_x[law["k"].index(8.0)] == pytest.approx(tokens[7])
+
+
+def test_refusals_become_captions_not_curves() -> None:
+    c = curves(contract_analysis(fit_refused="fewer than 3 fit points"), "samples")
+    assert c.fit_x == [] and c.forecast_x == [] and c.x
+    assert c.notes == ("power-law fit: fewer than 3 fit points",)
+    c = curves(contract_analysis(cost_refused="no timings recorded"), "wall_s")
+    assert c.x == [] and c.notes == ("wall time: no timings recorded",)
+    # Samples per problem needs no cost accounting: still drawn.
+    assert curves(contract_analysis(cost_refused="no timings recorded"), "samples").x
+    refused = {**contract_analysis(), "coverage": {"refused": "no verified samples yet"}}
+    assert curves(refused, "samples").notes == ("coverage: no verified samples yet",)
+
+
+def test_unmeasured_costs_are_left_out_not_drawn_at_zero() -> None:
+    a = contract_analysis()
+    a["cost"]["axes"]["flops"] = [None] * len(a["coverage"]["k"])  # model shape unknown
+    assert curves(a, "flops").notes == ("FLOPs: not measured for this session",)
+    a["cost"]["axes"]["wall_s"][0] = 0.0  # a clock too coarse for the first point
+    assert len(curves(a, "wall_s").x) == len(a["coverage"]["k"]) - 1
+
+
+def test_tick_labels_speak_the_axis_unit() -> None:
+    assert tick_label("samples", 1000) == "1k"
+    assert tick_label("tokens", 2_500_000) == "2.5M"
+    assert tick_label("wall_s", 30) == "30s" and tick_label("wall_s", 7200) == "2h"
+    assert tick_label("usd", 0.01) == "$0.01"
+
+
+# -- the widget ----------------------------------------------------------------------------
+
+
+def test_x_key_cycles_the_axes_and_wraps() -> None:
+    asyncio.run(_test_x_key_cycles_the_axes_and_wraps())
+
+
+async def _test_x_key_cycles_the_axes_and_wraps() -> None:
+    app = PlotHost(contract_analysis())
+    async with app.run_test(size=SIZE) as pilot:
+        plot = app.query_one(CoveragePlot)
+        seen = [plot.axis]
+        for _ in AXES:
+            await pilot.press("x")
+            seen.append(plot.axis)
+        assert seen == [*AXES, AXES[0]]
+        await pilot.press("x")
+        assert plot.shown[0].x == contract_analysis()["cost"]["axes"]["tokens"]
+        assert "tokens" in caption(app)
+
+
+def test_refused_fit_reason_is_the_caption() -> None:
+    asyncio.run(_test_refused_fit_reason_is_the_caption())
+
+
+async def _test_refused_fit_reason_is_the_caption() -> None:
+    app = PlotHost(contract_analysis(fit_refused="no problem solved yet"))
+    async with app.run_test(size=SIZE):
+        assert "power-law fit: no problem solved yet" in caption(app)
+
+
+def test_overlay_draws_a_second_session_with_its_label() -> None:
+    asyncio.run(_test_overlay_draws_a_second_session_with_its_label())
+
+
+async def _test_overlay_draws_a_second_session_with_its_label() -> None:
+    first = contract_analysis(path="/s/a.troop")
+    second = contract_analysis(a=-1.2, b=-0.5, n=32, path="/s/b.troop")
+    app = PlotHost(first, second)
+    async with app.run_test(size=SIZE):
+        shown = app.query_one(CoveragePlot).shown
+        # Same model in both: the files tell them apart.
+        assert [c.label for c in shown] == ["smollm2-135m (a.troop)", "smollm2-135m (b.troop)"]
+        assert shown[1].x == second["coverage"]["k"]
+
+
+def _synthetic_session(path: Path, coverage_only: bool = False) -> None:
+    """A real session file with known verdicts: 12 problems x 24 samples, problem i passing
+    every (i+2)-th sample from index i on, so coverage climbs with k and some stay unsolved."""
+    s = Session.create(path, {"budget": 24, "coverage_only": coverage_only, "config": {"model": {
+        "name": "synthetic-135m", "n_params": 134_515_008, "n_layer": 30, "n_embd": 576}}})
+    problems = [StoredProblem(f"p{i:02d}", i, "arithmetic", f"What is {i} + 1?", 12, (),
+                              {"answer": str(i + 1)}) for i in range(12)]
+    s.add_problems(problems)
+    run = s.begin_run({"parallel": 4})
+    s.set_meta("verifier", {"name": "math-answer", "version": "1"})
+    for p in problems:
+        i = p.position
+        for j in range(24):
+            s.add_sample(SampleRecord(p.problem_id, j, 1000 * i + j, 0.8, 40, 0.95, 0.0, 32,
+                                      "answer", tuple(range(20)), 12, "eos", None, 0.1, -3.0,
+                                      run))
+            ok = i < 9 and j >= i and (j - i) % (i + 2) == 0
+            s.add_verdict(p.problem_id, j, session_file.tests_digest(p.data), Verdict(
+                Status.PASS if ok else Status.FAIL, "math-answer", "1", 0.01, ""))
+    s.finish_run(run, "completed")
+    s.close()
+
+
+def test_plots_a_real_analysis(tmp_path: Path) -> None:
+    asyncio.run(_test_plots_a_real_analysis(tmp_path))
+
+
+async def _test_plots_a_real_analysis(tmp_path: Path) -> None:
+    _synthetic_session(tmp_path / "s.troop")
+    analysis = analyse_path(tmp_path / "s.troop")
+    app = PlotHost(analysis)
+    async with app.run_test(size=SIZE) as pilot:
+        plot = app.query_one(CoveragePlot)
+        for axis in AXES:
+            shown = plot.shown[0]
+            assert shown.x == [x for x in analysis["cost"]["axes"][axis] if x > 0], axis
+            assert shown.coverage == analysis["coverage"]["pass_at_k"]
+            law = analysis["fit"]["power_law"]
+            assert "refused" not in law, law  # the synthetic verdicts follow a clean law
+            # The dashes start where the solid fit ends, at the current budget's cost.
+            assert shown.forecast_x[0] == pytest.approx(max(shown.fit_x))
+            assert shown.forecast_x[0] == pytest.approx(shown.x[-1])
+            await pilot.press("x")
+
+
+def test_coverage_only_session_shows_solved_against_samples_spent(tmp_path: Path) -> None:
+    _synthetic_session(tmp_path / "s.troop", coverage_only=True)
+    analysis = analyse_path(tmp_path / "s.troop")
+    assert analysis["coverage"]["coverage_only"]
+
+    async def scenario() -> None:
+        app = PlotHost(analysis)
+        async with app.run_test(size=SIZE):
+            shown = app.query_one(CoveragePlot).shown[0]
+            assert shown.x == analysis["coverage"]["k"]
+            assert shown.coverage == analysis["coverage"]["pass_at_k"]
+            assert shown.fit_x == shown.forecast_x == []  # no law for an adaptive budget
+            assert "solved vs samples spent" in caption(app)
+            assert "9/12 solved" in caption(app)
+
+    asyncio.run(scenario())
+
+
+# -- pictures ------------------------------------------------------------------------------
+
+
+def test_snapshot_coverage_with_band_fit_and_forecast(snap_compare: Any) -> None:
+    """A correct picture: a blue coverage curve rising from about .2 at k=1 to about .8 at
+    k=64 inside a shaded band, an orange fitted line on top of it up to k=64 that continues
+    as orange dashes to k=6.4k; x ticks 1, 10, 100, 1k labelled "samples per problem"; the
+    caption names the axis, 16/20 solved and the power law's a and b."""
+    assert snap_compare(PlotHost(contract_analysis()), terminal_size=SIZE)
+
+
+def test_snapshot_overlay_on_the_tokens_axis(snap_compare: Any) -> None:
+    """A correct picture: after one press of x the axis reads "tokens (prompt + completion)"
+    with ticks in k/M; two sessions, smollm2-135m (blue, with its band and orange dashed
+    forecast) and gemma3-270m (green, higher, with its own green dashes), named in the legend."""
+    app = PlotHost(contract_analysis(),
+                   contract_analysis("gemma3-270m", a=-1.2, b=-0.5, n=32, path="/s/b.troop"))
+    assert snap_compare(app, press=["x"], terminal_size=SIZE)
+
+
+def test_snapshot_refused_fit_shows_the_reason(snap_compare: Any) -> None:
+    """A correct picture: the coverage curve and band without any orange fit or dashes, and
+    the caption's second line reads "power-law fit: fewer than 3 fit points"."""
+    app = PlotHost(contract_analysis(fit_refused="fewer than 3 fit points"))
+    assert snap_compare(app, terminal_size=SIZE)

@@ -1,4 +1,5 @@
-"""Sampling throughput, side by side: a create_completion loop, troop's engine, llama-batched-bench.
+"""Sampling throughput, side by side: a create_completion loop, troop's engine, llama-batched-bench,
+and troop's OpenAI backend against a server on loopback (what the network path costs).
 
 Run `python bench/sampling.py --help`; bench/README.md explains the columns.
 """
@@ -6,15 +7,18 @@ Run `python bench/sampling.py --help`; bench/README.md explains the columns.
 from __future__ import annotations
 
 import argparse
+import atexit
 import cProfile
 import json
 import os
 import platform
 import pstats
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +28,15 @@ from troop.engine import llamacpp
 from troop.engine.control import RunControl
 from troop.engine.events import Event, PromptEvaluated, SampleRecord
 from troop.engine.models import resolve_model
-from troop.engine.sampler import BatchedSampler, PromptSpec, SamplingParams, Scheduler
+from troop.engine.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
+from troop.engine.openai_client import ServerOptions, ServerTarget, count_prompts
+from troop.engine.sampler import (
+    BatchedSampler,
+    BatchStats,
+    PromptSpec,
+    SamplingParams,
+    Scheduler,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_BINARY = HERE / "_build" / "llama" / "bin" / "llama-batched-bench"
@@ -93,7 +105,22 @@ class Results:
     loop_tok_s: list[float] = field(default_factory=list)  # completion tokens / wall, per rep
     troop: list[TroopRun] = field(default_factory=list)
     cpp: list[dict[str, Any]] = field(default_factory=list)  # batched-bench jsonl rows + "mode"
+    server: list[ServerRun] = field(default_factory=list)  # the OpenAI backend, per rep and P
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServerRun:
+    """One ServerSampler.run against the server at one P (requests in flight)."""
+
+    parallel: int  # requests in flight
+    samples: int  # samples drawn
+    completion_tokens: int  # tokens drawn, all samples
+    wall_s: float  # seconds for the whole run, HTTP and the server's prompt evaluations included
+
+    @property
+    def tok_s(self) -> float:
+        return self.completion_tokens / self.wall_s
 
 
 class PromptClock:
@@ -211,6 +238,97 @@ def _draw(
     return drawn
 
 
+class LoopbackServer:
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the bench's model, threads
+    and a context for one prompt plus completion (it runs one request at a time)."""
+
+    def __init__(self, model_path: Path, cfg: Config) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/v1"
+        self.model = "bench"
+        # Its load log would fill a pipe and stall it; closed in close().
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
+             "--model_alias", self.model, "--host", "127.0.0.1", "--port", str(port),
+             "--n_ctx", str(_round_up(cfg.prompt_tokens + cfg.tokens + 16, 256)),
+             "--n_threads", str(cfg.threads), "--n_threads_batch", str(cfg.threads),
+             "--flash_attn", "True",
+             # By default a waiting request cuts the running stream short: every parallel
+             # request would be retried.
+             "--interrupt_requests", "False"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        atexit.register(self.close)  # a crashed benchmark leaves no server behind
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.log.seek(0)
+        tail = self.log.read().decode(errors="replace")[-1500:]
+        raise RuntimeError(f"llama_cpp.server did not start:\n{tail}")
+
+    def close(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def bench_server(
+    url: str, model_name: str, text: str, n_prompt: int, eog: list[int], parallel: int,
+    cfg: Config, *, tokens: int | None = None, logprobs: bool = False,
+) -> ServerRun:
+    """One ServerSampler.run (troop's OpenAI backend, /completions) with `parallel` requests in
+    flight, after an untimed warm-up. Logprobs are off by default, as in the loop: on
+    llama-cpp-python's server they cost several times the throughput (its per-token Python
+    log-softmax), which is that server's cost, not the network path's."""
+    max_tokens = tokens or cfg.tokens
+    params = SamplingParams(
+        temperatures=(TEMPERATURE,), top_k=TOP_K, top_p=TOP_P, max_tokens=max_tokens,
+        ignore_eos=True,  # honoured by llama-server and vLLM; the bias below does it elsewhere
+    )
+    spec = PromptSpec("bench/0", (UNKNOWN_TOKEN,) * n_prompt, ())
+    sampler = ServerSampler(
+        ServerTarget(url, model_name, "completions"), params,
+        {"bench/0": ServerPrompt(text, n_prompt)}, parallel=parallel, logprobs=logprobs,
+        options=ServerOptions(retries=0),
+        # As in the loop: end-of-generation tokens biased away, so samples run full length.
+        extra_body={"logit_bias": {str(t): -100 for t in eog}},
+    )
+
+    def draw(samples: int, seed: int) -> int:
+        control = RunControl(samples)
+        stats = sampler.run(Scheduler([spec], set(), control, params, seed),
+                            lambda r: r, PromptClock(), control, BatchStats())
+        return stats.completion_tokens
+
+    draw(1, SEED + 1)  # warm-up: connection, the server's first prompt evaluation
+    samples = max(8, 2 * parallel)
+    t0 = time.perf_counter()
+    drawn = draw(samples, SEED)
+    wall = time.perf_counter() - t0
+    if drawn != samples * max_tokens:
+        raise RuntimeError(f"expected {samples} x {max_tokens} tokens, drew {drawn} (does the "
+                           "server honour ignore_eos or logit_bias?)")
+    return ServerRun(parallel, samples, drawn, wall)
+
+
 def find_binary(arg: str | None) -> Path | None:
     if arg:
         return Path(arg)
@@ -276,6 +394,7 @@ def summarize(res: Results, cfg: Config) -> dict[str, Any]:
             row[f"troop_{mode}_prompt_s"] = _median([r.prompt_s for r in runs])
             row[f"cpp_{mode}_s_tg"] = _median([float(r["speed_tg"]) for r in cpp])
             row[f"cpp_{mode}_e2e_tok_s"] = _median([float(r["e2e_tg"]) for r in cpp])
+        row["server_tok_s"] = _median([r.tok_s for r in res.server if r.parallel == p])
         rows[str(p)] = row
     return rows
 
@@ -318,6 +437,20 @@ def print_tables(summary: dict[str, Any]) -> None:
             )
 
 
+def print_server_table(summary: dict[str, Any], where: str) -> None:
+    head = (f"{'P':>4} | {'loop':>7} | {'troop split':>11} | {'troop unif':>10} | "
+            f"{'server':>7} || {'srv/loop':>8} | {'srv/tr s':>8} | {'srv/tr u':>8}")
+    print(f"\nOpenAI backend against {where}: completion tokens per second (medians), "
+          "HTTP streaming and the server's own prompt evaluations included")
+    print(head)
+    print("-" * len(head))
+    for p, r in summary.items():
+        srv, loop = r["server_tok_s"], r["loop_tok_s"]
+        ts, tu = r["troop_split_tok_s"], r["troop_unified_tok_s"]
+        print(f"{p:>4} | {_fmt(loop):>7} | {_fmt(ts):>11} | {_fmt(tu):>10} | {_fmt(srv):>7} || "
+              f"{_ratio(srv, loop):>8} | {_ratio(srv, ts):>8} | {_ratio(srv, tu):>8}")
+
+
 def machine_info(cfg: Config, model_path: Path, binary: Path | None) -> dict[str, Any]:
     import llama_cpp
 
@@ -358,7 +491,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     ap.add_argument("--batched-bench", help="path of llama-batched-bench "
                     "(default: bench/_build/llama/bin/, built by bench/build_batched_bench.sh)")
-    ap.add_argument("--skip", default="", help="comma-separated methods to skip: loop,troop,cpp")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated methods to skip: loop,troop,cpp,server")
+    ap.add_argument("--server-url", metavar="URL",
+                    help="measure the OpenAI backend against this running server (e.g. "
+                    "llama-server -np 16) instead of starting llama-cpp-python's on loopback")
+    ap.add_argument("--server-model", default=None, metavar="NAME",
+                    help="with --server-url: the served model's name (default: its only one)")
+    ap.add_argument("--server-logprobs", action="store_true",
+                    help="ask the server for logprobs, as `troop run` does by default (off: "
+                    "as in the loop)")
     ap.add_argument("--profile", type=int, metavar="P",
                     help="instead of benchmarking, cProfile one troop run at P slots (split)")
     ap.add_argument("--json", help="write every rep's numbers and the medians to this file")
@@ -407,6 +549,33 @@ def main(argv: list[str] | None = None) -> int:
         binary = None
     eog = eog_tokens(model)
 
+    server, server_url, server_model, server_text, server_n = None, None, "", "", 0
+    if "server" not in skip:
+        server_url, server_model = args.server_url, args.server_model
+        if server_url is None:
+            server = LoopbackServer(model_path, cfg)
+            server.wait_ready()
+            server_url, server_model = server.url, server.model
+        elif server_model is None:
+            from troop.engine.openai_client import served_models
+
+            names = served_models(server_url, None, ServerOptions())
+            if len(names) != 1:
+                raise SystemExit(f"--server-model: {server_url} serves {names}")
+            server_model = names[0]
+        # The same prompt as text (the server tokenizes it and adds its own BOS).
+        bos = model.bos_eos()[0]
+        server_text = b"".join(model.piece(t) for t in prompt[prompt[0] == bos:]).decode(
+            "utf-8", "replace")
+        target = ServerTarget(server_url, server_model, "completions")
+        server_n = count_prompts(target, ServerOptions(), [(server_text, ())], parallel=1)[0]
+        where = ("llama-cpp-python's server on loopback" if server is not None
+                 else server_url)
+        m["server"] = {"url": server_url, "model": server_model, "where": where,
+                       "prompt_tokens": server_n, "logprobs": args.server_logprobs}
+        print(f"server: {where} ({server_url}), model {server_model!r}, prompt "
+              f"{server_n} tokens as it counts them")
+
     # Reps are the outer loop so that a slow spell on the machine hits every method alike.
     for rep in range(cfg.reps):
         if "loop" not in skip:
@@ -427,10 +596,20 @@ def main(argv: list[str] | None = None) -> int:
                 res.cpp.extend(rows)
                 speeds = ", ".join(f"P={r['pl']}: {r['speed_tg']:.1f}" for r in rows)
                 print(f"[rep {rep + 1}] C++ {mode} S_TG: {speeds}", flush=True)
+        if server_url is not None:
+            for p in cfg.parallel:
+                srun = bench_server(server_url, server_model, server_text, server_n, eog, p,
+                                    cfg, logprobs=args.server_logprobs)
+                res.server.append(srun)
+                print(f"[rep {rep + 1}] server P={p}: {srun.tok_s:.1f} tok/s", flush=True)
+    if server is not None:
+        server.close()
 
     m["loadavg_end"] = os.getloadavg()
     summary = summarize(res, cfg)
     print_tables(summary)
+    if res.server:
+        print_server_table(summary, m["server"]["where"])
     print(f"\nload average at start {m['loadavg_start'][0]:.2f}, at end "
           f"{m['loadavg_end'][0]:.2f} (other work on the machine skews every column)")
     for note in res.notes:
@@ -442,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             "troop": [{**asdict(r), "tok_s": r.tok_s, "decode_tok_s": r.decode_tok_s,
                        "samples_s": r.samples_s} for r in res.troop],
             "cpp": res.cpp,
+            "server": [{**asdict(r), "tok_s": r.tok_s} for r in res.server],
         }
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")

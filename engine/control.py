@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from troop.engine.sampler import PromptSpec
 
 
 class RunControl:
@@ -18,6 +23,10 @@ class RunControl:
         self._running.set()
         self._cancelled = threading.Event()
         self._budget = budget  # samples per problem the run aims at
+        # Temperatures for samples not yet started (None: the session's); each sample
+        # records the temperature it was drawn at, so a change mid-run stays visible.
+        self._temperatures: tuple[float, ...] | None = None
+        self._added: list[PromptSpec] = []  # problems added mid-run, not yet scheduled
 
     @property
     def budget(self) -> int:
@@ -28,6 +37,28 @@ class RunControl:
         """Aim for `samples` per problem; lowering is ignored (stored samples stay)."""
         with self._lock:
             self._budget = max(self._budget, samples)
+
+    @property
+    def temperatures(self) -> tuple[float, ...] | None:
+        """The temperatures (cycled by sample index) for samples not yet started, if changed."""
+        with self._lock:
+            return self._temperatures
+
+    def set_temperatures(self, temperatures: Sequence[float] | None) -> None:
+        """Draw the remaining samples at these temperatures; None goes back to the session's."""
+        with self._lock:
+            self._temperatures = tuple(temperatures) if temperatures else None
+
+    def add_prompts(self, prompts: Sequence[PromptSpec]) -> None:
+        """Hand problems added while the run is live to its scheduler."""
+        with self._lock:
+            self._added.extend(prompts)
+
+    def take_prompts(self) -> list[PromptSpec]:
+        """The problems added since the last call (the scheduler takes them once)."""
+        with self._lock:
+            added, self._added = self._added, []
+        return added
 
     def pause(self) -> None:
         self._running.clear()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
 from troop import __version__
-from troop.engine import llamacpp, prompts
+from troop.engine import llamacpp, policy, prompts
 from troop.engine.control import RunControl
 from troop.engine.errors import EngineError, SessionError, TroopError
 from troop.engine.events import (
@@ -23,6 +24,7 @@ from troop.engine.events import (
     SampleRecord,
 )
 from troop.engine.models import file_sha256, resolve_model
+from troop.engine.policy import PolicySpec
 from troop.engine.problems import Problem, load_problem_set
 from troop.engine.sampler import (
     BatchedSampler,
@@ -33,6 +35,9 @@ from troop.engine.sampler import (
 )
 from troop.engine.session import Session, StoredProblem
 from troop.engine.verify import Verification
+
+if TYPE_CHECKING:
+    from troop.engine.openai_run import ServerBackend
 
 #: Defaults for a new session; a resumed session keeps what it was created with.
 DEFAULT_PROBLEMS = "arithmetic"
@@ -67,6 +72,11 @@ class RunSettings:
     kv_cache: str = "auto"  # "split" (a KV buffer per slot), "unified" (one shared pool), or
     # "auto": unified up to UNIFIED_UP_TO slots, split beyond (see bench/sampling.py)
     logprobs: bool = True  # record each sample's log-probability (costs ~1% of throughput)
+    policy: PolicySpec = PolicySpec()  # budget policy: fixed, until-solved, until-consistent
+    backend: str | None = None  # "llamacpp" or "openai"; None: the session's, else llamacpp
+    base_url: str | None = None  # openai: the server's API root (None: the session's)
+    api_key_env: str | None = None  # openai: environment variable holding the API key
+    n_per_request: int = 1  # openai: samples per request (the server's `n`), when it honours it
 
 
 #: Sampling fields that define a session: resuming with other values is refused.
@@ -94,19 +104,23 @@ class PreparedRun:
     """A session ready to sample: the model loaded, the work list known."""
 
     session: Session  # the open session file
-    model: llamacpp.Model  # the loaded model
+    model: llamacpp.Model | None  # the loaded model; None when a server samples (`server`)
     params: SamplingParams  # sampling settings of the session
     seed: int  # session seed
     budget: int  # samples per problem
     prompts: list[PromptSpec]  # the work list, in order
     settings: RunSettings  # what was asked
     created: bool  # True if this run created the session
-    plan: llamacpp.ContextPlan  # the llama.cpp context this run will create
+    plan: llamacpp.ContextPlan | None  # the llama.cpp context this run will create (local)
     problem_data: dict[str, dict[str, Any]]  # each problem as loaded, by id (for verifiers)
     config: dict[str, Any] = field(default_factory=dict)  # the session's stored configuration
+    server: ServerBackend | None = None  # samples come from this OpenAI-compatible server
 
     def close(self) -> None:
-        self.model.close()
+        if self.model is not None:
+            self.model.close()
+        if self.server is not None:
+            self.server.close()
         self.session.close()
 
 
@@ -136,6 +150,7 @@ def check_settings(settings: RunSettings) -> None:
     positive("--max-tokens", settings.max_tokens)
     positive("--parallel", settings.parallel)
     positive("--threads", settings.threads)
+    settings.policy.check()
     for t in settings.temperatures or ():
         if not t >= 0 or t == float("inf"):  # also catches NaN
             raise TroopError(f"--temperature must be a finite number >= 0, got {t}")
@@ -205,6 +220,11 @@ def _render_problems(
 def prepare(settings: RunSettings) -> PreparedRun:
     """Check settings, open or create the session, load the model; nothing is sampled yet."""
     check_settings(settings)
+    from troop.engine import openai_run  # httpx is imported only where a server is used
+
+    if openai_run.select_backend(settings) == "openai":
+        served: PreparedRun = openai_run.prepare(settings)
+        return served
     if settings.session is not None and settings.session.exists():
         return _resume(settings)
     return _create(settings)
@@ -222,6 +242,7 @@ def _create(settings: RunSettings) -> PreparedRun:
         limit=settings.limit,
         problem_ids=list(settings.problem_ids) or None,
     )
+    policy.check_formats(settings.policy, [pset.format])  # before an empty session is left
     model = _load(ref.path, settings.gpu_layers)
     try:
         fmt = prompts.choose_format(model, ref.instruct, sampling["prompt_format"])
@@ -372,6 +393,51 @@ def _add_problems(
         session.add_problems(_render_problems(model, fmt, fresh, len(have)))
 
 
+def add_problems(
+    prep: PreparedRun, *, more: int = 0, problem_ids: Sequence[str] = ()
+) -> list[PromptSpec]:
+    """Add problems of the session's own set to an open run (the TUI's "add problems"): the
+    next `more` the session lacks, in the set's order, and the named ones. They are stored and
+    appended to `prep.prompts`; the returned work is what a live run's
+    `RunControl.add_prompts` hands to its scheduler. A prompt longer than the run's context
+    was planned for is refused before anything is stored."""
+    name = prep.config["problem_set"]["name"]
+    have = {p.problem_id for p in prep.session.problems()}
+    wanted = [i for i in dict.fromkeys(problem_ids) if i not in have]
+    if more > 0:
+        pool = load_problem_set(name).problems
+        wanted += [p.id for p in pool if p.id not in have and p.id not in wanted][:more]
+    if not wanted:
+        return []
+    pset = load_problem_set(name, problem_ids=wanted)
+    if prep.server is not None:
+        from troop.engine import openai_run
+
+        added: list[PromptSpec] = openai_run.add_live_problems(prep, list(pset.problems),
+                                                                len(have))
+        return added
+    assert prep.model is not None and prep.plan is not None
+    fmt = prompts.PromptFormat(prep.config["prompt_format"]["kind"],
+                               prep.config["prompt_format"]["template"])
+    rows = _render_problems(prep.model, fmt, list(pset.problems), len(have))
+    work = [PromptSpec(r.problem_id, tuple(prompts.tokenize(prep.model, r.prompt)), r.stop)
+            for r in rows]
+    longest = max(work, key=lambda w: len(w.tokens))
+    need = _plan(prep.settings, prep.model, max(len(w.tokens) for w in [*prep.prompts, *work]),
+                 prep.params.max_tokens)
+    if need.n_ctx_seq > prep.plan.n_ctx_seq:
+        raise TroopError(
+            f"problem {longest.problem_id}'s prompt ({len(longest.tokens)} tokens) is longer "
+            "than this run's context was planned for",
+            hint=f"add it when resuming: troop run --session {prep.session.path} "
+            f"--problem {longest.problem_id}",
+        )
+    prep.session.add_problems(rows)
+    prep.prompts.extend(work)
+    prep.problem_data.update({r.problem_id: r.data for r in rows})
+    return work
+
+
 def _prepared(
     session: Session,
     model: llamacpp.Model,
@@ -432,26 +498,42 @@ def execute(
     plan = prep.plan
     gpu = llamacpp.gpu_offload_supported()
     session = prep.session
-    run_id = session.begin_run({
-        "parallel": settings.parallel, "threads": plan.n_threads,
-        "kv_cache": "unified" if plan.kv_unified else "split",
-        "gpu_layers": settings.gpu_layers if gpu else 0, "gpu_offload": gpu,
-        "n_ctx": plan.n_ctx, "n_batch": plan.n_batch, "troop_version": __version__,
-        "llama_cpp_python": llama_cpp.__version__, "system_info": llamacpp.system_info(),
-    })
+    # Checks the policy against the run, records it, and seeds it with the session's samples.
+    allocation = policy.begin(settings.policy, session, [p.problem_id for p in prep.prompts],
+                              prep.problem_data, verification)
+    if prep.server is not None:
+        run_settings = {**prep.server.run_settings(),
+                        "policy": settings.policy.describe()}
+    else:
+        assert plan is not None
+        run_settings = {
+            "parallel": settings.parallel, "threads": plan.n_threads,
+            "kv_cache": "unified" if plan.kv_unified else "split",
+            "gpu_layers": settings.gpu_layers if gpu else 0, "gpu_offload": gpu,
+            "n_ctx": plan.n_ctx, "n_batch": plan.n_batch, "troop_version": __version__,
+            "llama_cpp_python": llama_cpp.__version__, "system_info": llamacpp.system_info(),
+            "policy": settings.policy.describe(),
+        }
+    run_id = session.begin_run(run_settings)
     done = session.done()
     before = len(done)
-    scheduler = Scheduler(prep.prompts, done, control, prep.params, prep.seed)
+    scheduler = Scheduler(prep.prompts, done, control, prep.params, prep.seed,
+                          policy=allocation)
     recording = _Recording(session, run_id, observer)
     reasons: dict[str, int] = {}
 
     def store(record: SampleRecord) -> SampleRecord:
         stored = SampleRecord(**{**record.__dict__, "run_id": run_id})
         session.add_sample(stored)
+        if allocation is not None:
+            allocation.observe(stored)  # until-consistent votes on its answer
         reasons[stored.finish_reason] = reasons.get(stored.finish_reason, 0) + 1
         if verification is not None:
-            verification.submit(prep.problem_data[stored.problem_id], stored.sample_index,
-                                stored.text)
+            future = verification.submit(prep.problem_data[stored.problem_id],
+                                         stored.sample_index, stored.text)
+            if allocation is not None:
+                # Runs in a verification thread; until-solved stops the problem on a pass.
+                future.add_done_callback(allocation.on_verdict(stored.problem_id))
         return stored
 
     t0 = time.perf_counter()
@@ -461,9 +543,13 @@ def execute(
     stats = BatchStats()
     ctx = None
     try:
-        ctx = llamacpp.Context(prep.model, plan)
-        sampler = BatchedSampler(prep.model, ctx, prep.params, logprobs=settings.logprobs)
-        sampler.run(scheduler, store, recording, control, stats)
+        if prep.server is not None:
+            prep.server.sampler(prep.params).run(scheduler, store, recording, control, stats)
+        else:
+            assert prep.model is not None and plan is not None
+            ctx = llamacpp.Context(prep.model, plan)
+            sampler = BatchedSampler(prep.model, ctx, prep.params, logprobs=settings.logprobs)
+            sampler.run(scheduler, store, recording, control, stats)
         if control.cancelled:
             status = "cancelled"
         elif verification is not None:

@@ -296,7 +296,7 @@ def test_verify_stores_a_second_verifiers_verdicts_next_to_the_first(tmp_path: P
     meta = con.execute("SELECT value FROM meta WHERE key = 'verifier'").fetchone()
     con.close()
     assert dict(rows) == {"python-tests": 4, "python-examples": 4}
-    # The session's "verifier" names the last one that ran (see the report to the lead).
-    assert json.loads(meta[0])["name"] == "python-examples"
+    # The session's own verifier, the one coverage counts, is not replaced by the second one.
+    assert json.loads(meta[0])["name"] == "python-tests"
     again = troop("verify", str(path), "--verifier", "python-examples")
     assert "0 of 4 samples to judge" in again.stderr

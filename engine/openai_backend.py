@@ -16,22 +16,14 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from troop.engine.control import RunControl
 from troop.engine.errors import EngineError
-from troop.engine.events import (
-    PromptEvaluated,
-    RunObserver,
-    SampleFinished,
-    SampleRecord,
-    SampleStarted,
-    TokensDecoded,
-)
+from troop.engine.events import SampleRecord
 from troop.engine.openai_client import (
     AttemptFailed,
     ServerOptions,
@@ -44,7 +36,8 @@ from troop.engine.openai_client import (
     transport_failure,
     with_retries,
 )
-from troop.engine.sampler import BatchStats, SamplingParams, Scheduler, WorkItem
+from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
+from troop.engine.sampler import SamplingParams, Scheduler, WorkItem
 
 #: Stored in place of a completion token id the server did not report.
 UNKNOWN_TOKEN = -1
@@ -105,14 +98,11 @@ class _Draw:
             self.chunks += 1
             before = len(self.text)
             self.text += piece
-            for stop in self.stops:
-                # Only a match ending in the new text is new; start early enough to catch a
-                # stop string split across chunks.
-                at = self.text.find(stop, max(0, before - len(stop) + 1))
-                if at >= 0:
-                    self.text = self.text[:at]
-                    self.client_stop = stop
-                    return ""
+            hit = find_stop(self.text, before, self.stops)
+            if hit is not None:
+                self.text = self.text[:hit[0]]
+                self.client_stop = hit[1]
+                return ""
         reason = choice.get("finish_reason")
         if reason is not None:
             if reason in ("abort", "error"):  # vLLM/SGLang: the server gave up on it
@@ -179,7 +169,8 @@ class _State:
         self.failed_item: WorkItem | None = None  # the first of them, for the message
 
 
-class ServerSampler:
+# mypy sees troop.engine.* imports as Any (the package is mapped from engine/).
+class ServerSampler(SampleSource):  # type: ignore[misc]
     """Draws samples from an OpenAI-compatible server with up to `parallel` in flight; the same
     `run(scheduler, store, observer, control, stats)` as BatchedSampler, the same events."""
 
@@ -204,26 +195,17 @@ class ServerSampler:
         self.options = options or ServerOptions()
         self.extra_body = dict(extra_body or {})  # extra request fields (e.g. logit_bias)
 
-    def run(
-        self,
-        scheduler: Scheduler,
-        store: Callable[[SampleRecord], SampleRecord],
-        observer: RunObserver,
-        control: RunControl,
-        stats: BatchStats | None = None,
-    ) -> BatchStats:
+    def _draw(self, drawing: Drawing) -> None:
         """Sample until the scheduler is empty, the run is cancelled or a request fails for
         good (then EngineError, after the samples in flight have finished)."""
-        stats = stats if stats is not None else BatchStats()
         state = _State(self.parallel, max(1, self.n_per_request))
-        asyncio.run(self._main(scheduler, store, observer, control, stats, state))
+        asyncio.run(self._main(drawing, state))
         if state.failure is not None:
-            raise EngineError(self._failure_message(state, stats),
+            raise EngineError(self._failure_message(state, drawing.stats.samples),
                               hint="stored samples are kept; run the same command again to "
                               "draw the rest")
-        return stats
 
-    def _failure_message(self, state: _State, stats: BatchStats) -> str:
+    def _failure_message(self, state: _State, stored: int) -> str:
         failure, item = state.failure, state.failed_item
         assert failure is not None and item is not None
         where = f"{item.prompt.problem_id} sample {item.sample_index}"
@@ -231,12 +213,10 @@ class ServerSampler:
                  else "not retried")
         return (f"{state.failed} sample(s) could not be drawn from {self.target.base_url} "
                 f"({self.target.model}); first {where}, {tries}: {failure.message}; "
-                f"{stats.samples} drawn and stored by this run")
+                f"{stored} drawn and stored by this run")
 
-    async def _main(
-        self, scheduler: Scheduler, store: Callable[[SampleRecord], SampleRecord],
-        observer: RunObserver, control: RunControl, stats: BatchStats, state: _State,
-    ) -> None:
+    async def _main(self, drawing: Drawing, state: _State) -> None:
+        scheduler, control = drawing.scheduler, drawing.control
         async with client(self.target, self.options, self.parallel) as http:
             tasks: set[asyncio.Task[None]] = set()
             exhausted = False
@@ -256,7 +236,7 @@ class ServerSampler:
                             break
                         slots = [state.free.pop(0) for _ in group]
                         tasks.add(asyncio.create_task(self._request(
-                            http, group, slots, store, observer, control, stats, state)))
+                            http, group, slots, drawing, state)))
                     if not tasks:
                         if exhausted or state.failure is not None:
                             break
@@ -320,8 +300,7 @@ class ServerSampler:
 
     async def _request(
         self, http: httpx.AsyncClient, group: list[WorkItem], slots: list[int],
-        store: Callable[[SampleRecord], SampleRecord], observer: RunObserver,
-        control: RunControl, stats: BatchStats, state: _State,
+        drawing: Drawing, state: _State,
     ) -> None:
         draws = [_Draw(item, slot) for item, slot in zip(group, slots, strict=True)]
         body = self._body(group)
@@ -332,10 +311,9 @@ class ServerSampler:
             usage.clear()
             for d in draws:
                 d.reset()
-                observer.on_event(SampleStarted(d.slot, d.item.prompt.problem_id,
-                                                d.item.sample_index, d.item.temperature, seed))
-            stats.steps += 1  # requests sent, retries included
-            await self._stream(http, body, draws, usage, observer, control, stats, state)
+                drawing.started(d.slot, d.item, seed)
+            drawing.stats.steps += 1  # requests sent, retries included
+            await self._stream(http, body, draws, usage, drawing, state)
 
         try:
             try:
@@ -353,20 +331,18 @@ class ServerSampler:
                 state.pending.extendleft(reversed([d.item for d in unanswered]))
             for d in draws:
                 if d.finished:
-                    record = store(self._record(d, seed, usage if len(draws) == 1 else {}))
-                    stats.samples += 1
-                    stats.completion_tokens += record.completion_tokens
-                    observer.on_event(SampleFinished(slot=d.slot, record=record))
+                    drawing.finished(d.slot,
+                                     self._record(d, seed, usage if len(draws) == 1 else {}))
         finally:
             state.free.extend(slots)
             state.free.sort()
 
     async def _stream(
         self, http: httpx.AsyncClient, body: dict[str, Any], draws: list[_Draw],
-        usage: dict[str, Any], observer: RunObserver, control: RunControl, stats: BatchStats,
-        state: _State,
+        usage: dict[str, Any], drawing: Drawing, state: _State,
     ) -> None:
         t0 = time.perf_counter()
+        control = drawing.control
         try:
             async with http.stream("POST", self.target.endpoint, json=body) as resp:
                 if resp.status_code != 200:
@@ -377,13 +353,12 @@ class ServerSampler:
                     for choice in chunk.get("choices") or []:
                         if isinstance(choice, dict) and "message" in choice:
                             choice["delta"] = choice["message"]
-                    self._chunk(chunk, draws, usage, observer, stats, state, t0)
+                    self._chunk(chunk, draws, usage, drawing, state, t0)
                 else:
                     async for data in sse_data(resp.aiter_lines()):
                         if data.strip() == "[DONE]":
                             break
-                        self._chunk(parse_chunk(data), draws, usage, observer, stats, state,
-                                    t0)
+                        self._chunk(parse_chunk(data), draws, usage, drawing, state, t0)
                         if all(d.client_stop is not None for d in draws):
                             break  # every sample hit a stop string the server did not apply
                         while control.paused and not control.cancelled:
@@ -397,10 +372,10 @@ class ServerSampler:
 
     def _chunk(
         self, chunk: dict[str, Any], draws: list[_Draw], usage: dict[str, Any],
-        observer: RunObserver, stats: BatchStats, state: _State, t0: float,
+        drawing: Drawing, state: _State, t0: float,
     ) -> None:
         """Hand one streamed chunk's choices to their samples and report the new text."""
-        self._prompt_seen(draws[0].item, t0, observer, stats, state)
+        self._prompt_seen(draws[0].item, t0, drawing, state)
         if isinstance(chunk.get("usage"), dict):
             usage.update(chunk["usage"])
         choices = chunk.get("choices") or []
@@ -414,24 +389,18 @@ class ServerSampler:
             d = draws[index]
             delta = d.feed(choice, chat)
             if delta:
-                observer.on_event(TokensDecoded(d.slot, d.item.prompt.problem_id,
-                                                d.item.sample_index, delta, d.n_tokens()))
+                drawing.decoded(d.slot, d.item, delta, d.n_tokens())
 
-    def _prompt_seen(self, item: WorkItem, t0: float, observer: RunObserver,
-                     stats: BatchStats, state: _State) -> None:
+    def _prompt_seen(self, item: WorkItem, t0: float, drawing: Drawing, state: _State) -> None:
         """The first reply for a problem in this run: its prompt has been evaluated."""
         pid = item.prompt.problem_id
         if pid in state.prompted:
             return
         state.prompted.add(pid)
-        n = self.prompts[pid].n_tokens
-        stats.prompt_tokens += n
-        observer.on_event(PromptEvaluated(pid, n, time.perf_counter() - t0))
+        drawing.prompt_evaluated(pid, self.prompts[pid].n_tokens, t0)
 
     def _record(self, d: _Draw, seed: int, usage: Mapping[str, Any]) -> SampleRecord:
-        reason, stop = d.outcome()
         item = d.item
-        p = self.params
         known = [i for i in d.ids if i is not None]
         if known and len(known) == len(d.ids):
             tokens = tuple(known)  # the server named every token (the end token excluded)
@@ -444,20 +413,6 @@ class ServerSampler:
         prompt_tokens = usage.get("prompt_tokens")
         if not isinstance(prompt_tokens, int):
             prompt_tokens = self.prompts[item.prompt.problem_id].n_tokens
-        return SampleRecord(
-            problem_id=item.prompt.problem_id,
-            sample_index=item.sample_index,
-            seed=seed,
-            temperature=item.temperature,
-            top_k=p.top_k,
-            top_p=p.top_p,
-            min_p=p.min_p,
-            max_tokens=p.max_tokens,
-            text=d.text,
-            tokens=tokens,
-            prompt_tokens=prompt_tokens,
-            finish_reason=reason,
-            stop=stop,
-            wall_s=time.perf_counter() - d.started,
-            logprob=math.fsum(d.logprobs),
-        )
+        return sample_record(item, self.params, seed=seed, text=d.text, tokens=tokens,
+                             prompt_tokens=prompt_tokens, finish=d.outcome(),
+                             started=d.started, logprob=math.fsum(d.logprobs))

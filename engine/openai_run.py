@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from troop import __version__
-from troop.engine import policy
 from troop.engine.errors import SessionError, TroopError
 from troop.engine.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
 from troop.engine.openai_client import (
@@ -28,10 +27,21 @@ from troop.engine.openai_client import (
     normalize_base_url,
     served_models,
 )
-from troop.engine.problems import Problem, load_problem_set
+from troop.engine.problems import Problem
 from troop.engine.prompts import instruction, raw_prompt
 from troop.engine.sampler import PromptSpec, SamplingParams
 from troop.engine.session import Session, StoredProblem
+from troop.engine.session_setup import (
+    DEFAULT_SAMPLES,
+    add_on_resume,
+    check_resumable,
+    create_session,
+    new_work,
+    problem_record,
+    resume_budget,
+    sampling_params,
+    stored_config,
+)
 
 if TYPE_CHECKING:
     from troop.engine.run import PreparedRun, RunSettings
@@ -114,8 +124,6 @@ def _render(problem: Problem, api: str) -> tuple[str, tuple[str, ...]]:
 
 def _rows(target: ServerTarget, options: ServerOptions, problems: list[Problem], start: int,
           parallel: int) -> list[StoredProblem]:
-    from troop.engine.run import problem_record
-
     rendered = [_render(p, target.api) for p in problems]
     counts = count_prompts(target, options, rendered, parallel=parallel)
     return [
@@ -140,77 +148,39 @@ def _target(settings: RunSettings, base_url: str, model: str | None, api: str,
 
 
 def _create(settings: RunSettings) -> PreparedRun:
-    from troop.engine.run import (
-        _SAMPLING_DEFAULTS,
-        DEFAULT_PROBLEMS,
-        DEFAULT_SAMPLES,
-        _new_session_path,
-        _sampling_config,
-    )
+    from troop.engine.run import _new_session_path
 
     if settings.base_url is None:
         raise TroopError("--backend openai needs --base-url, e.g. http://127.0.0.1:8080/v1")
     base_url = normalize_base_url(settings.base_url)
     options = ServerOptions.from_env()
-    sampling = {**_SAMPLING_DEFAULTS, **_sampling_config(settings)}
-    pset = load_problem_set(
-        settings.problems or DEFAULT_PROBLEMS,
-        limit=settings.limit,
-        problem_ids=list(settings.problem_ids) or None,
-    )
-    policy.check_formats(settings.policy, [pset.format])  # before an empty session is left
+    sampling, pset = new_work(settings)
     api = "completions" if sampling["prompt_format"] == "raw" else "chat"
     target = _target(settings, base_url, settings.model, api, options)
     listed = check_server(target, options)
     rows = _rows(target, options, list(pset.problems), 0, settings.parallel)
     budget = settings.samples or DEFAULT_SAMPLES
-    config = {
+    identity = {
         "backend": {"name": "openai", "base_url": base_url, "model": target.model, "api": api},
         # The keys a GGUF-backed session has, where a server can fill them; no file, no hash.
         "model": {"name": target.model, "path": None, "sha256": None, "server": base_url,
                   "owned_by": listed.get("owned_by")},
-        "prompt_format": {"kind": "chat" if api == "chat" else "raw", "template": None,
-                          "requested": sampling["prompt_format"]},
-        "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source},
-        "sampling": {k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p",
-                                               "max_tokens")},
-        "seed": sampling["seed"],
     }
+    config = stored_config(identity, sampling, pset, "chat" if api == "chat" else "raw", None)
     # A served name such as org/model-7B must not become folders in the file name.
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", target.model).strip("-") or "server"
     path = settings.session or _new_session_path(slug, pset.name)
-    session = Session.create(path, {"config": config, "budget": budget,
-                                    "troop_version": __version__})
-    try:
-        session.add_problems(rows)
-    except BaseException:
-        session.close()
-        path.unlink(missing_ok=True)
-        raise
+    session = create_session(path, config, budget, rows)
     return _prepared(session, config, budget, settings, target, options, created=True)
 
 
 def _resume(settings: RunSettings) -> PreparedRun:
-    from troop.engine.run import _sampling_config
-
     assert settings.session is not None
     session = Session.open(settings.session)
     try:
         config: dict[str, Any] = session.meta("config")
         backend = config["backend"]
-        stored = {**config["sampling"], "seed": config["seed"],
-                  "prompt_format": config["prompt_format"]["requested"]}
-        clashes = [
-            f"{k} {stored[k]!r} in the session, {v!r} asked"
-            for k, v in _sampling_config(settings).items()
-            if stored.get(k) != v
-        ]
-        if clashes:
-            raise SessionError(
-                f"{settings.session}: cannot resume with other sampling settings: "
-                + "; ".join(clashes),
-                hint="drop those flags to resume, or pass a new --session to start afresh",
-            )
+        check_resumable(settings, config)
         if settings.model is not None and settings.model != backend["model"]:
             raise SessionError(
                 f"{settings.session}: cannot resume with another model: the session was "
@@ -222,45 +192,13 @@ def _resume(settings: RunSettings) -> PreparedRun:
         options = ServerOptions.from_env()
         target = _target(settings, base_url, backend["model"], backend["api"], options)
         check_server(target, options)
-        budget = max(session.meta("budget"), settings.samples or 0)
-        if budget != session.meta("budget"):
-            session.set_meta("budget", budget)
-        _add_problems(session, config, settings, target, options)
+        budget = resume_budget(session, settings)
+        add_on_resume(session, config, settings, lambda fresh, start: _rows(
+            target, options, fresh, start, settings.parallel))
     except BaseException:
         session.close()
         raise
     return _prepared(session, config, budget, settings, target, options, created=False)
-
-
-def _add_problems(session: Session, config: dict[str, Any], settings: RunSettings,
-                  target: ServerTarget, options: ServerOptions) -> None:
-    """Resuming with --problems/--limit/--problem may add problems; changed ones are refused."""
-    from troop.engine.run import problem_record
-
-    if settings.problems is None and settings.limit is None and not settings.problem_ids:
-        return
-    name = config["problem_set"]["name"]
-    if settings.problems is not None and settings.problems != name:
-        raise SessionError(
-            f"{session.path}: the session samples problem set {name!r}, not "
-            f"{settings.problems!r}"
-        )
-    pset = load_problem_set(
-        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None
-    )
-    have = {p.problem_id: p for p in session.problems()}
-    fresh = []
-    for p in pset.problems:
-        old = have.get(p.id)
-        if old is None:
-            fresh.append(p)
-        elif old.data != problem_record(p):
-            raise SessionError(
-                f"{session.path}: problem {p.id} changed since it was sampled",
-                hint="start a new session for the changed problem set",
-            )
-    if fresh:
-        session.add_problems(_rows(target, options, fresh, len(have), settings.parallel))
 
 
 def add_live_problems(prep: PreparedRun, problems: list[Problem],
@@ -285,11 +223,7 @@ def _prepared(
 ) -> PreparedRun:
     from troop.engine.run import PreparedRun
 
-    s = config["sampling"]
-    params = SamplingParams(
-        temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
-        min_p=s["min_p"], max_tokens=s["max_tokens"],
-    )
+    params = sampling_params(config)
     try:
         stored = session.problems()
     except BaseException:

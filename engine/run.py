@@ -34,15 +34,25 @@ from troop.engine.sampler import (
     Scheduler,
 )
 from troop.engine.session import Session, StoredProblem
+from troop.engine.session_setup import DEFAULT_PROBLEMS as DEFAULT_PROBLEMS
+from troop.engine.session_setup import DEFAULT_SAMPLES as DEFAULT_SAMPLES
+from troop.engine.session_setup import (
+    add_on_resume,
+    check_resumable,
+    create_session,
+    new_work,
+    resume_budget,
+    sampling_params,
+    stored_config,
+)
+from troop.engine.session_setup import problem_record as problem_record
 from troop.engine.verify import Verification
 
 if TYPE_CHECKING:
     from troop.engine.openai_run import ServerBackend
 
-#: Defaults for a new session; a resumed session keeps what it was created with.
-DEFAULT_PROBLEMS = "arithmetic"
-DEFAULT_SAMPLES = 10
-DEFAULT_SEED = 0
+#: Slots decoded together unless --parallel says otherwise (a new session's defaults are in
+#: session_setup.py).
 DEFAULT_PARALLEL = 16
 #: Measured with bench/sampling.py on a 2-core CPU: a unified cache wins at few slots (no
 #: per-sample buffer copy), a split one at many (attention does not scan every slot's cells).
@@ -77,18 +87,6 @@ class RunSettings:
     base_url: str | None = None  # openai: the server's API root (None: the session's)
     api_key_env: str | None = None  # openai: environment variable holding the API key
     n_per_request: int = 1  # openai: samples per request (the server's `n`), when it honours it
-
-
-#: Sampling fields that define a session: resuming with other values is refused.
-_SAMPLING_DEFAULTS: dict[str, Any] = {
-    "temperatures": [0.8],
-    "top_k": 40,
-    "top_p": 0.95,
-    "min_p": 0.0,
-    "max_tokens": 256,
-    "seed": DEFAULT_SEED,
-    "prompt_format": "auto",
-}
 
 
 def sessions_dir() -> Path:
@@ -166,20 +164,6 @@ def check_settings(settings: RunSettings) -> None:
         raise TroopError(f"--kv-cache must be auto, split or unified, not {settings.kv_cache}")
 
 
-def _sampling_config(settings: RunSettings) -> dict[str, Any]:
-    """The sampling fields the user set explicitly."""
-    given = {
-        "temperatures": list(settings.temperatures) if settings.temperatures else None,
-        "top_k": settings.top_k,
-        "top_p": settings.top_p,
-        "min_p": settings.min_p,
-        "max_tokens": settings.max_tokens,
-        "seed": settings.seed,
-        "prompt_format": settings.prompt_format,
-    }
-    return {k: v for k, v in given.items() if v is not None}
-
-
 def _model_identity(model: llamacpp.Model, name: str, sha256: str) -> dict[str, Any]:
     shape = model.shape()
     meta = model.metadata()
@@ -196,13 +180,10 @@ def _model_identity(model: llamacpp.Model, name: str, sha256: str) -> dict[str, 
     }
 
 
-def problem_record(p: Problem) -> dict[str, Any]:
-    """A problem as the session stores it and verifiers read it."""
-    return {
-        "id": p.id, "format": p.format, "prompt": p.prompt, "answer": p.answer,
-        "entry_point": p.entry_point, "test": p.test, "test_list": list(p.test_list),
-        "reference": p.reference, "source": p.source,
-    }
+def _stored_format(config: dict[str, Any]) -> prompts.PromptFormat:
+    """The prompt format a session was made with."""
+    return prompts.PromptFormat(config["prompt_format"]["kind"],
+                                config["prompt_format"]["template"])
 
 
 def _render_problems(
@@ -236,13 +217,7 @@ def _load(ref_path: Path, gpu_layers: int) -> llamacpp.Model:
 
 def _create(settings: RunSettings) -> PreparedRun:
     ref = resolve_model(settings.model)
-    sampling = {**_SAMPLING_DEFAULTS, **_sampling_config(settings)}
-    pset = load_problem_set(
-        settings.problems or DEFAULT_PROBLEMS,
-        limit=settings.limit,
-        problem_ids=list(settings.problem_ids) or None,
-    )
-    policy.check_formats(settings.policy, [pset.format])  # before an empty session is left
+    sampling, pset = new_work(settings)
     model = _load(ref.path, settings.gpu_layers)
     try:
         fmt = prompts.choose_format(model, ref.instruct, sampling["prompt_format"])
@@ -250,24 +225,10 @@ def _create(settings: RunSettings) -> PreparedRun:
         # Check slots and sizes now: a bad --parallel must not leave an empty session behind.
         _plan(settings, model, max(r.prompt_tokens for r in rows), sampling["max_tokens"])
         budget = settings.samples or DEFAULT_SAMPLES
-        config = {
-            "model": _model_identity(model, ref.name, file_sha256(ref.path)),
-            "prompt_format": {"kind": fmt.kind, "template": fmt.template,
-                              "requested": sampling["prompt_format"]},
-            "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source},
-            "sampling": {k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p",
-                                                   "max_tokens")},
-            "seed": sampling["seed"],
-        }
+        identity = {"model": _model_identity(model, ref.name, file_sha256(ref.path))}
+        config = stored_config(identity, sampling, pset, fmt.kind, fmt.template)
         path = settings.session or _new_session_path(ref.name, pset.name)
-        session = Session.create(path, {"config": config, "budget": budget,
-                                        "troop_version": __version__})
-        try:
-            session.add_problems(rows)
-        except BaseException:
-            session.close()
-            path.unlink(missing_ok=True)
-            raise
+        session = create_session(path, config, budget, rows)
     except BaseException:
         model.close()
         raise
@@ -316,19 +277,7 @@ def _resume(settings: RunSettings) -> PreparedRun:
     session = Session.open(settings.session)
     try:
         config: dict[str, Any] = session.meta("config")
-        stored = {**config["sampling"], "seed": config["seed"],
-                  "prompt_format": config["prompt_format"]["requested"]}
-        clashes = [
-            f"{k} {stored[k]!r} in the session, {v!r} asked"
-            for k, v in _sampling_config(settings).items()
-            if stored.get(k) != v
-        ]
-        if clashes:
-            raise SessionError(
-                f"{settings.session}: cannot resume with other sampling settings: "
-                + "; ".join(clashes),
-                hint="drop those flags to resume, or pass a new --session to start afresh",
-            )
+        check_resumable(settings, config)
         want = config["model"]
         if settings.model is not None:
             ref_path = resolve_model(settings.model).path
@@ -350,47 +299,14 @@ def _resume(settings: RunSettings) -> PreparedRun:
         session.close()
         raise
     try:
-        budget = max(session.meta("budget"), settings.samples or 0)
-        if budget != session.meta("budget"):
-            session.set_meta("budget", budget)
-        _add_problems(session, model, config, settings)
+        budget = resume_budget(session, settings)
+        add_on_resume(session, config, settings, lambda fresh, start: _render_problems(
+            model, _stored_format(config), fresh, start))
     except BaseException:
         model.close()
         session.close()
         raise
     return _prepared(session, model, config, budget, settings, created=False)
-
-
-def _add_problems(
-    session: Session, model: llamacpp.Model, config: dict[str, Any], settings: RunSettings
-) -> None:
-    """Resuming with --problems/--limit/--problem may add problems; changed ones are refused."""
-    if settings.problems is None and settings.limit is None and not settings.problem_ids:
-        return
-    name = config["problem_set"]["name"]
-    if settings.problems is not None and settings.problems != name:
-        raise SessionError(
-            f"{session.path}: the session samples problem set {name!r}, not "
-            f"{settings.problems!r}"
-        )
-    pset = load_problem_set(
-        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None
-    )
-    have = {p.problem_id: p for p in session.problems()}
-    fresh = []
-    for p in pset.problems:
-        old = have.get(p.id)
-        if old is None:
-            fresh.append(p)
-        elif old.data != problem_record(p):
-            raise SessionError(
-                f"{session.path}: problem {p.id} changed since it was sampled",
-                hint="start a new session for the changed problem set",
-            )
-    if fresh:
-        fmt = prompts.PromptFormat(config["prompt_format"]["kind"],
-                                   config["prompt_format"]["template"])
-        session.add_problems(_render_problems(model, fmt, fresh, len(have)))
 
 
 def add_problems(
@@ -417,9 +333,8 @@ def add_problems(
                                                                 len(have))
         return added
     assert prep.model is not None and prep.plan is not None
-    fmt = prompts.PromptFormat(prep.config["prompt_format"]["kind"],
-                               prep.config["prompt_format"]["template"])
-    rows = _render_problems(prep.model, fmt, list(pset.problems), len(have))
+    rows = _render_problems(prep.model, _stored_format(prep.config), list(pset.problems),
+                            len(have))
     work = [PromptSpec(r.problem_id, tuple(prompts.tokenize(prep.model, r.prompt)), r.stop)
             for r in rows]
     longest = max(work, key=lambda w: len(w.tokens))
@@ -448,11 +363,7 @@ def _prepared(
     created: bool,
 ) -> PreparedRun:
     try:
-        s = config["sampling"]
-        params = SamplingParams(
-            temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
-            min_p=s["min_p"], max_tokens=s["max_tokens"],
-        )
+        params = sampling_params(config)
         stored = session.problems()
         work = [
             PromptSpec(p.problem_id, tuple(prompts.tokenize(model, p.prompt)), p.stop)

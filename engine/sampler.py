@@ -7,22 +7,17 @@ import ctypes
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from troop.engine.control import RunControl
-from troop.engine.events import (
-    PromptEvaluated,
-    RunObserver,
-    SampleFinished,
-    SampleRecord,
-    SampleStarted,
-    TokensDecoded,
-)
+from troop.engine.events import SampleRecord
 from troop.engine.llamacpp import Context, Model, Sampler
+from troop.engine.sample_loop import BatchStats as BatchStats
+from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
 
 if TYPE_CHECKING:
     from troop.engine.policy import Allocation
@@ -188,17 +183,8 @@ class _Slot:
         self.finish: tuple[str, str | None] = ("", None)  # (finish reason, matched stop string)
 
 
-@dataclass
-class BatchStats:
-    """Counters of one batched run."""
-
-    prompt_tokens: int = 0  # tokens evaluated for shared prompts
-    completion_tokens: int = 0  # tokens drawn for stored samples
-    samples: int = 0  # samples finished
-    steps: int = 0  # decode steps
-
-
-class BatchedSampler:
+# mypy sees troop.engine.* imports as Any (the package is mapped from engine/).
+class BatchedSampler(SampleSource):  # type: ignore[misc]
     """Draws samples with `parallel` slots decoding together, refilling a slot the moment its
     sample ends (continuous batching), until the work source is empty or the run is stopped."""
 
@@ -222,17 +208,8 @@ class BatchedSampler:
         self._logits: np.ndarray | None = None
         self._eog_cache: dict[int, bool] = {}
 
-    def run(
-        self,
-        scheduler: Scheduler,
-        store: Callable[[SampleRecord], SampleRecord],
-        observer: RunObserver,
-        control: RunControl,
-        stats: BatchStats | None = None,
-    ) -> BatchStats:
-        """Sample until the scheduler is empty or the run is cancelled; `stats` (updated in
-        place, so a caller still has the counts after an interruption) is returned."""
-        stats = stats if stats is not None else BatchStats()
+    def _draw(self, drawing: Drawing) -> None:
+        scheduler, control, stats = drawing.scheduler, drawing.control, drawing.stats
         ctx = self.ctx
         slots: list[_Slot | None] = [None] * self.parallel
         holder_problem: str | None = None
@@ -256,9 +233,9 @@ class BatchedSampler:
                         exhausted_at = scheduler.budget_seen
                         break
                     if item.prompt.problem_id != holder_problem:
-                        stats.prompt_tokens += self._evaluate_prompt(item.prompt, observer)
+                        self._evaluate_prompt(item.prompt, drawing)
                         holder_problem = item.prompt.problem_id
-                    slots[s] = self._start(item, s, observer)
+                    slots[s] = self._start(item, s, drawing)
                 live = [slot for slot in slots if slot is not None]
                 if not live:
                     break
@@ -270,28 +247,22 @@ class BatchedSampler:
                 if self.logprobs:
                     self._normalizers(len(live))
                 for slot in live:
-                    if self._advance(slot, observer):
-                        record = store(self._record(slot))
+                    if self._advance(slot, drawing):
+                        drawing.finished(slot.seq, self._record(slot))
                         slots[slot.seq] = None
                         self._release(slot)
-                        stats.samples += 1
-                        stats.completion_tokens += record.completion_tokens
-                        observer.on_event(SampleFinished(slot=slot.seq, record=record))
         finally:
             for leftover in slots:
                 if leftover is not None:
                     self._release(leftover)
-        return stats
 
-    def _evaluate_prompt(self, prompt: PromptSpec, observer: RunObserver) -> int:
+    def _evaluate_prompt(self, prompt: PromptSpec, drawing: Drawing) -> None:
         t0 = time.perf_counter()
         self.ctx.seq_remove(self.holder)
         self.ctx.decode_prompt(list(prompt.tokens[:-1]), self.holder)
-        n = len(prompt.tokens)
-        observer.on_event(PromptEvaluated(prompt.problem_id, n, time.perf_counter() - t0))
-        return n
+        drawing.prompt_evaluated(prompt.problem_id, len(prompt.tokens), t0)
 
-    def _start(self, item: WorkItem, s: int, observer: RunObserver) -> _Slot:
+    def _start(self, item: WorkItem, s: int, drawing: Drawing) -> _Slot:
         p = self.params
         sampler = Sampler(
             seed=item.seed, temperature=item.temperature, top_k=p.top_k, top_p=p.top_p,
@@ -299,9 +270,7 @@ class BatchedSampler:
         )
         if len(item.prompt.tokens) > 1:
             self.ctx.seq_copy(self.holder, s)
-        observer.on_event(
-            SampleStarted(s, item.prompt.problem_id, item.sample_index, item.temperature, item.seed)
-        )
+        drawing.started(s, item, item.seed)
         return _Slot(item, s, sampler)
 
     def _is_eog(self, token: int) -> bool:
@@ -310,7 +279,7 @@ class BatchedSampler:
             hit = self._eog_cache[token] = self.model.is_eog(token)
         return hit
 
-    def _advance(self, slot: _Slot, observer: RunObserver) -> bool:
+    def _advance(self, slot: _Slot, drawing: Drawing) -> bool:
         """Draw the slot's next token; True when its sample is finished."""
         token = slot.sampler.sample(self.ctx, slot.batch_idx)
         if self._logits is not None:
@@ -326,17 +295,11 @@ class BatchedSampler:
         if delta:
             before = len(slot.text)
             slot.text += delta
-            for stop in item.prompt.stop:
-                # Only a match that ends in the new text is new; start the search early enough
-                # to catch a stop string split across tokens.
-                at = slot.text.find(stop, max(0, before - len(stop) + 1))
-                if at >= 0:
-                    slot.text = slot.text[:at]
-                    return self._done(slot, "stop", stop)
-        observer.on_event(
-            TokensDecoded(slot.seq, item.prompt.problem_id, item.sample_index, delta,
-                          len(slot.tokens))
-        )
+            hit = find_stop(slot.text, before, item.prompt.stop)
+            if hit is not None:
+                slot.text = slot.text[:hit[0]]
+                return self._done(slot, "stop", hit[1])
+        drawing.decoded(slot.seq, item, delta, len(slot.tokens))
         if len(slot.tokens) >= self.params.max_tokens:
             return self._done(slot, "length", None)
         return False
@@ -363,26 +326,10 @@ class BatchedSampler:
         self._logits = logits
 
     def _record(self, slot: _Slot) -> SampleRecord:
-        reason, stop = slot.finish
         item = slot.item
-        p = self.params
-        return SampleRecord(
-            problem_id=item.prompt.problem_id,
-            sample_index=item.sample_index,
-            seed=item.seed,
-            temperature=item.temperature,
-            top_k=p.top_k,
-            top_p=p.top_p,
-            min_p=p.min_p,
-            max_tokens=p.max_tokens,
-            text=slot.text,
-            tokens=tuple(slot.tokens),
-            prompt_tokens=len(item.prompt.tokens),
-            finish_reason=reason,
-            stop=stop,
-            wall_s=time.perf_counter() - slot.started,
-            logprob=slot.logprob,
-        )
+        return sample_record(item, self.params, seed=item.seed, text=slot.text,
+                             tokens=tuple(slot.tokens), prompt_tokens=len(item.prompt.tokens),
+                             finish=slot.finish, started=slot.started, logprob=slot.logprob)
 
     def _release(self, slot: _Slot) -> None:
         slot.sampler.close()

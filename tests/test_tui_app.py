@@ -278,6 +278,10 @@ def test_live_screen_shows_streams_problems_and_status(tmp_path: Path) -> None:
             for needle in ("sampling", "tok/s", "samples/s", "ETA", "FLOPs", "$",
                            "sandbox bwrap"):
                 assert needle in status, (needle, status)
+            before = str(table.get_cell("arith/000", "status").style)
+            await pilot.press("ctrl+t")  # the light theme: status colours follow it
+            await until(pilot, lambda: str(table.get_cell("arith/000", "status").style)
+                        != before)
             clock.now = 112.0  # the flash fades
             await until(pilot, lambda: not screen.query_one("#stream-0").has_class("-pass"))
 

@@ -100,7 +100,7 @@ def test_live_screen(snap_compare: Any, tmp_path: Path) -> None:
     plot shows coverage rising from about 0.22 at k=1 to 0.75 at k=8 on a log x axis labelled
     "samples per problem", a shaded bootstrap band, and the power-law forecast dotted beyond
     k=8; its caption names the fit. The status bar reads "sampling │ 3.9 tok/s · 0.20
-    samples/s │ 2/32 samples · ETA 2:30 │ 598 tokens · 161.7G FLOPs · $0.0003 │ sandbox
+    samples/s │ 2/32 samples · ETA 2:30 │ 598 tok · 161.7G FLOPs · $0.0003 │ sandbox
     bwrap"."""
     app, clock = _live_app(tmp_path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,9 @@ class TroopApp(App[int]):
         self._watcher: themes.ThemeWatcher | None = None
 
     def on_mount(self) -> None:
+        # Everything imported so far (Textual, numpy, llama.cpp bindings...) lives as long as
+        # the app: keep it out of the collector's scans, whose pauses would delay key presses.
+        gc.freeze()
         self.load_themes()
         if self.watch_themes:
             self._watcher = themes.ThemeWatcher(

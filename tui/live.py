@@ -46,17 +46,16 @@ except ImportError:  # pragma: no cover - only while a checkout lacks the module
 
 #: Bootstrap replicates for the live plot's band (the exported report uses the full default).
 LIVE_BOOTSTRAP = 200
-#: Seconds between analyses at least; more when an analysis is slow (ANALYSIS_SHARE).
-ANALYSIS_EVERY_S = 2.0
-#: Longest share of wall time the live analysis may take (an analysis of t seconds waits
-#: t / ANALYSIS_SHARE before the next one), so a large session cannot slow sampling down.
-ANALYSIS_SHARE = 0.05
+#: Seconds between analyses (and plot redraws) at least; stretched like the redraws when the
+#: UI is over its CPU share.
+ANALYSIS_EVERY_S = 3.0
 #: Most redraws per second of the streams and status bar.
 TICKS_PER_S = 10
-#: Share of one core the UI thread may use while sampling: above it, streams and status are
-#: redrawn less often (down to once per MAX_REDRAW_S), so the UI never slows sampling much
-#: on a small machine however many tokens arrive. Keys are handled at once regardless.
-UI_SHARE = 0.05
+#: Share of one core the UI may use while sampling (its thread, plus the analyses' CPU time):
+#: above it, streams and status are redrawn less often (down to once per MAX_REDRAW_S) and
+#: analyses are spaced out as much, so the UI never slows sampling much on a small machine
+#: however many tokens arrive. Keys are handled at once regardless.
+UI_SHARE = 0.04
 MAX_REDRAW_S = 1.0
 #: Parallel slots when continuing a session opened with `troop open`.
 OPEN_PARALLEL = 16
@@ -129,6 +128,8 @@ class LiveScreen(Steering, Screen[None]):
         self._redraw_every = 1 / TICKS_PER_S  # seconds between redraws, adapted to UI_SHARE
         self._next_redraw = 0.0  # perf_counter time of the next redraw
         self._cpu_mark = (time.perf_counter(), time.thread_time())  # (wall, UI thread CPU)
+        self._analysis_cpu = 0.0  # CPU seconds spent in analysis workers, for the share
+        self.ui_share = 0.0  # the UI's last measured share of one core (see UI_SHARE)
         self._closed = False  # unmounted: a finishing worker closes the run
 
     # -- layout ---------------------------------------------------------------------------
@@ -169,11 +170,12 @@ class LiveScreen(Steering, Screen[None]):
 
     def tick(self, *, force: bool = False) -> None:
         """Redraw streams and status from a fresh snapshot, as often as UI_SHARE allows."""
-        wall, cpu = time.perf_counter(), time.thread_time()
+        wall, cpu = time.perf_counter(), time.thread_time() + self._analysis_cpu
         if wall - self._cpu_mark[0] >= 1.0:
-            # This thread does all the UI's work (handlers, layout, painting): its CPU time
-            # per second is what the UI takes from sampling. Redraw less often when over.
-            share = (cpu - self._cpu_mark[1]) / (wall - self._cpu_mark[0])
+            # This thread does the UI's work (handlers, layout, painting) and the analysis
+            # workers the rest: their CPU time per second is what the UI takes from sampling.
+            # Redraw (and analyse) less often when over.
+            share = self.ui_share = (cpu - self._cpu_mark[1]) / (wall - self._cpu_mark[0])
             if share > UI_SHARE:
                 self._redraw_every = min(MAX_REDRAW_S, self._redraw_every * 1.5)
             elif share < UI_SHARE / 2:
@@ -182,7 +184,8 @@ class LiveScreen(Steering, Screen[None]):
         # No run and no event since the last redraw: nothing on screen can have changed.
         idle = (self._last is not None and not self._last.running
                 and self.observer.revision == self._last.revision)
-        if force or (wall >= self._next_redraw and not idle):
+        # Behind another screen (help, browser) the panes are not drawn: skip the work.
+        if force or (wall >= self._next_redraw and not idle and self.is_current):
             self._next_redraw = wall + self._redraw_every
             now = self.clock()
             snap = self.observer.snapshot()
@@ -214,7 +217,7 @@ class LiveScreen(Steering, Screen[None]):
                  overlay: dict[str, Any] | None) -> None:
         from troop.engine.analysis import AnalysisOptions, analyse_path
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         options = AnalysisOptions(bootstrap=LIVE_BOOTSTRAP)
         try:
             analysis = analyse_path(path, options)
@@ -226,13 +229,15 @@ class LiveScreen(Steering, Screen[None]):
         finally:
             self._analysing = False
         if analysis is not None:
-            self.post_message(AnalysisUpdated(analysis, overlay, time.perf_counter() - t0))
+            self.post_message(AnalysisUpdated(analysis, overlay, time.perf_counter() - t0,
+                                              time.thread_time() - c0))
 
     def on_analysis_updated(self, message: AnalysisUpdated) -> None:
-        # Spaced by the analysis' own cost, and stretched as far as the redraws are: drawing
-        # the plot costs the UI thread as much as a few dozen stream redraws.
+        # Stretched as far as the redraws are (their CPU share counts this analysis too):
+        # drawing the plot costs the UI thread as much as a few dozen stream redraws.
         throttle = self._redraw_every * TICKS_PER_S
-        self._analysis_wait = max(ANALYSIS_EVERY_S, message.seconds / ANALYSIS_SHARE) * throttle
+        self._analysis_wait = ANALYSIS_EVERY_S * throttle
+        self._analysis_cpu += message.cpu_s
         if self._analysis_owed:  # a forced request (run ended, overlay) came in meanwhile
             self._analysis_owed = False
             self.call_later(self.request_analysis, force=True)

@@ -46,7 +46,8 @@ class AnalysisUpdated(Message):
 
     analysis: dict[str, Any]  # troop.engine.analysis.analyse() output
     overlay: dict[str, Any] | None  # the comparison session's analysis, or None
-    seconds: float  # how long the analysis took, to space out the next one
+    seconds: float  # wall seconds the analysis took
+    cpu_s: float  # CPU seconds it took (its worker thread), counted in the UI's CPU share
 
 
 @dataclass

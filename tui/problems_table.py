@@ -35,6 +35,9 @@ class ProblemsTable(DataTable[Any]):
     def on_mount(self) -> None:
         for key, header in COLUMNS:
             self.add_column(header, key=key)
+        # Status colours are Rich styles taken from the theme's variables: redo them once a
+        # new theme's variables are in place (also when a theme file is edited).
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.restyle())
 
     @property
     def sort_label(self) -> str:
@@ -52,7 +55,7 @@ class ProblemsTable(DataTable[Any]):
                 added = True
             elif self.rows_by_id[pid] != row:
                 for (key, _), cell in zip(COLUMNS, cells, strict=True):
-                    self.update_cell(pid, key, cell)
+                    self.update_cell(pid, key, cell, update_width=True)  # 9 -> 10 widens
             self.rows_by_id[pid] = row
         if added or self.sort_index:
             self._sort()

@@ -86,7 +86,7 @@ class StatusBar(Static):
             Content.from_markup(f"[bold {colour}]$phase[/]", phase=state.phase),
             Content(rates),
             Content(f"{done}/{target} samples · ETA {eta}"),
-            Content(f"{si(tokens)} tokens · {si(cost.get('flops'))} FLOPs · {dollars(usd)}"),
+            Content(f"{si(tokens)} tok · {si(cost.get('flops'))} FLOPs · {dollars(usd)}"),
             Content(f"sandbox {state.tier or 'off'}"),
         ]
         if state.temperatures:

@@ -199,6 +199,31 @@ def test_setup_is_prefilled_so_enter_starts_the_default_session() -> None:
     assert started[0].verify.verifier is None  # the format's default verifier
 
 
+def test_setup_starts_a_server_session_when_a_url_is_given() -> None:
+    """A server URL switches the backend: the model field then names the served model."""
+    started: list[Launch] = []
+
+    async def go() -> None:
+        app = TroopApp(lambda: SetupScreen(start=started.append), watch_themes=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            screen.query_one("#f-base_url", Input).value = "ftp://x"
+            await pilot.pause()
+            assert "http(s)://" in str(screen.query_one("#e-base_url", Static).render())
+            screen.query_one("#f-base_url", Input).value = "http://127.0.0.1:9/v1"
+            screen.query_one("#f-model", Input).value = "served-model"
+            screen.query_one("#f-api_key_env", Input).value = "MY_KEY"
+            await pilot.pause()
+            await pilot.press("enter")
+            await until(pilot, lambda: bool(started))
+
+    asyncio.run(go())
+    s = started[0].settings
+    assert (s.backend, s.base_url, s.model, s.api_key_env) == (
+        "openai", "http://127.0.0.1:9/v1", "served-model", "MY_KEY")
+
+
 def test_setup_flags_invalid_values_inline_and_refuses_to_start() -> None:
     started: list[Launch] = []
 

@@ -119,6 +119,20 @@ def check_model(text: str) -> str | None:
     return None
 
 
+def check_url(text: str) -> str | None:
+    text = text.strip()
+    if text and not text.startswith(("http://", "https://")):
+        return "empty (local llama.cpp) or an http(s):// API root"
+    return None
+
+
+def check_env(text: str) -> str | None:
+    text = text.strip()
+    if text and not text.replace("_", "").isalnum():
+        return "an environment variable name, e.g. OPENAI_API_KEY"
+    return None
+
+
 def check_problems(text: str) -> str | None:
     from troop.engine.problems import BUILTIN_SETS
 
@@ -165,6 +179,11 @@ FIELDS = (
     Field("max_tokens", "max tokens", "256", "per sample", _int(1, "max tokens")),
     Field("seed", "seed", "0", "session seed", _int(None, "seed")),
     Field("gpu_layers", "GPU layers", "-1", "-1 = all (GPU builds)", _int(-1, "GPU layers")),
+    # An OpenAI-compatible server (llama-server, vLLM, SGLang) instead of in-process llama.cpp:
+    # the model field then names the served model.
+    Field("base_url", "server URL", "", "empty: local; else OpenAI API root", check_url),
+    Field("api_key_env", "API key variable", "", "server only: env var with the key",
+          check_env),
 )
 
 
@@ -274,6 +293,10 @@ class SetupScreen(Screen[None]):
         """The launch the form describes, or None after flagging every invalid field."""
         values = self.values()
         problems = {f.key: f.check(values[f.key]) for f in FIELDS}
+        server = bool(values["base_url"])
+        if server:
+            # A served model's name is the server's business, not a local file.
+            problems["model"] = None if values["model"] else "the served model's name"
         for key, problem in problems.items():
             self._flag(key, problem)
         bad = [k for k, p in problems.items() if p is not None]
@@ -290,6 +313,8 @@ class SetupScreen(Screen[None]):
             temperatures=tuple(float(v) for v in values["temperatures"].split(",") if v.strip()),
             top_p=float(values["top_p"]), max_tokens=int(values["max_tokens"]),
             seed=int(values["seed"]), gpu_layers=int(values["gpu_layers"]),
+            backend="openai" if server else None, base_url=values["base_url"] or None,
+            api_key_env=values["api_key_env"] or None,
         )
         verifier = str(self.query_one("#f-verifier", Select).value)
         launch = Launch(settings, VerifyOptions(verifier=None if verifier == AUTO else verifier))
@@ -302,8 +327,9 @@ class SetupScreen(Screen[None]):
         from troop.engine.run import check_settings
 
         s = launch.settings
-        checks: list[tuple[str, Callable[[], Any]]] = [
-            ("model", lambda: resolve_model(s.model)),
+        checks: list[tuple[str, Callable[[], Any]]] = [] if s.backend == "openai" else [
+            ("model", lambda: resolve_model(s.model))]
+        checks += [
             ("subset", lambda: load_problem_set(s.problems or "arithmetic", limit=s.limit,
                                                 problem_ids=list(s.problem_ids) or None)),
             ("parallel", lambda: check_settings(s)),

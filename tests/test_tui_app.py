@@ -47,7 +47,7 @@ async def until(pilot: Any, condition: Callable[[], bool], timeout: float = 10.0
 
 
 def fake_app(path: Path, clock: Clock, runs: list[FakeRun]) -> TroopApp:
-    def factory(launch: Launch, observer: LiveObserver) -> FakeRun:
+    def factory(launch: Launch, observer: LiveObserver, notify: Any = None) -> FakeRun:
         run = FakeRun(launch, observer, path=path)
         runs.append(run)
         return run

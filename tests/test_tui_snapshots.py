@@ -41,7 +41,7 @@ def _live_app(tmp_path: Path) -> tuple[TroopApp, Clock]:
     path = make_session(tmp_path / "fixture.sqlite")
     clock = Clock()
 
-    def factory(launch: Launch, observer: LiveObserver) -> FakeRun:
+    def factory(launch: Launch, observer: LiveObserver, notify: Any = None) -> FakeRun:
         return FakeRun(launch, observer, path=path)
 
     launch = Launch(RunSettings(session=path, parallel=4))

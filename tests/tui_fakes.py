@@ -85,7 +85,7 @@ class FakeRun:
     until stopped. Steering calls are recorded so tests can assert on them."""
 
     def __init__(self, launch: Any, observer: Any, *, path: Path, problems: int = 4,
-                 budget: int = 8) -> None:
+                 budget: int = 8, notify: Any = None) -> None:
         self.launch = launch
         self.observer = observer
         self.session_path = path

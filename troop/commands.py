@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from types import FrameType
 from typing import Any
@@ -98,6 +99,24 @@ def start_verification(args: Any, prep: Any, sandbox: Any, observer: Any) -> tup
     return verification, verifier, len(left)
 
 
+def start_live_reload(args: Any, prep: Any, verification: Any,
+                      notify: Callable[[str], None]) -> Any:
+    """While sampling, edits to the problem file or a command verifier's program re-judge the
+    samples they affect (`troop run` and the TUI); None when there is nothing to watch."""
+    from troop.engine.watch import LiveReload
+
+    problem_file, verifier_file = _watched_files(args, prep.session)
+    if problem_file is None and verifier_file is None:
+        return None
+    fmt = next(iter(prep.problem_data.values()))["format"]
+
+    def rebuild() -> Any:
+        return _verifier(args, fmt)
+
+    return LiveReload(prep.session, verification, problem_file=problem_file,
+                      verifier_file=verifier_file, rebuild=rebuild, notify=notify).start()
+
+
 def run(args: argparse.Namespace) -> int:
     from troop.engine.console import ConsoleObserver, summary_table
     from troop.engine.control import RunControl
@@ -129,20 +148,8 @@ def run(args: argparse.Namespace) -> int:
             stack.callback(verification.close)
             err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}")
             observer.expect_verdicts(left)
-            fmt = next(iter(prep.problem_data.values()))["format"]
-            problem_file, verifier_file = _watched_files(args, prep.session)
-            if problem_file is not None or verifier_file is not None:
-                from troop.engine.watch import LiveReload
-
-                session = prep.session
-
-                def rebuild() -> Any:
-                    return _verifier(args, fmt)
-
-                # Edits to the problem file or the verifier program re-judge while sampling.
-                reload = LiveReload(session, verification, problem_file=problem_file,
-                                    verifier_file=verifier_file, rebuild=rebuild,
-                                    notify=err.print).start()
+            reload = start_live_reload(args, prep, verification, err.print)
+            if reload is not None:
                 stack.callback(reload.stop)
         control = RunControl(prep.budget)
 

@@ -67,7 +67,8 @@ EXTRA_KEYS = [
     ("click header", "sort the problems table by that column"),
 ]
 
-RunFactory = Callable[[Launch, LiveObserver], Any]
+#: Makes the run: (launch, observer, notify=callable) -> LiveRun or a test's stand-in.
+RunFactory = Callable[..., Any]
 
 
 def _open_launch(path: Path) -> Launch:
@@ -264,9 +265,16 @@ class LiveScreen(Steering, Screen[None]):
                                                                  WorkerState.RUNNING):
             return
         if self.run is None:
-            self.run = self.run_factory(self.launch, self.observer)
+            self.run = self.new_run()
         self._phase("loading" if getattr(self.run, "prep", None) is None else "sampling")
         self.sampler = self._sample()
+
+    def new_run(self) -> Any:
+        """The run object, made on first use; its news (live reloads) become notifications."""
+        def notify(text: str) -> None:  # called from a watcher thread
+            self.app.call_from_thread(self.notify, text, title="verifier")
+
+        return self.run_factory(self.launch, self.observer, notify=notify)
 
     @work(thread=True, group="sampling", exit_on_error=False, description="sampling")
     def _sample(self) -> None:

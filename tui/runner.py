@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,9 +48,11 @@ class LiveRun:
     """One session's sampling resources, kept between runs so "raise the budget" or "add
     problems" after a run ends samples again without reloading the model."""
 
-    def __init__(self, launch: Launch, observer: RunObserver) -> None:
+    def __init__(self, launch: Launch, observer: RunObserver,
+                 notify: Callable[[str], None] | None = None) -> None:
         self.launch = launch
         self.observer = observer
+        self.notify = notify or (lambda _text: None)  # one-line news for a person (any thread)
         self.prep: PreparedRun | None = None
         self.verification: Any = None  # troop.engine.verify.Verification, when verifying
         self.verifier_name: str | None = None
@@ -93,6 +96,10 @@ class LiveRun:
             stack.callback(verification.close)
             self.verification = verification
             self.verifier_name = verifier.name
+            # Edits to a problem file or a command verifier's program re-judge, as headless.
+            reload = commands.start_live_reload(verify, prep, verification, self.notify)
+            if reload is not None:
+                stack.callback(reload.stop)
         self.prep = prep
         # Raised, not replaced: a pause or stop pressed while the model loaded still holds.
         self.control.raise_budget(prep.budget)

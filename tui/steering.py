@@ -80,7 +80,7 @@ class Steering:
             temps = parse_temperatures(value)
             assert temps is not None
             if self.run is None:
-                self.run = self.run_factory(self.launch, self.observer)
+                self.run = self.new_run()
             self.run.set_temperatures(temps)
             s = self.state
             self.state = RunState(s.phase, s.tier, temps, s.stored, s.target)
@@ -103,7 +103,7 @@ class Steering:
 
     def _steer(self, what: str, value: Any) -> None:
         if self.run is None:
-            self.run = self.run_factory(self.launch, self.observer)
+            self.run = self.new_run()
         if getattr(self.run, "prep", None) is None:
             self._phase("loading")
         self._steer_worker(what, value)

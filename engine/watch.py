@@ -48,6 +48,9 @@ class _Debounced(FileSystemEventHandler):
         self._lock = threading.Lock()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # Reading a file (ours, when it reloads) is not a change: only writes count.
+        if event.event_type in ("opened", "closed_no_write"):
+            return
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if not raw:
                 continue
@@ -60,6 +63,13 @@ class _Debounced(FileSystemEventHandler):
                     timer.daemon = True
                     self._timers[path] = timer
                     timer.start()
+
+    def cancel(self) -> None:
+        """Drop the reloads still waiting: the session they would touch is closing."""
+        with self._lock:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
 
 
 class LiveReload:
@@ -89,9 +99,9 @@ class LiveReload:
         self.reloads = 0  # changes handled, for tests and status lines
         watched = {p for p in (self.problem_file, self.verifier_file) if p is not None}
         self._observer = Observer()
-        handler = _Debounced(watched, self._changed)
+        self._handler = _Debounced(watched, self._changed)
         for folder in {p.parent for p in watched}:
-            self._observer.schedule(handler, str(folder), recursive=False)
+            self._observer.schedule(self._handler, str(folder), recursive=False)
         self._lock = threading.Lock()
 
     def start(self) -> LiveReload:
@@ -101,6 +111,7 @@ class LiveReload:
     def stop(self) -> None:
         self._observer.stop()
         self._observer.join(timeout=5)
+        self._handler.cancel()
 
     def _changed(self, path: Path) -> None:
         with self._lock:

@@ -306,9 +306,9 @@ def _fit_section(
     except fits.FitRefused as exc:
         models["power_law"] = str(exc)
     try:
-        weights = passk.bootstrap_weights(len(n), options.bootstrap, options.seed)
+        # The same problem draws as the coverage band's, so band and intervals agree.
         models["beta_binomial"] = fits.fit_beta_binomial(
-            n, c, ks, observed, weights[: options.fit_bootstrap])
+            n, c, ks, observed, boot.weights[: options.fit_bootstrap])
     except fits.FitRefused as exc:
         models["beta_binomial"] = str(exc)
     out: dict[str, Any] = {}

@@ -96,6 +96,7 @@ class Coverage:
     low: FloatArray  # lower edge of the bootstrap band
     high: FloatArray  # upper edge of the bootstrap band
     replicates: FloatArray  # bootstrap coverage curves (replicates x k), for the fits' intervals
+    weights: FloatArray  # times each problem was drawn per replicate (replicates x problems)
     confidence: float  # band level, e.g. 0.95
 
 
@@ -124,10 +125,12 @@ def coverage(
     per = curves(n, c, ks)
     mean = per.mean(axis=0)
     if replicates > 0:
-        boot = bootstrap_weights(len(n), replicates, seed) @ per / len(n)
+        weights = bootstrap_weights(len(n), replicates, seed)
+        boot = weights @ per / len(n)
         tail = (1 - confidence) / 2 * 100
         low, high = np.percentile(boot, [tail, 100 - tail], axis=0)
     else:
         boot = np.empty((0, len(ks)))
+        weights = np.empty((0, len(n)))
         low = high = mean.copy()
-    return Coverage(ks, mean, low, high, boot, confidence)
+    return Coverage(ks, mean, low, high, boot, weights, confidence)

@@ -217,18 +217,28 @@ def _bb_gradient(
     return al[:, 0] * ga, be[:, 0] * gb
 
 
-def _bb_hessian(n: FloatArray, c: FloatArray, w: FloatArray, la: float, lb: float) -> FloatArray:
-    """Hessian of the log-likelihood in (log alpha, log beta) at one point."""
-    al, be = float(np.exp(la)), float(np.exp(lb))
+def _bb_hessians(
+    n: FloatArray, c: FloatArray, w: FloatArray, la: FloatArray, lb: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Gradient (g1, g2) and Hessian entries (h11, h22, h12) of the log-likelihood in
+    (log alpha, log beta), one row per weighting."""
+    g1, g2 = _bb_gradient(n[None, :], c[None, :], w, la, lb)
+    al, be = np.exp(la)[:, None], np.exp(lb)[:, None]
     s = al + be
     tg = special.polygamma
-    t_ns, t_s = tg(1, n + s), tg(1, s)
-    haa = (w * (tg(1, c + al) - t_ns - tg(1, al) + t_s)).sum()
-    hbb = (w * (tg(1, n - c + be) - t_ns - tg(1, be) + t_s)).sum()
-    hab = (w * (t_s - t_ns)).sum()
-    g1, g2 = _bb_gradient(n[None, :], c[None, :], w[None, :], np.array([la]), np.array([lb]))
-    return np.array([[al * al * haa + g1[0], al * be * hab],
-                     [al * be * hab, be * be * hbb + g2[0]]])
+    t_ns, t_s = tg(1, n[None, :] + s), tg(1, s)
+    haa = (w * (tg(1, c + al) - t_ns - tg(1, al) + t_s)).sum(1)
+    hbb = (w * (tg(1, n - c + be) - t_ns - tg(1, be) + t_s)).sum(1)
+    hab = (w * (t_s - t_ns)).sum(1)
+    a1, b1 = al[:, 0], be[:, 0]
+    # Chain rule to log parameters: d2/dlog a2 = a^2 d2/da2 + a d/da.
+    return g1, g2, a1 * a1 * haa + g1, b1 * b1 * hbb + g2, a1 * b1 * hab
+
+
+def _bb_hessian(n: FloatArray, c: FloatArray, w: FloatArray, la: float, lb: float) -> FloatArray:
+    """Hessian of the log-likelihood in (log alpha, log beta) at one point."""
+    _, _, h11, h22, h12 = _bb_hessians(n, c, w[None, :], np.array([la]), np.array([lb]))
+    return np.array([[h11[0], h12[0]], [h12[0], h22[0]]])
 
 
 def _bb_newton(
@@ -268,18 +278,9 @@ def _bb_full_newton(
     with no success or no failure have no finite answer and stay NaN."""
     la = np.full(len(w), la0)
     lb = np.full(len(w), lb0)
-    tg = special.polygamma
     with np.errstate(all="ignore"):
         for _ in range(4 * REFIT_STEPS):
-            g1, g2 = _bb_gradient(n[None, :], c[None, :], w, la, lb)
-            al, be = np.exp(la)[:, None], np.exp(lb)[:, None]
-            s = al + be
-            t_ns, t_s = tg(1, n[None, :] + s), tg(1, s)
-            haa = (w * (tg(1, c + al) - t_ns - tg(1, al) + t_s)).sum(1)
-            hbb = (w * (tg(1, n - c + be) - t_ns - tg(1, be) + t_s)).sum(1)
-            hab = (w * (t_s - t_ns)).sum(1)
-            a1, b1 = al[:, 0], be[:, 0]
-            h11, h22, h12 = a1 * a1 * haa + g1, b1 * b1 * hbb + g2, a1 * b1 * hab
+            g1, g2, h11, h22, h12 = _bb_hessians(n, c, w, la, lb)
             det = h11 * h22 - h12 * h12
             concave = (h11 < 0) & (det > 0)
             norm = np.hypot(g1, g2) + 1e-300

@@ -90,10 +90,17 @@ class ModelShape:
 class Model:
     """A GGUF model loaded by llama.cpp, with its vocabulary; not tied to any context."""
 
-    def __init__(self, path: Path, *, gpu_layers: int = -1) -> None:
+    def __init__(self, path: Path, *, gpu_layers: int = -1, extra_buffers: bool | None = None
+                 ) -> None:
         sink = _backend()
         params = lc.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
+        if extra_buffers is None:
+            # The supervisor sets this for its worker; "off" avoids CPU kernels (AMX) that
+            # fault on some virtualised hosts.
+            extra_buffers = os.environ.get("TROOP_CPU_EXTRA_BUFFERS", "on") != "off"
+        # Extra buffer types repack weights for CPU kernels such as AMX's.
+        params.use_extra_bufts = extra_buffers
         sink.errors.clear()
         ptr = lc.llama_model_load_from_file(str(path).encode(), params)
         if not ptr:

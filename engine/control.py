@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from troop.engine.sampler import PromptSpec
+    from troop.engine.scheduler import PromptSpec
 
 
 class RunControl:
@@ -27,6 +27,27 @@ class RunControl:
         # records the temperature it was drawn at, so a change mid-run stays visible.
         self._temperatures: tuple[float, ...] | None = None
         self._added: list[PromptSpec] = []  # problems added mid-run, not yet scheduled
+        # Told of every change: (what, value), what being pause, resume, cancel, budget,
+        # temperatures or prompts. The llama.cpp worker's feeder forwards them at once.
+        self._listeners: list[Callable[[str, Any], None]] = []
+
+    def subscribe(self, listener: Callable[[str, Any], None]) -> Callable[[], None]:
+        """Call `listener(what, value)` after every change; returns the unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _tell(self, what: str, value: Any = None) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(what, value)
 
     @property
     def budget(self) -> int:
@@ -37,6 +58,7 @@ class RunControl:
         """Aim for `samples` per problem; lowering is ignored (stored samples stay)."""
         with self._lock:
             self._budget = max(self._budget, samples)
+        self._tell("budget", samples)
 
     @property
     def temperatures(self) -> tuple[float, ...] | None:
@@ -48,11 +70,13 @@ class RunControl:
         """Draw the remaining samples at these temperatures; None goes back to the session's."""
         with self._lock:
             self._temperatures = tuple(temperatures) if temperatures else None
+        self._tell("temperatures", self._temperatures)
 
     def add_prompts(self, prompts: Sequence[PromptSpec]) -> None:
         """Hand problems added while the run is live to its scheduler."""
         with self._lock:
             self._added.extend(prompts)
+        self._tell("prompts")
 
     def take_prompts(self) -> list[PromptSpec]:
         """The problems added since the last call (the scheduler takes them once)."""
@@ -62,9 +86,11 @@ class RunControl:
 
     def pause(self) -> None:
         self._running.clear()
+        self._tell("pause")
 
     def resume(self) -> None:
         self._running.set()
+        self._tell("resume")
 
     @property
     def paused(self) -> bool:
@@ -73,6 +99,7 @@ class RunControl:
     def cancel(self) -> None:
         self._cancelled.set()
         self._running.set()  # wake a paused loop so it can see the cancellation
+        self._tell("cancel")
 
     @property
     def cancelled(self) -> bool:

@@ -95,6 +95,14 @@ class SampleVerified:
 
 
 @dataclass(frozen=True)
+class WorkerRestarted:
+    """The llama.cpp worker died of a known, avoidable fault and sampling went on in a new one."""
+
+    reason: str  # one line: what happened and what changed
+    lost: int  # samples in flight when it died; drawn again, with their own seeds
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """The run ended: completed, cancelled, or failed."""
 
@@ -113,6 +121,7 @@ Event = (
     | TokensDecoded
     | SampleFinished
     | SampleVerified
+    | WorkerRestarted
     | RunFinished
 )
 

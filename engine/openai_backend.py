@@ -37,7 +37,7 @@ from troop.engine.openai_client import (
     with_retries,
 )
 from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
-from troop.engine.sampler import SamplingParams, Scheduler, WorkItem
+from troop.engine.scheduler import SamplingParams, Scheduler, WorkItem
 
 #: Stored in place of a completion token id the server did not report.
 UNKNOWN_TOKEN = -1

@@ -29,7 +29,7 @@ from troop.engine.openai_client import (
 )
 from troop.engine.problems import Problem
 from troop.engine.prompts import instruction, raw_prompt
-from troop.engine.sampler import PromptSpec, SamplingParams
+from troop.engine.scheduler import PromptSpec, SamplingParams
 from troop.engine.session import Session, StoredProblem
 from troop.engine.session_setup import (
     DEFAULT_SAMPLES,

@@ -12,8 +12,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from scipy.special import betainc
-
 from troop.engine.errors import TroopError
 from troop.engine.events import SampleRecord
 from troop.engine.session import Session
@@ -86,6 +84,8 @@ def majority_confidence(v1: int, v2: int) -> float:
     votes for the two most common answers, the probability that the leader's share p1 of the
     two exceeds one half under a uniform prior, P(p1 > 1/2) for p1 ~ Beta(v1 + 1, v2 + 1),
     which is 1 - I_{1/2}(v1 + 1, v2 + 1) with I the regularised incomplete beta function."""
+    from scipy.special import betainc  # SciPy only where a consistency rule is applied
+
     return float(1.0 - betainc(v1 + 1, v2 + 1, 0.5))
 
 

@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
-from troop.engine.llamacpp import Model, apply_chat_template
+from troop.engine.model_facts import apply_chat_template
 from troop.engine.problems import Problem
+
+
+class Model(Protocol):
+    """What prompt building needs of a model: its template and vocabulary (the llama.cpp
+    worker's model, engine/supervisor.py, answers these)."""
+
+    path: Path  # the GGUF file
+
+    def chat_template(self) -> str | None: ...
+
+    def bos_eos(self) -> tuple[int, int]: ...
+
+    def token_text(self, token: int) -> str: ...
+
+    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
+
+    def native_template(self, template: str, user_message: str) -> str: ...
 
 #: Stop strings for a base model continuing a Python function, after the Codex paper: the
 #: function body ends where top-level code begins.
@@ -72,7 +91,7 @@ def render(
         bos, eos = model.bos_eos()
         text = apply_chat_template(
             fmt.template, instruction(problem), bos=model.token_text(bos),
-            eos=model.token_text(eos),
+            eos=model.token_text(eos), native=model.native_template,
         )
         stops: tuple[str, ...] = ()
     else:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import llama_cpp
-
 from troop import __version__
-from troop.engine import llamacpp, policy, prompts
+from troop.engine import model_facts, policy, prompts, supervisor
 from troop.engine.control import RunControl
 from troop.engine.errors import EngineError, SessionError, TroopError
 from troop.engine.events import (
@@ -22,17 +22,14 @@ from troop.engine.events import (
     RunObserver,
     RunStarted,
     SampleRecord,
+    WorkerRestarted,
 )
+from troop.engine.lock import SessionLock
 from troop.engine.models import file_sha256, resolve_model
 from troop.engine.policy import PolicySpec
 from troop.engine.problems import Problem, load_problem_set
-from troop.engine.sampler import (
-    BatchedSampler,
-    BatchStats,
-    PromptSpec,
-    SamplingParams,
-    Scheduler,
-)
+from troop.engine.sample_loop import BatchStats
+from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
 from troop.engine.session import Session, StoredProblem
 from troop.engine.session_setup import DEFAULT_PROBLEMS as DEFAULT_PROBLEMS
 from troop.engine.session_setup import DEFAULT_SAMPLES as DEFAULT_SAMPLES
@@ -46,6 +43,7 @@ from troop.engine.session_setup import (
     stored_config,
 )
 from troop.engine.session_setup import problem_record as problem_record
+from troop.engine.supervisor import RemoteSampler, WorkerDied, WorkerModel, worker_log_path
 from troop.engine.verify import Verification
 
 if TYPE_CHECKING:
@@ -87,6 +85,8 @@ class RunSettings:
     base_url: str | None = None  # openai: the server's API root (None: the session's)
     api_key_env: str | None = None  # openai: environment variable holding the API key
     n_per_request: int = 1  # openai: samples per request (the server's `n`), when it honours it
+    cpu_extra_buffers: str = "auto"  # llama.cpp's CPU extra buffer types (AMX and other weight
+    # repacking): "on", "off", or "auto" (on, unless this machine is known to fault with them)
 
 
 def sessions_dir() -> Path:
@@ -102,17 +102,18 @@ class PreparedRun:
     """A session ready to sample: the model loaded, the work list known."""
 
     session: Session  # the open session file
-    model: llamacpp.Model | None  # the loaded model; None when a server samples (`server`)
+    model: WorkerModel | None  # the model in its worker process; None when a server samples
     params: SamplingParams  # sampling settings of the session
     seed: int  # session seed
     budget: int  # samples per problem
     prompts: list[PromptSpec]  # the work list, in order
     settings: RunSettings  # what was asked
     created: bool  # True if this run created the session
-    plan: llamacpp.ContextPlan | None  # the llama.cpp context this run will create (local)
+    plan: model_facts.ContextPlan | None  # the llama.cpp context this run will create (local)
     problem_data: dict[str, dict[str, Any]]  # each problem as loaded, by id (for verifiers)
     config: dict[str, Any] = field(default_factory=dict)  # the session's stored configuration
     server: ServerBackend | None = None  # samples come from this OpenAI-compatible server
+    lock: SessionLock | None = None  # this process's hold on the session (one writer)
 
     def close(self) -> None:
         if self.model is not None:
@@ -120,6 +121,8 @@ class PreparedRun:
         if self.server is not None:
             self.server.close()
         self.session.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 @dataclass(frozen=True)
@@ -162,9 +165,12 @@ def check_settings(settings: RunSettings) -> None:
         raise TroopError(f"--prompt-format must be auto, chat or raw, not {settings.prompt_format}")
     if settings.kv_cache not in ("auto", "split", "unified"):
         raise TroopError(f"--kv-cache must be auto, split or unified, not {settings.kv_cache}")
+    if settings.cpu_extra_buffers not in ("auto", "on", "off"):
+        raise TroopError("--cpu-extra-buffers must be auto, on or off, not "
+                         f"{settings.cpu_extra_buffers}")
 
 
-def _model_identity(model: llamacpp.Model, name: str, sha256: str) -> dict[str, Any]:
+def _model_identity(model: WorkerModel, name: str, sha256: str) -> dict[str, Any]:
     shape = model.shape()
     meta = model.metadata()
     return {
@@ -187,7 +193,7 @@ def _stored_format(config: dict[str, Any]) -> prompts.PromptFormat:
 
 
 def _render_problems(
-    model: llamacpp.Model, fmt: prompts.PromptFormat, problems: list[Problem], start: int
+    model: WorkerModel, fmt: prompts.PromptFormat, problems: list[Problem], start: int
 ) -> list[StoredProblem]:
     out = []
     for i, p in enumerate(problems):
@@ -204,21 +210,50 @@ def prepare(settings: RunSettings) -> PreparedRun:
     from troop.engine import openai_run  # httpx is imported only where a server is used
 
     if openai_run.select_backend(settings) == "openai":
-        served: PreparedRun = openai_run.prepare(settings)
+        resuming = settings.session is not None and settings.session.exists()
+        lock = SessionLock(settings.session).acquire() if resuming and settings.session else None
+        try:
+            served: PreparedRun = openai_run.prepare(settings)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        served.lock = lock or SessionLock(served.session.path).acquire()
         return served
     if settings.session is not None and settings.session.exists():
         return _resume(settings)
     return _create(settings)
 
 
-def _load(ref_path: Path, gpu_layers: int) -> llamacpp.Model:
-    return llamacpp.Model(ref_path, gpu_layers=gpu_layers)
+def _load(ref_path: Path, settings: RunSettings, session_path: Path) -> WorkerModel:
+    """The model loaded in a new worker process, logging beside the session. With CPU extra
+    buffers in "auto", a worker that dies of the known AMX fault at load is started again
+    without them."""
+    extra = supervisor.choose_extra_buffers(settings.cpu_extra_buffers)
+    log = worker_log_path(session_path)
+    try:
+        return WorkerModel(ref_path, gpu_layers=settings.gpu_layers, extra_buffers=extra,
+                           log_path=log)
+    except WorkerDied as exc:
+        if not (settings.cpu_extra_buffers == "auto" and extra and exc.signal_name == "SIGILL"):
+            raise
+        supervisor.remember_extra_buffers_fault(str(exc))
+        return WorkerModel(ref_path, gpu_layers=settings.gpu_layers, extra_buffers=False,
+                           log_path=log)
 
 
 def _create(settings: RunSettings) -> PreparedRun:
     ref = resolve_model(settings.model)
     sampling, pset = new_work(settings)
-    model = _load(ref.path, settings.gpu_layers)
+    path = settings.session or _new_session_path(ref.name, pset.name)
+    if path.exists():
+        raise SessionError(f"{path}: already exists")
+    lock = SessionLock(path).acquire()
+    try:
+        model = _load(ref.path, settings, path)
+    except BaseException:
+        lock.release()
+        raise
     try:
         fmt = prompts.choose_format(model, ref.instruct, sampling["prompt_format"])
         rows = _render_problems(model, fmt, list(pset.problems), 0)
@@ -227,21 +262,25 @@ def _create(settings: RunSettings) -> PreparedRun:
         budget = settings.samples or DEFAULT_SAMPLES
         identity = {"model": _model_identity(model, ref.name, file_sha256(ref.path))}
         config = stored_config(identity, sampling, pset, fmt.kind, fmt.template)
-        path = settings.session or _new_session_path(ref.name, pset.name)
         session = create_session(path, config, budget, rows)
     except BaseException:
         model.close()
+        lock.release()
+        # Nothing was created: leave no log or lock file behind either.
+        for leftover in (worker_log_path(path), lock.path):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         raise
-    return _prepared(session, model, config, budget, settings, created=True)
+    return _prepared(session, model, config, budget, settings, created=True, lock=lock)
 
 
 def _plan(
-    settings: RunSettings, model: llamacpp.Model, max_prompt_tokens: int, max_tokens: int
-) -> llamacpp.ContextPlan:
+    settings: RunSettings, model: WorkerModel, max_prompt_tokens: int, max_tokens: int
+) -> model_facts.ContextPlan:
     shape = model.shape()
     # With layers on a GPU the KV cache lives in its memory, which this check cannot see.
-    on_gpu = llamacpp.gpu_offload_supported() and settings.gpu_layers != 0
-    return llamacpp.plan_context(
+    on_gpu = model.gpu_offload and settings.gpu_layers != 0
+    return model_facts.plan_context(
         parallel=settings.parallel,
         max_prompt_tokens=max_prompt_tokens,
         max_tokens=max_tokens,
@@ -249,7 +288,7 @@ def _plan(
         n_threads=settings.threads or os.cpu_count() or 1,
         n_ctx_train=shape.n_ctx_train,
         kv_bytes_per_token=shape.kv_bytes_per_token,
-        memory_available=None if on_gpu else llamacpp.memory_available(),
+        memory_available=None if on_gpu else model_facts.memory_available(),
     )
 
 
@@ -274,7 +313,13 @@ def _new_session_path(model: str, problems: str) -> Path:
 
 def _resume(settings: RunSettings) -> PreparedRun:
     assert settings.session is not None
-    session = Session.open(settings.session)
+    # Refused at once, before anything is loaded, when another process samples it.
+    lock = SessionLock(settings.session).acquire()
+    try:
+        session = Session.open(settings.session)
+    except BaseException:
+        lock.release()
+        raise
     try:
         config: dict[str, Any] = session.meta("config")
         check_resumable(settings, config)
@@ -294,9 +339,10 @@ def _resume(settings: RunSettings) -> PreparedRun:
                 f"the file the session was sampled with (sha256 {want['sha256'][:12]}…)",
                 hint="resume with the same model, or pass a new --session",
             )
-        model = _load(ref_path, settings.gpu_layers)
+        model = _load(ref_path, settings, settings.session)
     except BaseException:
         session.close()
+        lock.release()
         raise
     try:
         budget = resume_budget(session, settings)
@@ -305,8 +351,9 @@ def _resume(settings: RunSettings) -> PreparedRun:
     except BaseException:
         model.close()
         session.close()
+        lock.release()
         raise
-    return _prepared(session, model, config, budget, settings, created=False)
+    return _prepared(session, model, config, budget, settings, created=False, lock=lock)
 
 
 def add_problems(
@@ -355,12 +402,13 @@ def add_problems(
 
 def _prepared(
     session: Session,
-    model: llamacpp.Model,
+    model: WorkerModel,
     config: dict[str, Any],
     budget: int,
     settings: RunSettings,
     *,
     created: bool,
+    lock: SessionLock,
 ) -> PreparedRun:
     try:
         params = sampling_params(config)
@@ -374,9 +422,10 @@ def _prepared(
     except BaseException:
         model.close()
         session.close()
+        lock.release()
         raise
     return PreparedRun(session, model, params, config["seed"], budget, work, settings, created,
-                       plan, {p.problem_id: p.data for p in stored}, config)
+                       plan, {p.problem_id: p.data for p in stored}, config, lock=lock)
 
 
 class _Recording:
@@ -402,34 +451,23 @@ def execute(
 ) -> RunSummary:
     """Sample until the budget is met or the run is cancelled; every sample is stored as it
     finishes, so an interruption loses only the samples still being decoded. With a
-    `verification`, each stored sample is judged while sampling goes on."""
+    `verification`, each stored sample is judged while sampling goes on.
+
+    A llama.cpp worker that died of the known AMX fault (with CPU extra buffers on "auto") is
+    started again without extra buffers and the run goes on: its lost samples are drawn again
+    with their own seeds. Any other death of the worker ends the run with a WorkerDied error;
+    what was stored stays, and a new run (or `r` in the TUI) starts a new worker."""
     control = control or RunControl(prep.budget)
     control.raise_budget(prep.budget)
     settings = prep.settings
-    plan = prep.plan
-    gpu = llamacpp.gpu_offload_supported()
     session = prep.session
+    if prep.model is not None and not prep.model.alive:
+        prep.model.start()  # the last run's worker died: sample with a new one
     # Checks the policy against the run, records it, and seeds it with the session's samples.
     allocation = policy.begin(settings.policy, session, [p.problem_id for p in prep.prompts],
                               prep.problem_data, verification)
-    if prep.server is not None:
-        run_settings = {**prep.server.run_settings(),
-                        "policy": settings.policy.describe()}
-    else:
-        assert plan is not None
-        run_settings = {
-            "parallel": settings.parallel, "threads": plan.n_threads,
-            "kv_cache": "unified" if plan.kv_unified else "split",
-            "gpu_layers": settings.gpu_layers if gpu else 0, "gpu_offload": gpu,
-            "n_ctx": plan.n_ctx, "n_batch": plan.n_batch, "troop_version": __version__,
-            "llama_cpp_python": llama_cpp.__version__, "system_info": llamacpp.system_info(),
-            "policy": settings.policy.describe(),
-        }
-    run_id = session.begin_run(run_settings)
-    done = session.done()
-    before = len(done)
-    scheduler = Scheduler(prep.prompts, done, control, prep.params, prep.seed,
-                          policy=allocation)
+    run_id = session.begin_run(_run_settings(prep))
+    before = session.sample_count()
     recording = _Recording(session, run_id, observer)
     reasons: dict[str, int] = {}
 
@@ -447,20 +485,21 @@ def execute(
                 future.add_done_callback(allocation.on_verdict(stored.problem_id))
         return stored
 
+    def scheduler() -> Scheduler:
+        return Scheduler(prep.prompts, session.done(), control, prep.params, prep.seed,
+                         policy=allocation)
+
     t0 = time.perf_counter()
-    observer.on_event(RunStarted(run_id, scheduler.remaining(), before, control.budget,
+    first = scheduler()
+    observer.on_event(RunStarted(run_id, first.remaining(), before, control.budget,
                                  len(prep.prompts)))
     status, error = "completed", None
     stats = BatchStats()
-    ctx = None
     try:
         if prep.server is not None:
-            prep.server.sampler(prep.params).run(scheduler, store, recording, control, stats)
+            prep.server.sampler(prep.params).run(first, store, recording, control, stats)
         else:
-            assert prep.model is not None and plan is not None
-            ctx = llamacpp.Context(prep.model, plan)
-            sampler = BatchedSampler(prep.model, ctx, prep.params, logprobs=settings.logprobs)
-            sampler.run(scheduler, store, recording, control, stats)
+            _sample_in_worker(prep, run_id, first, scheduler, store, recording, control, stats)
         if control.cancelled:
             status = "cancelled"
         elif verification is not None:
@@ -474,8 +513,6 @@ def execute(
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise EngineError(f"sampling failed: {error}") from exc
     finally:
-        if ctx is not None:
-            ctx.close()
         session.finish_run(run_id, status, error)
         wall = time.perf_counter() - t0
         samples = sum(reasons.values())
@@ -493,3 +530,65 @@ def execute(
         target=control.budget * len(prep.prompts),
         finish_reasons=reasons,
     )
+
+
+def _run_settings(prep: PreparedRun) -> dict[str, Any]:
+    """What the session records about how a run samples."""
+    settings = prep.settings
+    if prep.server is not None:
+        return {**prep.server.run_settings(), "policy": settings.policy.describe()}
+    model, plan = prep.model, prep.plan
+    assert model is not None and plan is not None
+    return {
+        "parallel": settings.parallel, "threads": plan.n_threads,
+        "kv_cache": "unified" if plan.kv_unified else "split",
+        "gpu_layers": settings.gpu_layers if model.gpu_offload else 0,
+        "gpu_offload": model.gpu_offload, "n_ctx": plan.n_ctx, "n_batch": plan.n_batch,
+        "troop_version": __version__, "llama_cpp_python": _llama_cpp_version(),
+        "system_info": model.system_info, "policy": settings.policy.describe(),
+        "cpu_extra_buffers": "on" if model.extra_buffers else "off",
+        "worker_pid": model.worker.pid if model.worker is not None else None,
+    }
+
+
+def _llama_cpp_version() -> str:
+    try:
+        return metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _sample_in_worker(
+    prep: PreparedRun,
+    run_id: int,
+    first: Scheduler,
+    scheduler: Callable[[], Scheduler],
+    store: Callable[[SampleRecord], SampleRecord],
+    observer: RunObserver,
+    control: RunControl,
+    stats: BatchStats,
+) -> None:
+    """Sample in the llama.cpp worker; restart it once without CPU extra buffers if it dies of
+    the AMX fault, drawing the lost samples again (same seeds) from a fresh work list."""
+    model, plan = prep.model, prep.plan
+    assert model is not None and plan is not None
+    work = first
+    while True:
+        sampler = RemoteSampler(model, plan, prep.params, logprobs=prep.settings.logprobs)
+        try:
+            sampler.run(work, store, observer, control, stats)
+            return
+        except WorkerDied as exc:
+            death = model.worker.death if model.worker is not None else None
+            if not (prep.settings.cpu_extra_buffers == "auto"
+                    and supervisor.is_extra_buffers_fault(death, model.system_info,
+                                                          model.extra_buffers)):
+                raise
+            where = supervisor.remember_extra_buffers_fault(str(exc))
+            observer.on_event(WorkerRestarted(
+                f"llama.cpp's AMX kernels faulted on this CPU (SIGILL); sampling goes on with "
+                f"CPU extra buffers off, remembered for this machine in {where}", exc.lost))
+            model.extra_buffers = False
+            model.start()
+            prep.session.set_run_settings(run_id, _run_settings(prep))
+            work = scheduler()

@@ -20,7 +20,7 @@ from troop.engine.events import (
 )
 
 if TYPE_CHECKING:
-    from troop.engine.sampler import SamplingParams, Scheduler, WorkItem
+    from troop.engine.scheduler import SamplingParams, WorkItem, WorkSource
 
 #: Stores a finished sample; returns it as stored (with the run's id).
 Store = Callable[[SampleRecord], SampleRecord]
@@ -40,11 +40,18 @@ class BatchStats:
 class Drawing:
     """One call of a sampler's run(): where its work comes from and where its samples go."""
 
-    scheduler: Scheduler  # hands out the samples to draw
+    scheduler: WorkSource  # hands out the samples to draw
     store: Store  # stores each finished sample
     observer: RunObserver  # hears every event
     control: RunControl  # pause, cancel and the live budget
     stats: BatchStats  # the run's counters, updated in place
+    on_step: Callable[[], None] | None = None  # called after each decode step (the worker
+    # sends one message per step with everything the step produced)
+
+    def stepped(self) -> None:
+        """A decode step is over: its events are all reported."""
+        if self.on_step is not None:
+            self.on_step()
 
     def prompt_evaluated(self, problem_id: str, n_tokens: int, t0: float) -> None:
         """A problem's prompt (`n_tokens` long) has been evaluated, since `perf_counter` t0."""
@@ -75,16 +82,18 @@ class SampleSource(ABC):
 
     def run(
         self,
-        scheduler: Scheduler,
+        scheduler: WorkSource,
         store: Store,
         observer: RunObserver,
         control: RunControl,
         stats: BatchStats | None = None,
+        *,
+        on_step: Callable[[], None] | None = None,
     ) -> BatchStats:
         """Sample until the scheduler is empty or the run is cancelled; `stats` (updated in
         place, so a caller still has the counts after an interruption) is returned."""
         stats = stats if stats is not None else BatchStats()
-        self._draw(Drawing(scheduler, store, observer, control, stats))
+        self._draw(Drawing(scheduler, store, observer, control, stats, on_step))
         return stats
 
     @abstractmethod

@@ -1,161 +1,19 @@
-"""Continuous batching over llama.cpp: one shared prompt per problem, many sequences per step."""
+"""Continuous batching over llama.cpp: one shared prompt per problem, many sequences per step
+(runs in the llama.cpp worker process, engine/worker.py)."""
 
 from __future__ import annotations
 
 import codecs
 import ctypes
-import hashlib
-import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from troop.engine.control import RunControl
 from troop.engine.events import SampleRecord
 from troop.engine.llamacpp import Context, Model, Sampler
 from troop.engine.sample_loop import BatchStats as BatchStats
 from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
-
-if TYPE_CHECKING:
-    from troop.engine.policy import Allocation
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """Sampling settings shared by every sample of a session."""
-
-    temperatures: tuple[float, ...] = (0.8,)  # cycled by sample index: i % len(temperatures)
-    top_k: int = 40  # applied first; 0 disables it (slow: top-p then sorts the whole vocabulary)
-    top_p: float = 0.95  # nucleus mass kept; 1.0 disables it
-    min_p: float = 0.0  # min-p cut relative to the most likely token; 0.0 disables it
-    max_tokens: int = 256  # completion budget per sample, tokens
-    ignore_eos: bool = False  # benchmarks: an end-of-generation token does not end the
-    # sample, so every sample is exactly max_tokens long (as llama-batched-bench's are)
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """A problem's prompt, tokenized, and the strings that end its samples."""
-
-    problem_id: str  # the problem it belongs to
-    tokens: tuple[int, ...]  # the prompt, tokens (at least one)
-    stop: tuple[str, ...]  # stop strings; the completion is cut before the first match
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    """One sample to draw."""
-
-    prompt: PromptSpec  # what it continues
-    sample_index: int  # 0-based index among the problem's samples
-    seed: int  # its sampler seed
-    temperature: float  # its temperature
-
-
-def sample_seed(session_seed: int, problem_id: str, sample_index: int) -> int:
-    """A 32-bit seed that depends only on (session seed, problem, index), so a resumed or
-    re-ordered run draws each sample with the same seed."""
-    digest = hashlib.sha256(f"{session_seed}\x00{problem_id}\x00{sample_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-class Scheduler:
-    """Hands out the missing (problem, index) pairs below the live budget, problem by problem
-    so one prompt evaluation serves as many samples as possible; under an adaptive budget
-    policy (engine/policy.py) the policy picks the problem, a chunk at a time."""
-
-    def __init__(
-        self,
-        prompts: Sequence[PromptSpec],
-        done: set[tuple[str, int]],
-        control: RunControl,
-        params: SamplingParams,
-        session_seed: int,
-        policy: Allocation | None = None,
-    ) -> None:
-        self._prompts = list(prompts)
-        # An adaptive budget policy picks the problem (chunk by chunk); None: fixed, every
-        # problem up to the budget in order.
-        self._policy = policy
-        self._done = done
-        self._control = control
-        self._params = params
-        self._seed = session_seed
-        self._next = [0] * len(self._prompts)  # next index to consider, per problem
-        self._cursor = 0  # first problem that may still have work
-        self._seen_budget: int = control.budget
-        self._lock = threading.Lock()
-
-    def remaining(self) -> int:
-        """Samples still to hand out under the current budget."""
-        budget = self._control.budget
-        if self._policy is not None:
-            left: int = self._policy.remaining(budget)
-            return left
-        with self._lock:
-            total = 0
-            for p, start in zip(self._prompts, self._next, strict=True):
-                total += sum(
-                    1 for i in range(start, budget) if (p.problem_id, i) not in self._done
-                )
-            return total
-
-    @property
-    def budget_seen(self) -> int:
-        """The budget the last next_item() worked to (a later raise is not yet seen)."""
-        with self._lock:
-            return self._seen_budget
-
-    def next_item(self) -> WorkItem | None:
-        with self._lock:
-            budget = self._control.budget
-            if budget != self._seen_budget:
-                self._seen_budget = budget
-                self._cursor = 0  # a raised budget reopens problems already finished
-            if self._policy is not None:
-                return self._policy_item(self._policy, budget)
-            # Problems added mid-run (the TUI) join the end of the work list; an adaptive
-            # policy's allocation is fixed per run, so there they wait for the next run.
-            for prompt in self._control.take_prompts():
-                if all(p.problem_id != prompt.problem_id for p in self._prompts):
-                    self._prompts.append(prompt)
-                    self._next.append(0)
-            while self._cursor < len(self._prompts):
-                prompt = self._prompts[self._cursor]
-                i = self._next[self._cursor]
-                while i < budget and (prompt.problem_id, i) in self._done:
-                    i += 1
-                if i < budget:
-                    self._next[self._cursor] = i + 1
-                    return self._item(prompt, i)
-                self._next[self._cursor] = i
-                self._cursor += 1
-            return None
-
-    def _policy_item(self, policy: Allocation, budget: int) -> WorkItem | None:
-        """The policy's problem, at its lowest index not yet stored or handed out."""
-        k = policy.choose(budget)
-        if k is None:
-            return None
-        prompt = self._prompts[k]
-        i = self._next[k]
-        while (prompt.problem_id, i) in self._done:
-            i += 1
-        self._next[k] = i + 1
-        return self._item(prompt, i)
-
-    def _item(self, prompt: PromptSpec, i: int) -> WorkItem:
-        # A temperature changed mid-run applies to samples not yet started.
-        temps = self._control.temperatures or self._params.temperatures
-        return WorkItem(
-            prompt=prompt,
-            sample_index=i,
-            seed=sample_seed(self._seed, prompt.problem_id, i),
-            temperature=temps[i % len(temps)],
-        )
+from troop.engine.scheduler import PromptSpec, SamplingParams, WorkItem
 
 
 class _Slot:
@@ -251,6 +109,7 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
                         drawing.finished(slot.seq, self._record(slot))
                         slots[slot.seq] = None
                         self._release(slot)
+                drawing.stepped()
         finally:
             for leftover in slots:
                 if leftover is not None:

@@ -11,7 +11,7 @@ from troop import __version__
 from troop.engine import policy
 from troop.engine.errors import SessionError
 from troop.engine.problems import Problem, ProblemSet, load_problem_set
-from troop.engine.sampler import SamplingParams
+from troop.engine.scheduler import SamplingParams
 from troop.engine.session import Session, StoredProblem
 
 if TYPE_CHECKING:

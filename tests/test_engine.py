@@ -20,7 +20,7 @@ from troop.engine.events import (
     TokensDecoded,
 )
 from troop.engine.run import RunSettings, execute, prepare
-from troop.engine.sampler import sample_seed
+from troop.engine.scheduler import sample_seed
 from troop.engine.session import Session
 
 pytestmark = pytest.mark.model

@@ -39,7 +39,7 @@ from troop.engine.openai_client import (
     sse_data,
 )
 from troop.engine.run import RunSettings, RunSummary, execute, prepare
-from troop.engine.sampler import sample_seed
+from troop.engine.scheduler import sample_seed
 from troop.engine.session import Session
 
 
@@ -211,7 +211,8 @@ def test_a_server_that_does_not_stream_is_read_whole(tmp_path: Path, fault: Faul
 def test_client_cuts_at_a_stop_string_the_server_ignores(fault: FaultServer) -> None:
     from troop.engine.openai_backend import ServerPrompt, ServerSampler
     from troop.engine.openai_client import ServerTarget
-    from troop.engine.sampler import BatchStats, PromptSpec, SamplingParams, Scheduler
+    from troop.engine.sample_loop import BatchStats
+    from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
 
     fault.behaviour.honour_stop = False
     prompt = "What is 2 + 3?"
@@ -429,6 +430,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: llama-cpp-python's server, its models loaded without CPU extra buffer types: on hosts whose
+#: AMX kernels fault (see engine/supervisor.py) it would die at its first decode otherwise, and
+#: this test is about troop's client, not the server's kernels.
+_SERVER_WITHOUT_EXTRA_BUFFERS = """
+import runpy
+import llama_cpp, llama_cpp.llama_cpp as low
+_default = low.llama_model_default_params
+def _params():
+    params = _default()
+    params.use_extra_bufts = False
+    return params
+low.llama_model_default_params = llama_cpp.llama_model_default_params = _params
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server with the default model on 127.0.0.1.
@@ -444,7 +461,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model(None).path),
+        [sys.executable, "-c", _SERVER_WITHOUT_EXTRA_BUFFERS, "--model",
+         str(resolve_model(None).path),
          "--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", str(port),
          "--n_ctx", "2048", "--interrupt_requests", "False",
          "--n_threads", str(max(1, (os.cpu_count() or 2) // 2))],

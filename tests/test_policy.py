@@ -30,7 +30,7 @@ from troop.engine.policy import (
     top_two,
 )
 from troop.engine.run import RunSettings, execute, prepare
-from troop.engine.sampler import PromptSpec, SamplingParams, Scheduler, WorkItem
+from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler, WorkItem
 from troop.engine.session import Session
 from troop.engine.verify import Verification
 from troop.verifiers import registry

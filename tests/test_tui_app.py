@@ -17,13 +17,13 @@ from tests.tui_fakes import Clock, FakeRun, make_session, script
 from troop.engine.control import RunControl
 from troop.engine.events import TokensDecoded
 from troop.engine.run import RunSettings
-from troop.engine.sampler import PromptSpec, SamplingParams, Scheduler
+from troop.engine.runner import Launch
+from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
 from troop.tui import themes
 from troop.tui.app import TroopApp
 from troop.tui.ask import AskScreen, HelpScreen
 from troop.tui.live import LiveScreen
 from troop.tui.observer import TAIL_CHARS, LiveObserver
-from troop.tui.runner import Launch
 from troop.tui.setup import SetupScreen
 
 SIZE = (120, 36)

@@ -13,10 +13,10 @@ import pytest
 
 from tests.tui_fakes import Clock, FakeRun, make_session, script
 from troop.engine.run import RunSettings
+from troop.engine.runner import Launch
 from troop.tui.app import TroopApp
 from troop.tui.live import LiveScreen
 from troop.tui.observer import LiveObserver
-from troop.tui.runner import Launch
 from troop.tui.setup import SetupScreen
 
 SIZE = (120, 36)

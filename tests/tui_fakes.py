@@ -81,7 +81,7 @@ def make_session(path: Path, *, problems: int = 4, budget: int = 8) -> Path:
 
 
 class FakeRun:
-    """LiveRun's interface over an existing session: prepare() loads nothing, run_once() waits
+    """SessionRunner's interface over an existing session: prepare() loads nothing, run_once() waits
     until stopped. Steering calls are recorded so tests can assert on them."""
 
     def __init__(self, launch: Any, observer: Any, *, path: Path, problems: int = 4,

@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="split: a KV buffer per slot (faster at many slots); unified: one "
                      "pool, the prompt's cells shared (faster at few); auto (default): "
                      "unified up to 8 slots, split beyond")
+    run.add_argument("--cpu-extra-buffers", choices=("auto", "on", "off"), default="auto",
+                     help="llama.cpp's CPU extra buffer types (AMX and other weight "
+                     "repacking): auto (default) uses them unless this machine is known to "
+                     "fault with them (found and remembered the first time it happens)")
     run.add_argument("--no-logprobs", action="store_true",
                      help="do not record each sample's log-probability")
     run.add_argument("--backend", choices=("llamacpp", "openai"),

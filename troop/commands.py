@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import signal
 import sys
-from collections.abc import Callable
 from contextlib import ExitStack
 from types import FrameType
 from typing import Any
@@ -20,19 +17,16 @@ from troop.engine.errors import TroopError
 err = Console(stderr=True)
 
 
-def open_sandbox(args: argparse.Namespace, stack: ExitStack, *, sampling_threads: int = 0) -> Any:
-    """Start the verification workers (before any model is loaded: forks stay small).
+def verify_options(args: argparse.Namespace) -> Any:
+    """How `args` asks for samples to be judged."""
+    from troop.engine.runner import VerifyOptions
 
-    By default they get the cores sampling leaves free (at least one, at most four): a
-    verification takes milliseconds, a sample seconds, so one worker keeps up on a laptop.
-    """
-    from troop.verifiers.sandbox import Sandbox
-
-    cores = os.cpu_count() or 1
-    workers = args.verify_workers or max(1, min(4, cores - sampling_threads))
-    # Imported once per worker, so each forked job starts with the verifiers ready.
-    preload = ("troop.verifiers.python_tests", "troop.verifiers.answer_verifiers", "sympy")
-    return stack.enter_context(Sandbox(workers=workers, tier=args.sandbox, preload=preload))
+    return VerifyOptions(
+        verifier=getattr(args, "verifier", None), command=getattr(args, "command", None),
+        pattern=getattr(args, "pattern", None), sandbox=getattr(args, "sandbox", "auto"),
+        verify_workers=getattr(args, "verify_workers", None),
+        problems=getattr(args, "problems", None),
+    )
 
 
 def _say_tier(sandbox: Any) -> None:
@@ -42,27 +36,8 @@ def _say_tier(sandbox: Any) -> None:
     err.print(f"sandbox: [{style}]{escape(sandbox.tier_note)}[/]")
 
 
-def _verifier(args: argparse.Namespace, problem_format: str) -> Any:
-    from troop.verifiers import registry
-
-    if args.command is not None:
-        if args.verifier not in (None, "command"):
-            raise TroopError("--command goes with --verifier command")
-        argv = shlex.split(args.command)
-        if not argv:
-            raise TroopError("--command is empty")
-        return registry.for_format(problem_format, "command", argv=argv)
-    if args.verifier == "command":
-        raise TroopError("--verifier command needs --command 'PROGRAM ARGS'")
-    if args.pattern is not None:
-        if args.verifier != "regex":
-            raise TroopError("--pattern goes with --verifier regex")
-        return registry.for_format(problem_format, "regex", pattern=args.pattern)
-    return registry.for_format(problem_format, args.verifier)
-
-
 def run_settings(args: argparse.Namespace) -> Any:
-    """`troop run`'s arguments as checked RunSettings (the TUI starts from the same)."""
+    """`troop run`'s arguments as checked RunSettings."""
     from troop.engine.run import RunSettings, check_settings
 
     settings = RunSettings(
@@ -73,102 +48,59 @@ def run_settings(args: argparse.Namespace) -> Any:
         gpu_layers=args.gpu_layers, threads=args.threads, kv_cache=args.kv_cache,
         logprobs=not args.no_logprobs, policy=_policy(args),
         backend=args.backend, base_url=args.base_url, api_key_env=args.api_key_env,
-        n_per_request=args.n_per_request,
+        n_per_request=args.n_per_request, cpu_extra_buffers=args.cpu_extra_buffers,
     )
-    if settings.policy.name == "until-solved" and args.verifier == "none":
-        raise TroopError("--policy until-solved needs a verifier to know when a problem is "
-                         "solved; drop --verifier none")
     check_settings(settings)
     return settings
 
 
-def start_verification(args: Any, prep: Any, sandbox: Any, observer: Any) -> tuple[Any, Any, int]:
-    """The verifier `args` names (or the problems' default), recorded in the session, and a
-    Verification already handed the samples an earlier run left unjudged (their count is
-    returned with it). `troop run` and the TUI start verifying here."""
-    from troop.engine.verify import Verification, pending
+def _launch(args: argparse.Namespace) -> Any:
+    """`troop run`'s arguments as a checked Launch (bad flags fail here, as one line)."""
+    from troop.engine.runner import Launch, run_settings_error
 
-    fmt = next(iter(prep.problem_data.values()))["format"]
-    verifier = _verifier(args, fmt)
-    prep.session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
-    verification = Verification(prep.session, verifier, sandbox, observer)
-    # Samples a crashed or cancelled run left unjudged are judged alongside.
-    left = pending(prep.session, verifier)
-    for problem, index, text in left:
-        verification.submit(problem, index, text)
-    return verification, verifier, len(left)
-
-
-def start_live_reload(args: Any, prep: Any, verification: Any,
-                      notify: Callable[[str], None]) -> Any:
-    """While sampling, edits to the problem file or a command verifier's program re-judge the
-    samples they affect (`troop run` and the TUI); None when there is nothing to watch."""
-    from troop.engine.watch import LiveReload
-
-    problem_file, verifier_file = _watched_files(args, prep.session)
-    if problem_file is None and verifier_file is None:
-        return None
-    fmt = next(iter(prep.problem_data.values()))["format"]
-
-    def rebuild() -> Any:
-        return _verifier(args, fmt)
-
-    return LiveReload(prep.session, verification, problem_file=problem_file,
-                      verifier_file=verifier_file, rebuild=rebuild, notify=notify).start()
+    launch = Launch(run_settings(args), verify_options(args))
+    problem = run_settings_error(launch.settings, launch.verify)
+    if problem is not None:
+        raise TroopError(problem)
+    return launch
 
 
 def run(args: argparse.Namespace) -> int:
-    from troop.engine.console import ConsoleObserver, summary_table
-    from troop.engine.control import RunControl
-    from troop.engine.run import execute, prepare
+    from rich.markup import escape
 
+    from troop.engine.console import ConsoleObserver, summary_table
+    from troop.engine.runner import SessionRunner
+
+    launch = _launch(args)
     if not args.headless:
         from troop.tui.app import run_live
 
-        return run_live(args)
-    settings = run_settings(args)
-    verifying = args.verifier != "none"
-    with ExitStack() as stack:
-        threads = settings.threads or os.cpu_count() or 1
-        if settings.backend == "openai":
-            threads = 0  # a server samples: every core here is free to verify
-        sandbox = open_sandbox(args, stack, sampling_threads=threads) if verifying else None
+        return run_live(launch)
+    observer = ConsoleObserver(err)
+    runner = SessionRunner(launch, observer, notify=lambda text: err.print(escape(text)))
+    try:
         with err.status("loading the model and problems…"):
-            prep = prepare(settings)
-        stack.callback(prep.close)
+            prep = runner.prepare()
         verb = "created" if prep.created else "resuming"
         err.print(f"{verb} session [bold]{prep.session.path}[/]")
-        if sandbox is not None:
-            _say_tier(sandbox)
-        observer = ConsoleObserver(err)
-        stack.callback(observer.close)
-        verification = None
-        if verifying:
-            verification, verifier, left = start_verification(args, prep, sandbox, observer)
-            stack.callback(verification.close)
-            err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}")
-            observer.expect_verdicts(left)
-            reload = start_live_reload(args, prep, verification, err.print)
-            if reload is not None:
-                stack.callback(reload.stop)
-        control = RunControl(prep.budget)
+        if runner.sandbox is not None:
+            _say_tier(runner.sandbox)
+        if runner.verifier is not None:
+            err.print(f"verifier: [bold]{runner.verifier.name}[/] {runner.verifier.version}")
+            observer.expect_verdicts(runner.left_unjudged)
 
         def on_sigint(_sig: int, _frame: FrameType | None) -> None:
             # First Ctrl-C: stop after the current decode step; samples already stored stay.
-            if control.cancelled:
+            if runner.control.cancelled:
                 raise KeyboardInterrupt
-            control.cancel()
+            runner.stop()
 
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            summary = execute(prep, observer, control, verification)
+            summary = runner.run_once()
         finally:
             signal.signal(signal.SIGINT, previous)
-        solved = None
-        if verification is not None and summary.status == "completed":
-            verdicts = prep.session.current_verdicts(verifier.name, verifier.version)
-            solved = (len({pid for (pid, _), v in verdicts.items() if v["status"] == "pass"}),
-                      len(prep.problem_data), dict(verification.statuses))
+        solved = runner.solved() if summary.status == "completed" else None
         observer.close()
         Console().print(summary_table(
             status=summary.status, session=str(summary.session_path), samples=summary.samples,
@@ -176,9 +108,12 @@ def run(args: argparse.Namespace) -> int:
             completion_tokens=summary.completion_tokens, prompt_tokens=summary.prompt_tokens,
             finish_reasons=summary.finish_reasons, solved=solved,
         ))
+    finally:
+        observer.close()
+        runner.close()
     # An adaptive policy may complete below the budget: it stopped the problems it could.
     if summary.stored < summary.target and (summary.status != "completed"
-                                            or not settings.policy.adaptive):
+                                            or not launch.settings.policy.adaptive):
         err.print(f"resume with: troop run --headless --session {summary.session_path}")
     return 130 if summary.status == "cancelled" else 0
 
@@ -203,6 +138,7 @@ def verify(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from troop.engine.console import ConsoleObserver
+    from troop.engine.runner import make_verifier, open_sandbox
     from troop.engine.session import Session
     from troop.engine.verify import pending, verify_session
 
@@ -217,8 +153,9 @@ def verify(args: argparse.Namespace) -> int:
             updated, refused = refresh_problems(session, args.problems)
             err.print(f"{len(updated)} problems took new tests from {args.problems}"
                       + (f"; {len(refused)} refused (prompt changed)" if refused else ""))
-        verifier = _verifier(args, problems[0].format)
-        sandbox = open_sandbox(args, stack)
+        options = verify_options(args)
+        verifier = make_verifier(options, problems[0].format)
+        sandbox = open_sandbox(options, stack)
         _say_tier(sandbox)
         todo = len(pending(session, verifier, force=args.force))
         err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}; "
@@ -248,33 +185,17 @@ def verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watched_files(args: argparse.Namespace, session: Any) -> tuple[Any, Any]:
-    """The problem file (if the session's set is a file) and a command verifier's program."""
-    import shutil
-    from pathlib import Path
-
-    name = session.meta("config")["problem_set"]["name"]
-    given = getattr(args, "problems", None)
-    problem_file = Path(given or name)
-    problem_file = problem_file if problem_file.is_file() else None
-    verifier_file = None
-    if args.command:
-        argv = shlex.split(args.command)
-        # `python check.py`: the script is what a person edits; `./check`: the program itself.
-        candidates = [Path(a) for a in argv[1:2]] + [Path(shutil.which(argv[0]) or argv[0])]
-        verifier_file = next((c for c in candidates if c.is_file()), None)
-    return problem_file, verifier_file
-
-
 def _watch(args: argparse.Namespace, session: Any, verifier: Any, sandbox: Any,
            observer: Any) -> Any:
     """Re-judge on every change of the watched files until Ctrl-C; returns the verifier."""
     import time
 
+    from troop.engine.runner import make_verifier, watched_files
     from troop.engine.verify import Verification
     from troop.engine.watch import LiveReload
 
-    problem_file, verifier_file = _watched_files(args, session)
+    options = verify_options(args)
+    problem_file, verifier_file = watched_files(options, session)
     if problem_file is None and verifier_file is None:
         raise TroopError("--watch has nothing to watch: the session's problems are built in "
                          "and no --command verifier was given")
@@ -282,7 +203,7 @@ def _watch(args: argparse.Namespace, session: Any, verifier: Any, sandbox: Any,
                                 on_submit=observer.expect_verdicts)
 
     def rebuild() -> Any:
-        return _verifier(args, session.problems()[0].format)
+        return make_verifier(options, session.problems()[0].format)
 
     def notify(message: str) -> None:
         err.print(message)
@@ -305,7 +226,8 @@ def _watch(args: argparse.Namespace, session: Any, verifier: Any, sandbox: Any,
 
 def check(args: argparse.Namespace) -> int:
     from troop.engine.problems import load_problem_set
-    from troop.engine.run import problem_record
+    from troop.engine.runner import make_verifier, open_sandbox
+    from troop.engine.session_setup import problem_record
     from troop.verifiers.base import Check
 
     try:
@@ -316,9 +238,10 @@ def check(args: argparse.Namespace) -> int:
         raise TroopError(f"{args.sample}: cannot read as UTF-8 text: {exc}") from None
     pset = load_problem_set(args.problems, problem_ids=[args.problem])
     problem = problem_record(pset.problems[0])
-    verifier = _verifier(args, problem["format"])
+    options = verify_options(args)
+    verifier = make_verifier(options, problem["format"])
     with ExitStack() as stack:
-        sandbox = open_sandbox(args, stack)
+        sandbox = open_sandbox(options, stack)
         _say_tier(sandbox)
         verdict = verifier.verify(Check(text=text, problem=problem), sandbox)
     json.dump({

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
+import asyncio
+import contextlib
 import gc
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from troop.engine.errors import TroopError
+from troop.engine.runner import Launch
 from troop.tui import themes
 from troop.tui.messages import ThemeFilesChanged
 
@@ -42,6 +45,12 @@ class TroopApp(App[int]):
         self._watcher: themes.ThemeWatcher | None = None
 
     def on_mount(self) -> None:
+        # A closed terminal (SIGHUP) or a polite kill (SIGTERM) stops sampling and leaves,
+        # rather than spinning on a terminal that is gone.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
         # Everything imported so far (Textual, numpy, llama.cpp bindings...) lives as long as
         # the app: keep it out of the collector's scans, whose pauses would delay key presses.
         gc.freeze()
@@ -137,23 +146,21 @@ def run_setup() -> int:
     return _run(None)
 
 
-def run_live(args: argparse.Namespace) -> int:
-    """`troop run` without --headless: straight into the live screen with those settings."""
-    from troop import commands
+def run_live(launch: Launch) -> int:
+    """`troop run` without --headless: straight into the live screen with those settings
+    (checked by the command line before the TUI starts)."""
     from troop.tui.live import LiveScreen
-    from troop.tui.runner import Launch, VerifyOptions
 
-    settings = commands.run_settings(args)  # bad flags fail here, as one line, before the TUI
-    verify = VerifyOptions(verifier=args.verifier, command=args.command, pattern=args.pattern,
-                           sandbox=args.sandbox, verify_workers=args.verify_workers)
-    launch = Launch(settings, verify)
     return _run(lambda: LiveScreen(launch=launch))
 
 
 def run_open(session: Path) -> int:
-    """`troop open SESSION`: browse a stored session; `r` continues sampling it."""
+    """`troop open SESSION`: browse a stored session, `r` continues sampling it; a session
+    another process is sampling is followed live, read-only, until that run ends."""
+    from troop.engine.lock import holder
     from troop.engine.session import Session
     from troop.tui.live import LiveScreen
 
     Session.open(session).close()  # a missing or foreign file fails here, as one line
-    return _run(lambda: LiveScreen(session_path=session))
+    follow = holder(session)
+    return _run(lambda: LiveScreen(session_path=session, follow=follow))

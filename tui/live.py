@@ -1,8 +1,9 @@
 """The live session screen: sample streams, problems table, coverage plot and status bar.
 
-Sampling runs in a thread worker (tui/runner.py) and reports through a LiveObserver that the
-screen samples ten times a second; analyses run in their own thread worker, spaced so they
-never take more than a small share of the machine. Nothing here blocks the UI thread.
+Sampling runs in a thread worker (engine/runner.py, which drives the llama.cpp worker process)
+and reports through a LiveObserver that the screen samples ten times a second; analyses run
+in their own thread worker, spaced so they never take more than a small share of the machine.
+Nothing here blocks the UI thread.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from troop.engine.errors import TroopError
+from troop.engine.lock import Holder
 from troop.engine.run import RunSettings
+from troop.engine.runner import Launch, SessionRunner
 from troop.tui.ask import AskScreen, HelpScreen, key_list
 from troop.tui.messages import (
     AnalysisUpdated,
@@ -34,7 +37,6 @@ from troop.tui.messages import (
 )
 from troop.tui.observer import LiveObserver, Snapshot
 from troop.tui.problems_table import ProblemsTable
-from troop.tui.runner import Launch, LiveRun
 from troop.tui.status_bar import RunState, StatusBar
 from troop.tui.steering import Steering
 from troop.tui.streams import StreamGrid
@@ -59,6 +61,8 @@ UI_SHARE = 0.04
 MAX_REDRAW_S = 1.0
 #: Parallel slots when continuing a session opened with `troop open`.
 OPEN_PARALLEL = 16
+#: Seconds between looks at a followed session's file (another process samples it).
+FOLLOW_EVERY_S = 1.0
 
 #: Keys that are not screen bindings but do something here (listed in the help).
 EXTRA_KEYS = [
@@ -67,7 +71,7 @@ EXTRA_KEYS = [
     ("click header", "sort the problems table by that column"),
 ]
 
-#: Makes the run: (launch, observer, notify=callable) -> LiveRun or a test's stand-in.
+#: Makes the run: (launch, observer, notify=callable) -> SessionRunner or a test's stand-in.
 RunFactory = Callable[..., Any]
 
 
@@ -101,9 +105,10 @@ class LiveScreen(Steering, Screen[None]):
         *,
         launch: Launch | None = None,
         session_path: Path | None = None,
-        run_factory: RunFactory = LiveRun,
+        run_factory: RunFactory = SessionRunner,
         clock: Callable[[], float] = time.monotonic,
         observer: LiveObserver | None = None,
+        follow: Holder | None = None,
     ) -> None:
         super().__init__()
         if launch is None and session_path is None:
@@ -112,9 +117,14 @@ class LiveScreen(Steering, Screen[None]):
         self.clock = clock  # injectable: snapshot tests freeze it
         self.observer = observer or LiveObserver(clock)
         self.run_factory = run_factory
-        self.run: Any = None  # LiveRun (or a test's stand-in), made on first sampling
+        self.run: Any = None  # SessionRunner (or a test's stand-in), made on first sampling
         self.session_path: Path | None = session_path or self.launch.settings.session
-        self.state = RunState("loading" if launch is not None else "browsing")
+        # Another process samples this session: follow its rows, read-only, until it ends.
+        self.following = follow
+        self._file_mark: tuple[float, ...] = ()
+        self._followed_at = 0.0
+        phase = "loading" if launch is not None else ("following" if follow else "browsing")
+        self.state = RunState(phase)
         self.analysis: dict[str, Any] | None = None  # the latest analyse() output
         self.overlay: dict[str, Any] | None = None  # the comparison session's analysis
         self.overlay_path: Path | None = None
@@ -132,6 +142,7 @@ class LiveScreen(Steering, Screen[None]):
         self._analysis_cpu = 0.0  # CPU seconds spent in analysis workers, for the share
         self.ui_share = 0.0  # the UI's last measured share of one core (see UI_SHARE)
         self._closed = False  # unmounted: a finishing worker closes the run
+        self.last_error: str | None = None  # the last failure shown, as one line
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -193,7 +204,32 @@ class LiveScreen(Steering, Screen[None]):
             self._last = snap
             self.query_one(StreamGrid).update_streams(snap.streams, now)
             self.query_one(StatusBar).render_status(self.state, snap, self.analysis)
+        if self.following is not None and wall - self._followed_at >= FOLLOW_EVERY_S:
+            self._followed_at = wall
+            self._follow()
         self.request_analysis()
+
+    def _follow(self) -> None:
+        """Re-analyse when the followed session's file changed; notice when its run ends."""
+        from troop.engine.lock import holder
+
+        assert self.session_path is not None
+        mark: tuple[float, ...] = ()
+        for path in (self.session_path, self.session_path.with_name(
+                self.session_path.name + "-wal")):
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                mark += (st.st_mtime_ns, st.st_size)
+        if mark != self._file_mark:
+            self._file_mark = mark
+            self.request_analysis(force=True)
+        if holder(self.session_path) is None:
+            who = self.following
+            self.following = None
+            self._phase("browsing")
+            self.request_analysis(force=True)
+            self.notify(f"the run of pid {who.pid if who else '?'} ended; `r` continues "
+                        "sampling here", title="session")
 
     def request_analysis(self, *, force: bool = False) -> None:
         """Analyse again if samples or verdicts arrived and enough time has passed."""
@@ -272,7 +308,7 @@ class LiveScreen(Steering, Screen[None]):
     def new_run(self) -> Any:
         """The run object, made on first use; its news (live reloads) become notifications."""
         def notify(text: str) -> None:  # called from a watcher thread
-            self.app.call_from_thread(self.notify, text, title="verifier")
+            self.app.call_from_thread(self.notify, text, title="troop")
 
         return self.run_factory(self.launch, self.observer, notify=notify)
 
@@ -318,8 +354,9 @@ class LiveScreen(Steering, Screen[None]):
                         f"in {message.wall_s:.1f} s", title="run completed")
 
     def on_run_failed(self, message: RunFailed) -> None:
-        if self.state.phase in ("loading", "sampling", "stopping"):
+        if self.state.phase in ("loading", "sampling", "stopping", "paused"):
             self._phase("failed")
+        self.last_error = message.message
         text = message.message + (f"\n{message.hint}" if message.hint else "")
         self.notify(text, title="error", severity="error", timeout=10)
 
@@ -357,6 +394,13 @@ class LiveScreen(Steering, Screen[None]):
         if self.sampling:
             self.notify("already sampling")
             return
+        if self.session_path is not None:
+            from troop.engine.lock import SessionBusy, holder
+
+            busy = holder(self.session_path)
+            if busy is not None:  # another process samples it: refused at once, one line
+                self.notify(SessionBusy(self.session_path, busy).message, severity="error")
+                return
         self.start_sampling()
 
     def action_cycle_axis(self) -> None:

@@ -20,8 +20,8 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sta
 
 from troop.engine.errors import TroopError
 from troop.engine.run import DEFAULT_PARALLEL, DEFAULT_SAMPLES, RunSettings, sessions_dir
+from troop.engine.runner import Launch, VerifyOptions
 from troop.tui.ask import HelpScreen, check_temperatures, key_list
-from troop.tui.runner import Launch, VerifyOptions
 
 #: Problems a first session samples (the first of the built-in arithmetic set): a small
 #: budget, so pressing Enter shows coverage growing within a minute or two on a laptop.

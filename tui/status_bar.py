@@ -15,7 +15,8 @@ from troop.tui.observer import Snapshot
 class RunState:
     """What the live screen knows about the run, beyond the observer's counters."""
 
-    phase: str  # loading, sampling, paused, stopping, completed, cancelled, failed, browsing
+    phase: str  # loading, sampling, paused, stopping, completed, cancelled, failed, browsing,
+    # following (another process samples the session; the screen follows its rows)
     tier: str | None = None  # sandbox tier verifying samples; None: not verifying
     temperatures: tuple[float, ...] | None = None  # temperatures for the remaining samples
     stored: int = 0  # samples in the session (from the analysis when not sampling)
@@ -23,7 +24,8 @@ class RunState:
 
 
 PHASE_COLOUR = {"sampling": "$success", "paused": "$warning", "stopping": "$warning",
-                "failed": "$error", "cancelled": "$warning", "loading": "$accent"}
+                "failed": "$error", "cancelled": "$warning", "loading": "$accent",
+                "following": "$accent"}
 
 
 def duration(seconds: float | None) -> str:

@@ -27,16 +27,14 @@ from typing import Any
 from troop.engine import llamacpp
 from troop.engine.control import RunControl
 from troop.engine.events import Event, PromptEvaluated, SampleRecord
+from troop.engine.model_facts import plan_context
 from troop.engine.models import resolve_model
 from troop.engine.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
 from troop.engine.openai_client import ServerOptions, ServerTarget, count_prompts
-from troop.engine.sampler import (
-    BatchedSampler,
-    BatchStats,
-    PromptSpec,
-    SamplingParams,
-    Scheduler,
-)
+from troop.engine.sample_loop import BatchStats
+from troop.engine.sampler import BatchedSampler
+from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
+from troop.engine.supervisor import choose_extra_buffers
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_BINARY = HERE / "_build" / "llama" / "bin" / "llama-batched-bench"
@@ -152,7 +150,19 @@ def eog_tokens(model: llamacpp.Model) -> list[int]:
 def bench_loop(path: Path, prompt: list[int], eog: list[int], cfg: Config) -> float:
     """Completion tokens per second of llama-cpp-python's create_completion, one at a time."""
     import llama_cpp
+    import llama_cpp.llama_cpp as low
 
+    if not choose_extra_buffers("auto"):
+        # Where AMX faults (engine/supervisor.py), Llama() must load without extra buffers
+        # too; it takes llama.cpp's default model parameters, so those are adjusted.
+        default = low.llama_model_default_params
+
+        def params() -> Any:
+            p = default()
+            p.use_extra_bufts = False
+            return p
+
+        low.llama_model_default_params = params
     llm = llama_cpp.Llama(
         model_path=str(path),
         n_ctx=_round_up(len(prompt) + cfg.tokens + 16, 256),
@@ -190,7 +200,7 @@ def bench_troop(
 ) -> TroopRun:
     """One BatchedSampler.run in a fresh context, after an untimed warm-up run."""
     max_tokens = tokens or cfg.tokens
-    plan = llamacpp.plan_context(
+    plan = plan_context(
         parallel=parallel, max_prompt_tokens=len(prompt), max_tokens=max_tokens,
         kv_unified=mode == "unified", n_threads=cfg.threads,
         n_ctx_train=model.shape().n_ctx_train,
@@ -519,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     skip = set(filter(None, args.skip.split(",")))
     model_path = resolve_model(None).path
-    model = llamacpp.Model(model_path)
+    # In this process, with the CPU extra buffers troop's worker would use on this machine
+    # (off where AMX faults; see engine/supervisor.py).
+    model = llamacpp.Model(model_path, extra_buffers=choose_extra_buffers("auto"))
     prompt = build_prompt(model, cfg.prompt_tokens)
 
     if args.profile:

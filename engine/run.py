@@ -209,20 +209,21 @@ def prepare(settings: RunSettings) -> PreparedRun:
     check_settings(settings)
     from troop.engine import openai_run  # httpx is imported only where a server is used
 
-    if openai_run.select_backend(settings) == "openai":
-        resuming = settings.session is not None and settings.session.exists()
-        lock = SessionLock(settings.session).acquire() if resuming and settings.session else None
-        try:
+    resuming = settings.session is not None and settings.session.exists()
+    # One writer per session: refused at once, before anything is read or loaded.
+    lock = SessionLock(settings.session).acquire() if resuming and settings.session else None
+    try:
+        if openai_run.select_backend(settings) == "openai":
             served: PreparedRun = openai_run.prepare(settings)
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
-        served.lock = lock or SessionLock(served.session.path).acquire()
-        return served
-    if settings.session is not None and settings.session.exists():
-        return _resume(settings)
-    return _create(settings)
+            served.lock = lock or SessionLock(served.session.path).acquire()
+            return served
+        if lock is not None:
+            return _resume(settings, lock)
+        return _create(settings)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
 
 
 def _load(ref_path: Path, settings: RunSettings, session_path: Path) -> WorkerModel:
@@ -311,10 +312,8 @@ def _new_session_path(model: str, problems: str) -> Path:
     return path
 
 
-def _resume(settings: RunSettings) -> PreparedRun:
+def _resume(settings: RunSettings, lock: SessionLock) -> PreparedRun:
     assert settings.session is not None
-    # Refused at once, before anything is loaded, when another process samples it.
-    lock = SessionLock(settings.session).acquire()
     try:
         session = Session.open(settings.session)
     except BaseException:
@@ -573,8 +572,11 @@ def _sample_in_worker(
     model, plan = prep.model, prep.plan
     assert model is not None and plan is not None
     work = first
+    parallel = plan.n_seq - 1
+    lookahead = max(2, parallel // 4) if prep.settings.policy.adaptive else parallel
     while True:
-        sampler = RemoteSampler(model, plan, prep.params, logprobs=prep.settings.logprobs)
+        sampler = RemoteSampler(model, plan, prep.params, logprobs=prep.settings.logprobs,
+                                lookahead=lookahead)
         try:
             sampler.run(work, store, observer, control, stats)
             return

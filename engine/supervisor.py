@@ -404,12 +404,16 @@ class RemoteSampler:
     stored before its event is reported."""
 
     def __init__(self, model: WorkerModel, plan: ContextPlan, params: SamplingParams, *,
-                 logprobs: bool) -> None:
+                 logprobs: bool, lookahead: int | None = None) -> None:
         self.model = model
         self.plan = plan
         self.params = params
         self.logprobs = logprobs
         self.parallel = plan.n_seq - 1
+        # Samples handed over ahead of the free slots: a full set keeps every slot busy; an
+        # adaptive budget policy asks for fewer, since a sample handed over is spent even if
+        # its problem is solved meanwhile.
+        self.lookahead = lookahead if lookahead is not None else self.parallel
         self.in_flight: dict[int, tuple[str, int]] = {}  # slot -> (problem, index)
 
     def run(self, scheduler: WorkSource, store: Store, observer: RunObserver,
@@ -429,7 +433,7 @@ class RemoteSampler:
             """Hand the worker samples until a full set of slots waits; how many were sent."""
             with lock:
                 batch: list[tuple[str, int, int, float]] = []
-                while queued[0] + len(batch) < self.parallel:
+                while queued[0] + len(batch) < self.lookahead:
                     item = scheduler.next_item()
                     if item is None:
                         break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from pathlib import Path
@@ -235,6 +236,7 @@ def test_stored_logprob_matches_rescoring_the_sample(tmp_path: Path) -> None:
     import numpy as np
 
     from troop.engine import llamacpp
+    from troop.engine.model_facts import plan_context
 
     path = tmp_path / "s.sqlite"
     run(path, samples=4, limit=1, max_tokens=6, temperatures=(1.0,))
@@ -242,9 +244,13 @@ def test_stored_logprob_matches_rescoring_the_sample(tmp_path: Path) -> None:
         records = list(s.samples())
         prompt = s.problems()[0].prompt
         model_path = Path(s.meta("config")["model"]["path"])
-    model = llamacpp.Model(model_path, gpu_layers=0)
+        (settings,) = s.conn.execute("SELECT settings FROM runs").fetchone()
+    # Rescored here, in this process, with the CPU extra buffers the worker used (off where
+    # they fault: see engine/supervisor.py).
+    extra = json.loads(settings)["cpu_extra_buffers"] == "on"
+    model = llamacpp.Model(model_path, gpu_layers=0, extra_buffers=extra)
     prompt_tokens = model.tokenize(prompt)
-    plan = llamacpp.plan_context(parallel=1, max_prompt_tokens=len(prompt_tokens),
+    plan = plan_context(parallel=1, max_prompt_tokens=len(prompt_tokens),
                                  max_tokens=16, kv_unified=True, n_threads=2,
                                  n_ctx_train=8192)
     checked = 0

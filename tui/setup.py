@@ -157,6 +157,10 @@ def check_subset(text: str) -> str | None:
     return "N (the first N problems) or problem ids separated by commas"
 
 
+def check_extra_buffers(text: str) -> str | None:
+    return None if text.strip() in ("auto", "on", "off") else "auto, on or off"
+
+
 def check_top_p(text: str) -> str | None:
     try:
         value = float(text)
@@ -179,6 +183,10 @@ FIELDS = (
     Field("max_tokens", "max tokens", "256", "per sample", _int(1, "max tokens")),
     Field("seed", "seed", "0", "session seed", _int(None, "seed")),
     Field("gpu_layers", "GPU layers", "-1", "-1 = all (GPU builds)", _int(-1, "GPU layers")),
+    # llama.cpp's CPU extra buffer types (AMX and other repacking): auto turns them off on a
+    # machine where they were seen to fault.
+    Field("cpu_extra_buffers", "CPU extra buffers", "auto", "auto, on or off",
+          check_extra_buffers),
     # An OpenAI-compatible server (llama-server, vLLM, SGLang) instead of in-process llama.cpp:
     # the model field then names the served model.
     Field("base_url", "server URL", "", "empty: local; else OpenAI API root", check_url),
@@ -315,6 +323,7 @@ class SetupScreen(Screen[None]):
             seed=int(values["seed"]), gpu_layers=int(values["gpu_layers"]),
             backend="openai" if server else None, base_url=values["base_url"] or None,
             api_key_env=values["api_key_env"] or None,
+            cpu_extra_buffers=values["cpu_extra_buffers"],
         )
         verifier = str(self.query_one("#f-verifier", Select).value)
         launch = Launch(settings, VerifyOptions(verifier=None if verifier == AUTO else verifier))

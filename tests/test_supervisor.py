@@ -24,9 +24,16 @@ ARGS = ["--limit", "3", "--samples", "6", "--parallel", "4", "--max-tokens", "40
         "--verifier", "none"]
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """Read-only: a connection must never create the file troop is about to create."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+
+
 def _stored(path: Path) -> int:
+    if not path.exists():
+        return 0
     try:
-        con = sqlite3.connect(path, timeout=5)
+        con = _connect(path)
         try:
             return int(con.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
         finally:
@@ -38,7 +45,7 @@ def _stored(path: Path) -> int:
 def _worker_pid(path: Path) -> int | None:
     """The pid of the worker sampling the session's latest run (from its recorded settings)."""
     try:
-        con = sqlite3.connect(path, timeout=5)
+        con = _connect(path)
         try:
             row = con.execute("SELECT settings FROM runs WHERE status = 'running' "
                               "ORDER BY run_id DESC LIMIT 1").fetchone()
@@ -80,7 +87,7 @@ def test_a_killed_worker_ends_the_headless_run_in_one_line_and_a_rerun_completes
     )
     try:
         _wait(lambda: _stored(path) >= 3 or proc.poll() is not None)
-        assert proc.poll() is None, "the run ended before its worker could be killed"
+        assert proc.poll() is None, proc.communicate()[1]
         pid = _worker_pid(path)
         assert pid is not None and pid != proc.pid
         os.kill(pid, sig)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_supervisor import ARGS, _stored, _texts, _wait
+from tests.test_supervisor import ARGS, _stored, _texts, _wait, _worker_pid
 from tests.test_tui_app import SIZE, until
 from troop.engine.lock import holder
 from troop.engine.run import RunSettings
@@ -142,3 +142,47 @@ def test_a_whole_tui_run_never_loads_llama_cpp_in_the_front_end(tmp_path: Path) 
                          timeout=600)
     assert "phase completed" in out.stdout, out.stderr[-2000:]
     assert "llama_cpp loaded: False" in out.stdout
+
+
+def test_a_tui_whose_terminal_disappears_stops_cleanly(tmp_path: Path) -> None:
+    """The terminal closes mid-run (its window shut, its ssh dropped): the TUI stops sampling,
+    frees its worker and exits instead of spinning on a terminal that is gone."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import time
+
+    path = tmp_path / "s.sqlite"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "TROOP_CONFIG_HOME": str(tmp_path / "c")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "troop", "run", "--session", str(path), *ARGS],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+    )
+    os.close(slave)
+    seen = bytearray()
+    try:
+        deadline = time.monotonic() + 300
+        while _stored(path) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                seen += os.read(master, 65536)  # keep the terminal drained
+            except OSError:
+                break
+        assert proc.poll() is None, seen[-2000:].decode(errors="replace")
+        pid = _worker_pid(path)
+        assert pid is not None
+        os.close(master)  # the terminal goes away: the TUI gets SIGHUP
+        proc.wait(timeout=120)
+        _wait(lambda: not Path(f"/proc/{pid}").exists(), timeout=60)  # its worker is gone
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert holder(path) is None
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    status = con.execute("SELECT status FROM runs").fetchone()[0]
+    con.close()
+    assert status in ("cancelled", "running")

@@ -20,6 +20,7 @@ LLAMA_MAX_SEQ = 256
 
 _GGML_LOG_LEVEL_ERROR = 3
 _GGML_LOG_LEVEL_CONT = 5
+_GGML_DEVICE_TYPE_GPU = 1  # enum ggml_backend_dev_type in ggml-backend.h
 
 
 class _LogSink:
@@ -267,6 +268,7 @@ def plan_context(
     n_ctx_train: int,
     kv_bytes_per_token: int = 0,
     memory_available: int | None = None,
+    gpu: GpuBudget | None = None,
 ) -> ContextPlan:
     """Validate slots and sizes against llama.cpp's limits; a bad mix aborts the process there."""
     if parallel < 1:
@@ -307,7 +309,65 @@ def plan_context(
             f"{memory_available / 2**30:.1f} GiB of memory is available",
             hint="lower --parallel or --max-tokens",
         )
+    if gpu is not None:
+        check_gpu_memory(plan, gpu, kv_bytes_per_token=kv_bytes_per_token,
+                         max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
     return plan
+
+
+@dataclass(frozen=True)
+class GpuBudget:
+    """What the GPU check needs: free device memory and how much of the model is there."""
+
+    free_bytes: int  # free memory on the GPUs llama.cpp uses, after the model's weights, bytes
+    layer_fraction: float  # share of the layers (and so of the KV cache) offloaded, 0..1
+    n_vocab: int  # vocabulary size, tokens (the logits buffer is one row per output)
+
+
+def check_gpu_memory(plan: ContextPlan, gpu: GpuBudget, *, kv_bytes_per_token: int,
+                     max_prompt_tokens: int, max_tokens: int) -> None:
+    """Refuse a context whose KV cache and compute buffers would not fit the GPU: llama.cpp
+    aborts the process on a CUDA out-of-memory instead of failing the call."""
+    kv = plan.n_ctx * kv_bytes_per_token * gpu.layer_fraction
+    # The compute buffer is dominated by the output layer's logits, one f32 vocabulary row per
+    # output of a micro-batch (twice: the graph's and the sampling's), plus a fixed margin for
+    # llama.cpp's own scratch and the CUDA context.
+    n_ubatch = min(plan.n_batch, 512)
+    compute = 2 * n_ubatch * gpu.n_vocab * 4 + (512 << 20)
+    need = kv + compute
+    if need > 0.9 * gpu.free_bytes:
+        raise TroopError(
+            f"--parallel {plan.n_seq - 1} with prompts of up to {max_prompt_tokens} tokens and "
+            f"--max-tokens {max_tokens} needs {need / 2**30:.1f} GiB of GPU memory "
+            f"({kv / 2**30:.1f} GiB KV cache), but only {gpu.free_bytes / 2**30:.1f} GiB is free",
+            hint="lower --parallel or --max-tokens, or offload fewer layers with --gpu-layers",
+        )
+
+
+def gpu_memory_free() -> int | None:
+    """Free bytes on the GPUs llama.cpp sees (summed), or None when it has no GPU backend."""
+    _backend()
+    if not lc.llama_supports_gpu_offload():
+        return None
+    from llama_cpp._ggml import libggml
+
+    libggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    libggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    libggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    libggml.ggml_backend_dev_type.restype = ctypes.c_int
+    libggml.ggml_backend_dev_memory.argtypes = [
+        ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
+    libggml.ggml_backend_dev_memory.restype = None
+    free_total, found = 0, False
+    for i in range(int(libggml.ggml_backend_dev_count())):
+        dev = libggml.ggml_backend_dev_get(i)
+        if libggml.ggml_backend_dev_type(dev) != _GGML_DEVICE_TYPE_GPU:
+            continue
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        libggml.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        free_total += free.value
+        found = True
+    return free_total if found else None
 
 
 def memory_available() -> int | None:
@@ -345,6 +405,9 @@ class Context:
         self.plan = plan
         self.memory = lc.llama_get_memory(ptr)
         self.batch = lc.llama_batch_init(plan.n_batch, 0, 1)
+        # Sampler chains attached to sequences (engine/backend_sampling.py), by sequence id;
+        # llama.cpp only borrows them, so they are freed after the context.
+        self.sampler_chains: dict[int, Any] = {}
         self._closed = False
 
     def clear_batch(self) -> None:
@@ -396,32 +459,41 @@ class Context:
             self._closed = True
             lc.llama_batch_free(self.batch)
             lc.llama_free(self.ptr)
+            for chain in self.sampler_chains.values():
+                lc.llama_sampler_free(chain)
+            self.sampler_chains.clear()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at shutdown the library may already be gone
             self.close()
 
 
+def build_chain(*, seed: int, temperature: float, top_k: int, top_p: float, min_p: float) -> Any:
+    """A sampler chain: top-k first (cheap cut of the vocabulary), then top-p, min-p,
+    temperature and a seeded draw; temperature 0 is greedy. The caller frees it."""
+    chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+    if temperature <= 0:
+        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+    else:
+        if top_k > 0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(top_k))
+        if top_p < 1.0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(top_p, 1))
+        if min_p > 0.0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_min_p(min_p, 1))
+        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(temperature))
+        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+    return chain
+
+
 class Sampler:
-    """One sample's own sampler chain: top-k first (cheap cut of the vocabulary), then top-p,
-    min-p, temperature and a seeded draw; temperature 0 is greedy."""
+    """One sample's own sampler chain (see build_chain), run on the host."""
 
     def __init__(
         self, *, seed: int, temperature: float, top_k: int, top_p: float, min_p: float
     ) -> None:
-        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-        if temperature <= 0:
-            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
-        else:
-            if top_k > 0:
-                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(top_k))
-            if top_p < 1.0:
-                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(top_p, 1))
-            if min_p > 0.0:
-                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_min_p(min_p, 1))
-            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(temperature))
-            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        self.ptr = chain
+        self.ptr = build_chain(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+                               min_p=min_p)
 
     def sample(self, ctx: Context, idx: int) -> int:
         # llama_sampler_sample also accepts the token into the chain's state.

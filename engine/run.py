@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import llama_cpp
 
 from troop import __version__
-from troop.engine import llamacpp, policy, prompts
+from troop.engine import backend_sampling, llamacpp, policy, prompts
 from troop.engine.control import RunControl
 from troop.engine.errors import EngineError, SessionError, TroopError
 from troop.engine.events import (
@@ -82,6 +82,8 @@ class RunSettings:
     kv_cache: str = "auto"  # "split" (a KV buffer per slot), "unified" (one shared pool), or
     # "auto": unified up to UNIFIED_UP_TO slots, split beyond (see bench/sampling.py)
     logprobs: bool = True  # record each sample's log-probability (costs ~1% of throughput)
+    sampler_device: str = "auto"  # where sampler chains run: "host", "backend" (in llama.cpp's
+    # decode graph) or "auto" (backend when layers are offloaded to a GPU)
     policy: PolicySpec = PolicySpec()  # budget policy: fixed, until-solved, until-consistent
     backend: str | None = None  # "llamacpp" or "openai"; None: the session's, else llamacpp
     base_url: str | None = None  # openai: the server's API root (None: the session's)
@@ -162,6 +164,7 @@ def check_settings(settings: RunSettings) -> None:
         raise TroopError(f"--prompt-format must be auto, chat or raw, not {settings.prompt_format}")
     if settings.kv_cache not in ("auto", "split", "unified"):
         raise TroopError(f"--kv-cache must be auto, split or unified, not {settings.kv_cache}")
+    backend_sampling.choose(settings.sampler_device, offloaded=False)
 
 
 def _model_identity(model: llamacpp.Model, name: str, sha256: str) -> dict[str, Any]:
@@ -239,8 +242,14 @@ def _plan(
     settings: RunSettings, model: llamacpp.Model, max_prompt_tokens: int, max_tokens: int
 ) -> llamacpp.ContextPlan:
     shape = model.shape()
-    # With layers on a GPU the KV cache lives in its memory, which this check cannot see.
+    # With layers on a GPU the KV cache lives in its memory: checked against what is free
+    # there (the model's weights are already loaded) instead of against RAM.
     on_gpu = llamacpp.gpu_offload_supported() and settings.gpu_layers != 0
+    free = llamacpp.gpu_memory_free() if on_gpu else None
+    gpu = None
+    if free is not None:
+        share = 1.0 if settings.gpu_layers < 0 else min(1.0, settings.gpu_layers / shape.n_layer)
+        gpu = llamacpp.GpuBudget(free, share, shape.n_vocab)
     return llamacpp.plan_context(
         parallel=settings.parallel,
         max_prompt_tokens=max_prompt_tokens,
@@ -250,6 +259,7 @@ def _plan(
         n_ctx_train=shape.n_ctx_train,
         kv_bytes_per_token=shape.kv_bytes_per_token,
         memory_available=None if on_gpu else llamacpp.memory_available(),
+        gpu=gpu,
     )
 
 
@@ -408,6 +418,8 @@ def execute(
     settings = prep.settings
     plan = prep.plan
     gpu = llamacpp.gpu_offload_supported()
+    device = backend_sampling.choose(settings.sampler_device,
+                                     offloaded=gpu and settings.gpu_layers != 0)
     session = prep.session
     # Checks the policy against the run, records it, and seeds it with the session's samples.
     allocation = policy.begin(settings.policy, session, [p.problem_id for p in prep.prompts],
@@ -424,6 +436,7 @@ def execute(
             "n_ctx": plan.n_ctx, "n_batch": plan.n_batch, "troop_version": __version__,
             "llama_cpp_python": llama_cpp.__version__, "system_info": llamacpp.system_info(),
             "policy": settings.policy.describe(),
+            "sampler_device": device.where, "sampler_device_reason": device.reason,
         }
     run_id = session.begin_run(run_settings)
     done = session.done()
@@ -459,7 +472,12 @@ def execute(
         else:
             assert prep.model is not None and plan is not None
             ctx = llamacpp.Context(prep.model, plan)
-            sampler = BatchedSampler(prep.model, ctx, prep.params, logprobs=settings.logprobs)
+            sampler = BatchedSampler(prep.model, ctx, prep.params, logprobs=settings.logprobs,
+                                     sampler_device=device.where)
+            if sampler.sampler_device != device.where:
+                session.update_run_settings(run_id, {
+                    **run_settings, "sampler_device": sampler.sampler_device,
+                    "sampler_device_reason": sampler.sampler_note})
             sampler.run(scheduler, store, recording, control, stats)
         if control.cancelled:
             status = "cancelled"

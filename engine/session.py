@@ -244,6 +244,12 @@ class Session:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def update_run_settings(self, run_id: int, settings: dict[str, Any]) -> None:
+        """Replace a run's recorded settings (what a run learns once its context exists)."""
+        with self.lock, self.conn:
+            self.conn.execute("UPDATE runs SET settings = ? WHERE run_id = ?",
+                              (json.dumps(settings), run_id))
+
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
         with self.lock, self.conn:
             self.conn.execute(

@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="split: a KV buffer per slot (faster at many slots); unified: one "
                      "pool, the prompt's cells shared (faster at few); auto (default): "
                      "unified up to 8 slots, split beyond")
+    run.add_argument("--sampler-device", choices=("auto", "host", "backend"), default="auto",
+                     help="where the sampler chains run: backend (inside llama.cpp's decode "
+                     "graph, only the chosen token comes back), host (on the CPU, from each "
+                     "slot's copied logits); auto (default): backend when layers are on a GPU")
     run.add_argument("--no-logprobs", action="store_true",
                      help="do not record each sample's log-probability")
     run.add_argument("--backend", choices=("llamacpp", "openai"),

@@ -54,9 +54,10 @@ class AttachedChain:
         self.ptr = ptr
 
     def sample(self, ctx: Context, idx: int) -> int:
-        # Returns the token the graph drew (and, where a sampler could not run on the backend,
-        # finishes the chain on the host from the candidates the graph left).
-        return int(lc.llama_sampler_sample(self.ptr, ctx.ptr, idx))
+        # Only the draw has state, and with one output per sequence (Context) it advances
+        # inside the decode: the token is read, not accepted (llama_sampler_sample would also
+        # log a debug line per token through troop's Python log callback).
+        return int(lc.llama_get_sampled_token_ith(ctx.ptr, idx))
 
     def close(self) -> None:
         """Nothing: the chain stays attached, and the slot's next sample reseeds it."""
@@ -72,6 +73,10 @@ class BackendChains:
     def __init__(self, ctx: Context, params: SamplingParams, n_slots: int) -> None:
         self.ctx = ctx
         self.params = params
+        self.n_vocab = ctx.model.n_vocab
+        # This step's candidates and probabilities (read_step), one row per output.
+        self._ids: np.ndarray | None = None
+        self._probs: np.ndarray | None = None
         self._temps: dict[int, float] = {}  # seq -> temperature of its attached chain
         self._chains: dict[int, AttachedChain] = {}
         first = params.temperatures[0]
@@ -117,9 +122,44 @@ class BackendChains:
             lc.llama_sampler_free(fresh)
         return chain
 
-    def logprob(self, idx: int, token: int) -> float:
+    def read_step(self, n: int) -> None:
+        """Views, without copies, of the last decode's candidates and their probabilities.
+
+        llama.cpp keeps them in two host buffers with one vocabulary-wide row per output, so
+        one pointer per buffer serves every slot of the step (a call per slot costs more than
+        the lookup)."""
+        self._ids = self._probs = None
+        if self.params.top_k <= 0 or n == 0:
+            return  # candidates are then the whole (sorted) vocabulary: per-row lookups
+        ctx, n_vocab = self.ctx.ptr, self.n_vocab
+        for row in range(n):  # the first row with probabilities (a greedy row has none)
+            probs = lc.llama_get_sampled_probs_ith(ctx, row)
+            if probs:
+                ids = lc.llama_get_sampled_candidates_ith(ctx, row)
+                p0 = ctypes.cast(probs, ctypes.c_void_p).value or 0
+                i0 = ctypes.cast(ids, ctypes.c_void_p).value or 0
+                stride = n_vocab * 4  # bytes per row, float32 and int32 alike
+                self._probs = np.ctypeslib.as_array(
+                    (ctypes.c_float * (n * n_vocab)).from_address(p0 - row * stride)
+                ).reshape(n, n_vocab)
+                self._ids = np.ctypeslib.as_array(
+                    (ctypes.c_int32 * (n * n_vocab)).from_address(i0 - row * stride)
+                ).reshape(n, n_vocab)
+                return
+
+    def logprob(self, idx: int, token: int, temperature: float) -> float:
         """log p(token) under the distribution the graph drew it from: the candidates left by
         top-k, top-p and min-p, at the sample's temperature; 0.0 for a greedy pick."""
+        if temperature <= 0:
+            return 0.0
+        if self._ids is not None and self._probs is not None:
+            k = min(self.params.top_k, self.n_vocab)
+            j = int((self._ids[idx, :k] == token).argmax())
+            p = float(self._probs[idx, j]) if self._ids[idx, j] == token else 0.0
+            return math.log(p) if p > 0 else -math.inf
+        return self._logprob_row(idx, token)
+
+    def _logprob_row(self, idx: int, token: int) -> float:
         ctx = self.ctx.ptr
         n = int(lc.llama_get_sampled_probs_count_ith(ctx, idx))
         if n == 0:
@@ -128,13 +168,9 @@ class BackendChains:
             ctypes.cast(lc.llama_get_sampled_probs_ith(ctx, idx), ctypes.POINTER(ctypes.c_float)),
             shape=(n,))
         cands = lc.llama_get_sampled_candidates_ith(ctx, idx)
-        if not cands:  # the probabilities cover the whole vocabulary, in token order
-            p = float(probs[token])
-        else:
-            ids = np.ctypeslib.as_array(
-                ctypes.cast(cands, ctypes.POINTER(ctypes.c_int32)), shape=(n,))
-            hit = np.flatnonzero(ids == token)
-            p = float(probs[hit[0]]) if len(hit) else 0.0
+        ids = np.ctypeslib.as_array(ctypes.cast(cands, ctypes.POINTER(ctypes.c_int32)), shape=(n,))
+        hit = np.flatnonzero(ids == token)
+        p = float(probs[hit[0]]) if len(hit) else 0.0
         return math.log(p) if p > 0 else -math.inf
 
 

@@ -396,6 +396,9 @@ class Context:
         params.n_threads_batch = plan.n_threads
         params.kv_unified = plan.kv_unified
         params.no_perf = True
+        # One output per sequence per step: an attached (backend) sampler then draws from its
+        # own generator at each decode, with no accept call per token (backend_sampling.py).
+        params.n_outputs_max_per_seq = 1
         sink.errors.clear()
         ptr = lc.llama_init_from_model(model.ptr, params)
         if not ptr:

@@ -224,6 +224,8 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
         self._lse = np.zeros(self.parallel, dtype=np.float64)
         self._logits: np.ndarray | None = None
         self._eog_cache: dict[int, bool] = {}
+        # Token bytes by id: a dict lookup per slot per step instead of a call into llama.cpp.
+        self._pieces: dict[int, bytes] = {}
 
     def _draw(self, drawing: Drawing) -> None:
         scheduler, control, stats = drawing.scheduler, drawing.control, drawing.stats
@@ -307,14 +309,17 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
             row = slot.batch_idx
             slot.logprob += float(self._logits[row, token]) - float(self._lse[row])
         elif self._backend is not None and self.logprobs:
-            slot.logprob += self._backend.logprob(slot.batch_idx, token)
+            slot.logprob += self._backend.logprob(slot.batch_idx, token, slot.item.temperature)
         slot.pos += 1
         item = slot.item
         if self._is_eog(token) and not self.params.ignore_eos:
             return self._done(slot, "eos", None)
         slot.tokens.append(token)
         slot.next_token = token
-        delta = slot.decoder.decode(self.model.piece(token))
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.model.piece(token)
+        delta = slot.decoder.decode(piece)
         if delta:
             before = len(slot.text)
             slot.text += delta
@@ -341,6 +346,7 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
         With backend sampling there are no host logits: the draw's own probability is used.
         """
         if self._backend is not None:
+            self._backend.read_step(n)
             return
         ptr = ctypes.cast(self.ctx.all_logits(), ctypes.POINTER(ctypes.c_float))
         logits = np.ctypeslib.as_array(ptr, shape=(n, self.model.n_vocab))

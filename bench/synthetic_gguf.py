@@ -231,6 +231,28 @@ def write(name: str, out: Path, *, wtype: str = "f16", tokenizer: Path | None = 
             "seconds": time.perf_counter() - t0}
 
 
+def write_tokenizer(out: Path, tokenizer: Path | None = None) -> int:
+    """A GGUF holding only a model's tokenizer keys (no tensors): small enough to carry where
+    the model itself is not, and read back by --tokenizer. Returns its size, bytes."""
+    import gguf
+
+    if tokenizer is None:
+        from troop.engine.models import resolve_model
+
+        tokenizer = resolve_model(None).path
+    w = gguf.GGUFWriter(out, "llama")
+    for key, (value, vtype) in tokenizer_fields(tokenizer).items():
+        if isinstance(value, list):
+            w.add_key_value(key, value, gguf.GGUFValueType.ARRAY, sub_type=vtype)
+        else:
+            w.add_key_value(key, value, vtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    return out.stat().st_size
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,7 +265,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="GGUF whose tokenizer to carry (default: troop's default model)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     ap.add_argument("--list", action="store_true", help="list the shapes and exit")
+    ap.add_argument("--tokenizer-only", type=Path, metavar="OUT",
+                    help="write only the tokenizer (no weights) to OUT and exit")
     args = ap.parse_args(argv)
+    if args.tokenizer_only:
+        size = write_tokenizer(args.tokenizer_only, args.tokenizer)
+        print(f"wrote {args.tokenizer_only}: the tokenizer only, {size / 2**20:.1f} MiB")
+        return 0
     if args.list or args.shape is None:
         for name, s in SHAPES.items():
             print(f"{name:>13}: {s.arch}, {s.n_layer} layers, d={s.n_embd}, ffn={s.n_ff}, "

@@ -239,13 +239,15 @@ def _create(settings: RunSettings) -> PreparedRun:
 
 
 def _plan(
-    settings: RunSettings, model: llamacpp.Model, max_prompt_tokens: int, max_tokens: int
+    settings: RunSettings, model: llamacpp.Model, max_prompt_tokens: int, max_tokens: int,
+    *, check_gpu: bool = True,
 ) -> llamacpp.ContextPlan:
     shape = model.shape()
     # With layers on a GPU the KV cache lives in its memory: checked against what is free
     # there (the model's weights are already loaded) instead of against RAM.
     on_gpu = llamacpp.gpu_offload_supported() and settings.gpu_layers != 0
-    free = llamacpp.gpu_memory_free() if on_gpu else None
+    # A live run's own context already holds GPU memory: only a new context is checked.
+    free = llamacpp.gpu_memory_free() if on_gpu and check_gpu else None
     gpu = None
     if free is not None:
         share = 1.0 if settings.gpu_layers < 0 else min(1.0, settings.gpu_layers / shape.n_layer)
@@ -349,7 +351,7 @@ def add_problems(
             for r in rows]
     longest = max(work, key=lambda w: len(w.tokens))
     need = _plan(prep.settings, prep.model, max(len(w.tokens) for w in [*prep.prompts, *work]),
-                 prep.params.max_tokens)
+                 prep.params.max_tokens, check_gpu=False)
     if need.n_ctx_seq > prep.plan.n_ctx_seq:
         raise TroopError(
             f"problem {longest.problem_id}'s prompt ({len(longest.tokens)} tokens) is longer "

@@ -85,8 +85,9 @@ class BackendChains:
 
     def _attach(self, seq: int, seed: int, temperature: float) -> AttachedChain:
         p = self.params
-        ptr = build_chain(seed=seed, temperature=temperature, top_k=p.top_k, top_p=p.top_p,
-                          min_p=p.min_p)
+        # ggml's top-k asserts k <= n_vocab (aborting the process); the host's clamps it.
+        ptr = build_chain(seed=seed, temperature=temperature,
+                          top_k=min(p.top_k, self.n_vocab), top_p=p.top_p, min_p=p.min_p)
         # The context owns attached chains: it frees them after llama.cpp is done with them.
         old = self.ctx.sampler_chains.get(seq)
         lc.llama_set_sampler(self.ctx.ptr, seq, ptr)

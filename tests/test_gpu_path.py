@@ -129,6 +129,17 @@ def test_backend_sampling_honours_temperatures_and_cuts(tmp_path: Path) -> None:
         assert logprob == pytest.approx(0.0, abs=1e-5)
 
 
+def test_backend_sampling_without_top_k_or_with_one_past_the_vocabulary(tmp_path: Path) -> None:
+    # Without top-k the candidates are the whole vocabulary, sorted by top-p; a top-k past the
+    # vocabulary would abort llama.cpp's graph if it were passed on unclamped.
+    for top_k in (0, 10**6):
+        host = run(tmp_path / f"h{top_k}.sqlite", sampler_device="host", top_k=top_k, samples=2)
+        backend = run(tmp_path / f"b{top_k}.sqlite", sampler_device="backend", top_k=top_k,
+                      samples=2)
+        assert {k: v[0] for k, v in backend.items()} == {k: v[0] for k, v in host.items()}
+        assert all(-50 * len(t) < lp < 0 for t, lp in backend.values())
+
+
 def test_a_sampler_the_backend_cannot_run_is_found() -> None:
     model = llamacpp.Model(resolve_model(None).path)
     plan = llamacpp.plan_context(parallel=2, max_prompt_tokens=8, max_tokens=8,

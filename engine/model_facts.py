@@ -54,6 +54,7 @@ def plan_context(
     n_ctx_train: int,
     kv_bytes_per_token: int = 0,
     memory_available: int | None = None,
+    gpu: GpuBudget | None = None,
 ) -> ContextPlan:
     """Validate slots and sizes against llama.cpp's limits; a bad mix aborts the process there."""
     if parallel < 1:
@@ -94,7 +95,63 @@ def plan_context(
             f"{memory_available / 2**30:.1f} GiB of memory is available",
             hint="lower --parallel or --max-tokens",
         )
+    if gpu is not None:
+        check_gpu_memory(plan, gpu, kv_bytes_per_token=kv_bytes_per_token,
+                         max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
     return plan
+
+
+@dataclass(frozen=True)
+class GpuBudget:
+    """What the GPU check needs: free device memory and how much of the model is there."""
+
+    free_bytes: int  # free memory on the GPUs llama.cpp uses, after the model's weights, bytes
+    layer_fraction: float  # share of the layers (and so of the KV cache) offloaded, 0..1
+    n_vocab: int  # vocabulary size, tokens (the logits buffer is one row per output)
+
+
+def check_gpu_memory(plan: ContextPlan, gpu: GpuBudget, *, kv_bytes_per_token: int,
+                     max_prompt_tokens: int, max_tokens: int) -> None:
+    """Refuse a context whose KV cache and compute buffers would not fit the GPU: llama.cpp
+    aborts the process on a CUDA out-of-memory instead of failing the call."""
+    kv = plan.n_ctx * kv_bytes_per_token * gpu.layer_fraction
+    # The compute buffer is dominated by the output layer's logits, one f32 vocabulary row per
+    # output of a micro-batch (twice: the graph's and the sampling's), plus a fixed margin for
+    # llama.cpp's own scratch and the CUDA context.
+    n_ubatch = min(plan.n_batch, 512)
+    compute = 2 * n_ubatch * gpu.n_vocab * 4 + (512 << 20)
+    need = kv + compute
+    if need > 0.9 * gpu.free_bytes:
+        raise TroopError(
+            f"--parallel {plan.n_seq - 1} with prompts of up to {max_prompt_tokens} tokens and "
+            f"--max-tokens {max_tokens} needs {need / 2**30:.1f} GiB of GPU memory "
+            f"({kv / 2**30:.1f} GiB KV cache), but only {gpu.free_bytes / 2**30:.1f} GiB is free",
+            hint="lower --parallel or --max-tokens, or offload fewer layers with --gpu-layers",
+        )
+
+
+#: --sampler-device values.
+SAMPLER_DEVICES = ("auto", "host", "backend")
+
+
+@dataclass(frozen=True)
+class SamplerDevice:
+    """Where the sampler chains run, and why (both go into the run's settings)."""
+
+    where: str  # "host": llama.cpp's CPU samplers on copied logits; "backend": in the graph
+    reason: str  # a few words a person reads in the run's settings
+
+
+def choose_sampler_device(requested: str, *, offloaded: bool) -> SamplerDevice:
+    """The device --sampler-device asks for; "auto" samples on the backend when layers run on
+    a GPU (where the per-step copy of every slot's logits is what backend sampling saves)."""
+    if requested not in SAMPLER_DEVICES:
+        raise TroopError(f"--sampler-device must be auto, host or backend, not {requested}")
+    if requested != "auto":
+        return SamplerDevice(requested, "asked for")
+    if offloaded:
+        return SamplerDevice("backend", "auto: layers offloaded to a GPU")
+    return SamplerDevice("host", "auto: no GPU offload, the logits are in host memory anyway")
 
 
 def memory_available() -> int | None:

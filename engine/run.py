@@ -80,6 +80,8 @@ class RunSettings:
     kv_cache: str = "auto"  # "split" (a KV buffer per slot), "unified" (one shared pool), or
     # "auto": unified up to UNIFIED_UP_TO slots, split beyond (see bench/sampling.py)
     logprobs: bool = True  # record each sample's log-probability (costs ~1% of throughput)
+    sampler_device: str = "auto"  # where sampler chains run: "host", "backend" (in llama.cpp's
+    # decode graph) or "auto" (backend when layers are offloaded to a GPU)
     policy: PolicySpec = PolicySpec()  # budget policy: fixed, until-solved, until-consistent
     backend: str | None = None  # "llamacpp" or "openai"; None: the session's, else llamacpp
     base_url: str | None = None  # openai: the server's API root (None: the session's)
@@ -168,6 +170,7 @@ def check_settings(settings: RunSettings) -> None:
     if settings.cpu_extra_buffers not in ("auto", "on", "off"):
         raise TroopError("--cpu-extra-buffers must be auto, on or off, not "
                          f"{settings.cpu_extra_buffers}")
+    model_facts.choose_sampler_device(settings.sampler_device, offloaded=False)
 
 
 def _model_identity(model: WorkerModel, name: str, sha256: str) -> dict[str, Any]:
@@ -276,11 +279,19 @@ def _create(settings: RunSettings) -> PreparedRun:
 
 
 def _plan(
-    settings: RunSettings, model: WorkerModel, max_prompt_tokens: int, max_tokens: int
+    settings: RunSettings, model: WorkerModel, max_prompt_tokens: int, max_tokens: int,
+    *, check_gpu: bool = True,
 ) -> model_facts.ContextPlan:
     shape = model.shape()
-    # With layers on a GPU the KV cache lives in its memory, which this check cannot see.
+    # With layers on a GPU the KV cache lives in its memory: checked against what is free
+    # there (measured by the worker once the model's weights were loaded) instead of RAM.
     on_gpu = model.gpu_offload and settings.gpu_layers != 0
+    # A live run's own context already holds GPU memory: only a new context is checked.
+    free = model.facts.get("gpu_free") if on_gpu and check_gpu else None
+    gpu = None
+    if free is not None:
+        share = 1.0 if settings.gpu_layers < 0 else min(1.0, settings.gpu_layers / shape.n_layer)
+        gpu = model_facts.GpuBudget(free, share, shape.n_vocab)
     return model_facts.plan_context(
         parallel=settings.parallel,
         max_prompt_tokens=max_prompt_tokens,
@@ -290,6 +301,7 @@ def _plan(
         n_ctx_train=shape.n_ctx_train,
         kv_bytes_per_token=shape.kv_bytes_per_token,
         memory_available=None if on_gpu else model_facts.memory_available(),
+        gpu=gpu,
     )
 
 
@@ -385,7 +397,7 @@ def add_problems(
             for r in rows]
     longest = max(work, key=lambda w: len(w.tokens))
     need = _plan(prep.settings, prep.model, max(len(w.tokens) for w in [*prep.prompts, *work]),
-                 prep.params.max_tokens)
+                 prep.params.max_tokens, check_gpu=False)
     if need.n_ctx_seq > prep.plan.n_ctx_seq:
         raise TroopError(
             f"problem {longest.problem_id}'s prompt ({len(longest.tokens)} tokens) is longer "
@@ -538,6 +550,7 @@ def _run_settings(prep: PreparedRun) -> dict[str, Any]:
         return {**prep.server.run_settings(), "policy": settings.policy.describe()}
     model, plan = prep.model, prep.plan
     assert model is not None and plan is not None
+    device = _sampler_device(prep)
     return {
         "parallel": settings.parallel, "threads": plan.n_threads,
         "kv_cache": "unified" if plan.kv_unified else "split",
@@ -547,7 +560,15 @@ def _run_settings(prep: PreparedRun) -> dict[str, Any]:
         "system_info": model.system_info, "policy": settings.policy.describe(),
         "cpu_extra_buffers": "on" if model.extra_buffers else "off",
         "worker_pid": model.worker.pid if model.worker is not None else None,
+        "sampler_device": device.where, "sampler_device_reason": device.reason,
     }
+
+
+def _sampler_device(prep: PreparedRun) -> model_facts.SamplerDevice:
+    """Where this run's sampler chains are asked to run (the worker may fall back to host)."""
+    assert prep.model is not None
+    offloaded = prep.model.gpu_offload and prep.settings.gpu_layers != 0
+    return model_facts.choose_sampler_device(prep.settings.sampler_device, offloaded=offloaded)
 
 
 def _llama_cpp_version() -> str:
@@ -575,10 +596,17 @@ def _sample_in_worker(
     parallel = plan.n_seq - 1
     lookahead = max(2, parallel // 4) if prep.settings.policy.adaptive else parallel
     while True:
+        device = _sampler_device(prep)
         sampler = RemoteSampler(model, plan, prep.params, logprobs=prep.settings.logprobs,
-                                lookahead=lookahead)
+                                lookahead=lookahead, sampler_device=device.where)
         try:
             sampler.run(work, store, observer, control, stats)
+            if sampler.used_device is not None and sampler.used_device[0] != device.where:
+                # The backend could not run a sampler of the chain: recorded as it ran.
+                where, note = sampler.used_device
+                prep.session.set_run_settings(run_id, {
+                    **_run_settings(prep), "sampler_device": where,
+                    "sampler_device_reason": note})
             return
         except WorkerDied as exc:
             death = model.worker.death if model.worker is not None else None

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from troop.engine import backend_sampling
 from troop.engine.events import SampleRecord
 from troop.engine.llamacpp import Context, Model, Sampler
 from troop.engine.sample_loop import BatchStats as BatchStats
@@ -24,7 +25,9 @@ class _Slot:
         "logprob", "started", "batch_idx", "finish",
     )
 
-    def __init__(self, item: WorkItem, seq: int, sampler: Sampler) -> None:
+    def __init__(
+        self, item: WorkItem, seq: int, sampler: Sampler | backend_sampling.AttachedChain
+    ) -> None:
         self.item = item
         self.seq = seq  # llama.cpp sequence id (= slot number)
         self.sampler = sampler
@@ -53,6 +56,7 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
         params: SamplingParams,
         *,
         logprobs: bool = True,
+        sampler_device: str = "host",
     ) -> None:
         self.model = model
         self.ctx = ctx
@@ -60,11 +64,26 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
         self.parallel = ctx.plan.n_seq - 1
         self.holder = self.parallel  # the sequence that keeps the current shared prompt
         self.logprobs = logprobs
-        # Scratch for the per-step log-sum-exp: one row per slot, reused every step.
-        self._scratch = np.empty((self.parallel, model.n_vocab), dtype=np.float32)
+        # Where the chains run ("host" or "backend") and why; a backend that cannot run every
+        # sampler of the chain falls back to the host.
+        self.sampler_device, self.sampler_note = "host", "asked for"
+        self._backend: backend_sampling.BackendChains | None = None
+        if sampler_device == "backend":
+            self._backend, self.sampler_note = backend_sampling.attach(ctx, params,
+                                                                       self.parallel)
+            if self._backend is not None:
+                self.sampler_device = "backend"
+        elif ctx.sampler_chains:  # a context an earlier backend sampler left chains on
+            backend_sampling.detach(ctx)
+        # Scratch for the per-step log-sum-exp: one row per slot, reused every step (host
+        # sampling only: with backend sampling the full logits never reach the host).
+        self._scratch = np.empty((self.parallel if self._backend is None else 0,
+                                  model.n_vocab), dtype=np.float32)
         self._lse = np.zeros(self.parallel, dtype=np.float64)
         self._logits: np.ndarray | None = None
         self._eog_cache: dict[int, bool] = {}
+        # Token bytes by id: a dict lookup per slot per step instead of a call into llama.cpp.
+        self._pieces: dict[int, bytes] = {}
 
     def _draw(self, drawing: Drawing) -> None:
         scheduler, control, stats = drawing.scheduler, drawing.control, drawing.stats
@@ -123,10 +142,14 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
 
     def _start(self, item: WorkItem, s: int, drawing: Drawing) -> _Slot:
         p = self.params
-        sampler = Sampler(
-            seed=item.seed, temperature=item.temperature, top_k=p.top_k, top_p=p.top_p,
-            min_p=p.min_p,
-        )
+        sampler: Sampler | backend_sampling.AttachedChain
+        if self._backend is not None:
+            sampler = self._backend.start(s, item.seed, item.temperature)
+        else:
+            sampler = Sampler(
+                seed=item.seed, temperature=item.temperature, top_k=p.top_k, top_p=p.top_p,
+                min_p=p.min_p,
+            )
         if len(item.prompt.tokens) > 1:
             self.ctx.seq_copy(self.holder, s)
         drawing.started(s, item, item.seed)
@@ -144,13 +167,18 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
         if self._logits is not None:
             row = slot.batch_idx
             slot.logprob += float(self._logits[row, token]) - float(self._lse[row])
+        elif self._backend is not None and self.logprobs:
+            slot.logprob += self._backend.logprob(slot.batch_idx, token, slot.item.temperature)
         slot.pos += 1
         item = slot.item
         if self._is_eog(token) and not self.params.ignore_eos:
             return self._done(slot, "eos", None)
         slot.tokens.append(token)
         slot.next_token = token
-        delta = slot.decoder.decode(self.model.piece(token))
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.model.piece(token)
+        delta = slot.decoder.decode(piece)
         if delta:
             before = len(slot.text)
             slot.text += delta
@@ -174,7 +202,11 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
         """log-sum-exp of every output row of the last decode, in one vectorised pass.
 
         Each slot added exactly one token with logits, so output row i is batch index i.
+        With backend sampling there are no host logits: the draw's own probability is used.
         """
+        if self._backend is not None:
+            self._backend.read_step(n)
+            return
         ptr = ctypes.cast(self.ctx.all_logits(), ctypes.POINTER(ctypes.c_float))
         logits = np.ctypeslib.as_array(ptr, shape=(n, self.model.n_vocab))
         top = logits.max(axis=1)

@@ -404,7 +404,8 @@ class RemoteSampler:
     stored before its event is reported."""
 
     def __init__(self, model: WorkerModel, plan: ContextPlan, params: SamplingParams, *,
-                 logprobs: bool, lookahead: int | None = None) -> None:
+                 logprobs: bool, lookahead: int | None = None, sampler_device: str = "host"
+                 ) -> None:
         self.model = model
         self.plan = plan
         self.params = params
@@ -414,6 +415,8 @@ class RemoteSampler:
         # adaptive budget policy asks for fewer, since a sample handed over is spent even if
         # its problem is solved meanwhile.
         self.lookahead = lookahead if lookahead is not None else self.parallel
+        self.sampler_device = sampler_device  # "host" or "backend", as asked
+        self.used_device: tuple[str, str] | None = None  # (where, why) as the worker ran it
         self.in_flight: dict[int, tuple[str, int]] = {}  # slot -> (problem, index)
 
     def run(self, scheduler: WorkSource, store: Store, observer: RunObserver,
@@ -484,7 +487,8 @@ class RemoteSampler:
         worker.handler = on_message
         unsubscribe = control.subscribe(on_control)
         try:
-            worker.send(("sample", self.plan, self.params, self.logprobs))
+            worker.send(("sample", self.plan, self.params, self.logprobs,
+                         self.sampler_device))
             if control.temperatures is not None:
                 worker.send(("temperatures", control.temperatures))
             if control.paused:

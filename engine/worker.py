@@ -5,11 +5,13 @@ going to a log file beside the session. It never touches the session file or a t
 finished sample goes back to the supervisor, which commits it before anything reports it.
 
 Messages are tuples whose first element names them.
-  supervisor -> worker: ("call", id, name, args), ("sample", plan, params, logprobs),
+  supervisor -> worker: ("call", id, name, args),
+    ("sample", plan, params, logprobs, sampler_device),
     ("prompt", PromptSpec), ("items", [(problem_id, index, seed, temperature)...]),
     ("temperatures", temps | None), ("pause",), ("resume",), ("cancel",), ("finish",), ("quit",)
   worker -> supervisor: ("hello", pid, system_info), ("reply", id, ok, value),
-    ("step", [event...]) once per decode step, ("idle",), ("sampled", steps)
+    ("device", where, why) once a run's sampler chains are placed, ("step", [event...]) once
+    per decode step, ("idle",), ("sampled", steps)
 A step's events are ("e", problem_id, n_tokens, wall_s) for a prompt evaluation,
 ("s", slot, problem_id, index, temperature, seed) for a start, ("d", slot, problem_id, index,
 delta, n_tokens) for new text and ("f", slot, SampleRecord) for a finished sample, in the
@@ -150,7 +152,7 @@ class Worker:
         self.extra_buffers = True
         self.control = RunControl(0)
         self.queue = _Queue(self.control)
-        self.jobs: deque[tuple[ContextPlan, SamplingParams, bool]] = deque()
+        self.jobs: deque[tuple[ContextPlan, SamplingParams, bool, str]] = deque()
         self.jobs_ready = threading.Condition()
         self.quitting = False
         self.fault = os.environ.get(FAULT_ENV, "")
@@ -192,7 +194,7 @@ class Worker:
             self.queue = _Queue(self.control)
             self.queue.temperatures = message[2].temperatures
             with self.jobs_ready:
-                self.jobs.append((message[1], message[2], message[3]))
+                self.jobs.append((message[1], message[2], message[3], message[4]))
                 self.jobs_ready.notify_all()
         elif kind == "prompt":
             spec: PromptSpec = message[1]
@@ -233,6 +235,8 @@ class Worker:
             "bos": bos, "eos": eos,
             "bos_text": model.token_text(bos), "eos_text": model.token_text(eos),
             "gpu_offload": llamacpp.gpu_offload_supported(),
+            # Measured with the weights loaded: what a context's KV cache may still take.
+            "gpu_free": llamacpp.gpu_memory_free(),
         }
 
     def call_tokenize(self, text: str, add_special: bool) -> list[int]:
@@ -258,15 +262,18 @@ class Worker:
                     self.jobs_ready.wait()
                 if self.quitting:
                     return
-                plan, params, logprobs = self.jobs.popleft()
-            self._sample(plan, params, logprobs)
+                plan, params, logprobs, device = self.jobs.popleft()
+            self._sample(plan, params, logprobs, device)
 
-    def _sample(self, plan: ContextPlan, params: SamplingParams, logprobs: bool) -> None:
+    def _sample(self, plan: ContextPlan, params: SamplingParams, logprobs: bool,
+                device: str) -> None:
         assert self.model is not None
         ctx = llamacpp.Context(self.model, plan)
         if self.fault == "sigill" and self.extra_buffers:
             _fault_at_first_decode(ctx)
-        sampler = BatchedSampler(self.model, ctx, params, logprobs=logprobs)
+        sampler = BatchedSampler(self.model, ctx, params, logprobs=logprobs,
+                                 sampler_device=device)
+        self.send(("device", sampler.sampler_device, sampler.sampler_note))
         collector = _Collector(self)
         steps = 0
         try:

@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="llama.cpp's CPU extra buffer types (AMX and other weight "
                      "repacking): auto (default) uses them unless this machine is known to "
                      "fault with them (found and remembered the first time it happens)")
+    run.add_argument("--sampler-device", choices=("auto", "host", "backend"), default="auto",
+                     help="where the sampler chains run: backend (inside llama.cpp's decode "
+                     "graph, only the chosen token comes back), host (on the CPU, from each "
+                     "slot's copied logits); auto (default): backend when layers are on a GPU")
     run.add_argument("--no-logprobs", action="store_true",
                      help="do not record each sample's log-probability")
     run.add_argument("--backend", choices=("llamacpp", "openai"),

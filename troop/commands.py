@@ -46,7 +46,8 @@ def run_settings(args: argparse.Namespace) -> Any:
         top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, max_tokens=args.max_tokens,
         seed=args.seed, prompt_format=args.prompt_format, parallel=args.parallel,
         gpu_layers=args.gpu_layers, threads=args.threads, kv_cache=args.kv_cache,
-        logprobs=not args.no_logprobs, policy=_policy(args),
+        logprobs=not args.no_logprobs, sampler_device=args.sampler_device,
+        policy=_policy(args),
         backend=args.backend, base_url=args.base_url, api_key_env=args.api_key_env,
         n_per_request=args.n_per_request, cpu_extra_buffers=args.cpu_extra_buffers,
     )

@@ -23,8 +23,10 @@ from pathlib import Path
 from troop.engine import llamacpp
 from troop.engine.control import RunControl
 from troop.engine.events import Event, SampleRecord
+from troop.engine.model_facts import ContextPlan, plan_context
 from troop.engine.sample_loop import BatchStats
-from troop.engine.sampler import BatchedSampler, PromptSpec, SamplingParams, Scheduler
+from troop.engine.sampler import BatchedSampler
+from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
 
 PROMPT = "def has_close_elements(numbers, threshold):\n    "
 
@@ -42,7 +44,7 @@ class _Events:
 class TimedContext(llamacpp.Context):
     """A context that times each llama_decode of the sampling steps (not the prompts)."""
 
-    def __init__(self, model: llamacpp.Model, plan: llamacpp.ContextPlan) -> None:
+    def __init__(self, model: llamacpp.Model, plan: ContextPlan) -> None:
         super().__init__(model, plan)
         self.decode_s: list[float] = []  # llama_decode, one per step
         self.between_s: list[float] = []  # from the end of one step's decode to the next's start
@@ -80,7 +82,7 @@ def measure(model: llamacpp.Model, *, parallel: int, tokens: int, device: str, t
             stop: tuple[str, ...], profile: cProfile.Profile | None = None
             ) -> tuple[TimedContext, BatchedSampler, float]:
     prompt = tuple(model.tokenize(PROMPT))
-    plan = llamacpp.plan_context(parallel=parallel, max_prompt_tokens=len(prompt),
+    plan = plan_context(parallel=parallel, max_prompt_tokens=len(prompt),
                                  max_tokens=tokens, kv_unified=False, n_threads=threads,
                                  n_ctx_train=model.shape().n_ctx_train)
     ctx = TimedContext(model, plan)

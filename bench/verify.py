@@ -118,6 +118,7 @@ def _math_preload() -> tuple[str, ...]:
     """The modules troop's own sandbox preloads for answer checking."""
     from troop.verifiers import answer_verifiers
 
+    # (Before math-verify, troop preloaded the answer verifiers and SymPy.)
     return tuple(getattr(answer_verifiers, "SANDBOX_PRELOAD", (
         "troop.verifiers.answer_verifiers", "sympy")))
 

@@ -26,12 +26,13 @@ def open_sandbox(args: argparse.Namespace, stack: ExitStack, *, sampling_threads
     By default they get the cores sampling leaves free (at least one, at most four): a
     verification takes milliseconds, a sample seconds, so one worker keeps up on a laptop.
     """
+    from troop.verifiers.answer_verifiers import SANDBOX_PRELOAD
     from troop.verifiers.sandbox import Sandbox
 
     cores = os.cpu_count() or 1
     workers = args.verify_workers or max(1, min(4, cores - sampling_threads))
     # Imported once per worker, so each forked job starts with the verifiers ready.
-    preload = ("troop.verifiers.python_tests", "troop.verifiers.answer_verifiers", "sympy")
+    preload = ("troop.verifiers.python_tests", *SANDBOX_PRELOAD)
     return stack.enter_context(Sandbox(workers=workers, tier=args.sandbox, preload=preload))
 
 

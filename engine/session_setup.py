@@ -68,6 +68,7 @@ def new_work(settings: RunSettings) -> tuple[dict[str, Any], ProblemSet]:
         settings.problems or DEFAULT_PROBLEMS,
         limit=settings.limit,
         problem_ids=list(settings.problem_ids) or None,
+        fields=dict(settings.fields) or None,
     )
     policy.check_formats(settings.policy, [pset.format])
     return sampling, pset
@@ -83,7 +84,8 @@ def stored_config(
         **identity,
         "prompt_format": {"kind": kind, "template": template,
                           "requested": sampling["prompt_format"]},
-        "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source},
+        "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source,
+                        **({"fields": dict(pset.fields)} if pset.fields else {})},
         "sampling": {k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p",
                                                "max_tokens")},
         "seed": sampling["seed"],
@@ -145,7 +147,8 @@ def add_on_resume(
             f"{settings.problems!r}"
         )
     pset = load_problem_set(
-        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None
+        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None,
+        fields=config["problem_set"].get("fields"),
     )
     have = {p.problem_id: p for p in session.problems()}
     fresh = []

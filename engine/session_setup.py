@@ -138,6 +138,13 @@ def add_on_resume(
 ) -> None:
     """Resuming with --problems/--limit/--problem may add problems (rendered by the backend's
     `render`); changed ones are refused."""
+    fields = config["problem_set"].get("fields")
+    if settings.fields and dict(settings.fields) != (fields or {}):
+        def shown(pairs: dict[str, str]) -> str:
+            return ",".join(f"{k}={v}" for k, v in pairs.items()) or "none"
+
+        raise SessionError(f"{session.path}: the session reads its problems through "
+                           f"--fields {shown(fields or {})}, not {shown(dict(settings.fields))}")
     if settings.problems is None and settings.limit is None and not settings.problem_ids:
         return
     name = config["problem_set"]["name"]
@@ -148,7 +155,7 @@ def add_on_resume(
         )
     pset = load_problem_set(
         name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None,
-        fields=config["problem_set"].get("fields"),
+        fields=fields,
     )
     have = {p.problem_id: p for p in session.problems()}
     fresh = []

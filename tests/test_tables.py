@@ -191,3 +191,6 @@ def test_sampling_from_parquet_and_a_saved_dataset(tmp_path: Path) -> None:
     # Resuming with a larger budget reads the folder again through the stored mapping.
     again = _run_and_count(str(tmp_path / "saved"), tmp_path, "saved", "--samples", "3")
     assert again["shown"]["samples_stored"] == 6
+    one_line_error(troop("run", "--headless", "--session", str(tmp_path / "saved.sqlite"),
+                         "--fields", "question=problem"),
+                   "--fields question=problem,answer=solution, not question=problem")

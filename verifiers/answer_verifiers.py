@@ -29,7 +29,7 @@ _KEY_S = 1  # seconds for the canonical form selection groups a wrong answer by
 _KEY_DECIMALS = 6  # a non-integer number's key: rounded as math-verify rounds floats to compare
 
 # Judging an answer is quick: these bound a hostile one (a power tower, a backtracking pattern),
-# with room for math-verify's own alarms (below) and for importing it in an unloaded worker.
+# with room for math-verify's own alarms (above) and for importing it in an unloaded worker.
 _SHORT_WALL_S = 5.0  # wall seconds per answer judgement
 _SHOWN_CHARS = 200  # longest answer quoted in a verdict's output and detail
 
@@ -77,7 +77,8 @@ def judge_math(payload: dict[str, Any]) -> dict[str, Any]:
     gold = parse(as_latex(expected), parsing_timeout=_PARSE_S)
     passed = bool(gold) and verify(gold, parsed, timeout_seconds=_COMPARE_S)
     gold_key = answer_key(gold) if gold else expected.strip()
-    detail = "" if passed else f"answered {_shown(answer)}, expected {_shown(expected)}"
+    detail = "" if passed else f"answered {_shown(answer)}, expected {_shown(expected)}" + (
+        "" if gold else " (which math-verify cannot read)")
     return {"status": "pass" if passed else "fail", "passed": passed, "answer": answer,
             "detail": detail, "output": f"answer: {_shown(answer)}\nexpected: {_shown(expected)}",
             # A passing answer is the expected one as far as the verifier can tell.

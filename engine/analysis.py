@@ -56,6 +56,10 @@ class _Problem:
     logprobs: list[float] = field(default_factory=list)  # per sample, summed nats
     texts: list[str] = field(default_factory=list)  # per sample completion
     statuses: list[str | None] = field(default_factory=list)  # per sample; None: unverified
+    # Per sample: the canonical answer its verdict recorded (math-answer's `key`, by which
+    # answers math-verify calls equal vote together); None: no verdict or none recorded.
+    keys: list[str | None] = field(default_factory=list)
+    reference_key: str | None = None  # the expected answer's canonical form, when recorded
 
 
 def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
@@ -63,13 +67,21 @@ def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
                 for p in session.problems()}
     digests = {pid: tests_digest(p.data) for pid, p in problems.items()}
     statuses: dict[tuple[str, int], str] = {}
+    keys: dict[tuple[str, int], str | None] = {}
     with session.lock:
         if verifier is not None:
             rows = session.conn.execute(
-                "SELECT problem_id, sample_index, tests_digest, status FROM verdicts"
-                " WHERE verifier = ? AND version = ?", (verifier["name"], verifier["version"]),
+                "SELECT problem_id, sample_index, tests_digest, status,"
+                " json_extract(extra, '$.key'), json_extract(extra, '$.expected_key')"
+                " FROM verdicts WHERE verifier = ? AND version = ?",
+                (verifier["name"], verifier["version"]),
             ).fetchall()
-            statuses = {(r[0], r[1]): r[3] for r in rows if digests.get(r[0]) == r[2]}
+            current = [r for r in rows if digests.get(r[0]) == r[2]]
+            statuses = {(r[0], r[1]): r[3] for r in current}
+            keys = {(r[0], r[1]): r[4] for r in current}
+            for r in current:
+                if r[5] is not None:
+                    problems[r[0]].reference_key = str(r[5])
         rows = session.conn.execute(
             "SELECT problem_id, sample_index, temperature, completion_tokens, logprob, text"
             " FROM samples ORDER BY problem_id, sample_index"
@@ -82,6 +94,8 @@ def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
         p.logprobs.append(logprob)
         p.texts.append(text)
         p.statuses.append(statuses.get((pid, index)))
+        key = keys.get((pid, index))
+        p.keys.append(None if key is None else str(key))
     return list(problems.values())
 
 
@@ -475,12 +489,20 @@ def _selection_section(
         scores = np.array([p.logprobs[i] / p.completion_tokens[i] if p.completion_tokens[i]
                            else np.nan for i in judged])
         reference = p.data.get("answer")
+        if p.reference_key is not None:
+            # Verdicts that recorded canonical answers: samples vote as the verifier judged
+            # them equal (math-answer: math-verify's equivalence), not by their strings.
+            answers = [p.keys[i] for i in judged]
+            reference = p.reference_key
+        else:
+            answers = selection.answers_for(p.format, texts)
+            reference = normalize(str(reference)) if reference is not None else None
         chosen.append(selection.ProblemAnswers(
             problem_id=p.problem_id,
-            answers=selection.answers_for(p.format, texts),
+            answers=answers,
             correct=np.array([p.statuses[i] == "pass" for i in judged]),
             score=scores,
-            reference=normalize(str(reference)) if reference is not None else None,
+            reference=reference,
         ))
     ks = np.asarray(cov["k"], dtype=np.int64)
     out: dict[str, Any] = selection.selection_curves(

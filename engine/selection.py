@@ -38,15 +38,18 @@ class ProblemAnswers:
     """One problem's samples as the selectors see them."""
 
     problem_id: str  # the problem's id in the session
-    answers: Sequence[str | None]  # normalised final answer per sample (None: it gave none)
+    answers: Sequence[str | None]  # per sample, the answer it votes for (None: it gave none):
+    # the canonical form its math-answer verdict recorded, so answers math-verify calls equal
+    # vote together, else its normalised final answer
     correct: ArrayLike  # bool per sample: whether the verifier passed it
     score: ArrayLike  # mean token log-probability per sample, nats per token (NaN: unknown)
-    reference: str | None  # normalised reference answer (for the guessing baseline)
+    reference: str | None  # reference answer, in the same form (for the guessing baseline)
 
 
 def answers_for(fmt: str, texts: Iterable[str]) -> list[str | None]:
-    """The normalised final answer of each sample text, as the answer verifiers read it; None
-    where a text gives no answer. (About 16 µs a text; repeated texts are read once.)"""
+    """The normalised final answer of each sample text, None where a text gives none: what
+    samples vote for when their verdicts recorded no canonical answer (verifiers other than
+    math-answer). (About 16 µs a text; repeated texts are read once.)"""
     seen: dict[str, str | None] = {}
     out: list[str | None] = []
     for text in texts:

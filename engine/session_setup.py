@@ -68,6 +68,7 @@ def new_work(settings: RunSettings) -> tuple[dict[str, Any], ProblemSet]:
         settings.problems or DEFAULT_PROBLEMS,
         limit=settings.limit,
         problem_ids=list(settings.problem_ids) or None,
+        fields=dict(settings.fields) or None,
     )
     policy.check_formats(settings.policy, [pset.format])
     return sampling, pset
@@ -83,7 +84,8 @@ def stored_config(
         **identity,
         "prompt_format": {"kind": kind, "template": template,
                           "requested": sampling["prompt_format"]},
-        "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source},
+        "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source,
+                        **({"fields": dict(pset.fields)} if pset.fields else {})},
         "sampling": {k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p",
                                                "max_tokens")},
         "seed": sampling["seed"],
@@ -136,6 +138,13 @@ def add_on_resume(
 ) -> None:
     """Resuming with --problems/--limit/--problem may add problems (rendered by the backend's
     `render`); changed ones are refused."""
+    fields = config["problem_set"].get("fields")
+    if settings.fields and dict(settings.fields) != (fields or {}):
+        def shown(pairs: dict[str, str]) -> str:
+            return ",".join(f"{k}={v}" for k, v in pairs.items()) or "none"
+
+        raise SessionError(f"{session.path}: the session reads its problems through "
+                           f"--fields {shown(fields or {})}, not {shown(dict(settings.fields))}")
     if settings.problems is None and settings.limit is None and not settings.problem_ids:
         return
     name = config["problem_set"]["name"]
@@ -145,7 +154,8 @@ def add_on_resume(
             f"{settings.problems!r}"
         )
     pset = load_problem_set(
-        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None
+        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None,
+        fields=fields,
     )
     have = {p.problem_id: p for p in session.problems()}
     fresh = []

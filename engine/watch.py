@@ -24,7 +24,9 @@ def refresh_problems(session: Session, spec: str) -> tuple[list[str], list[str]]
     """
     from troop.engine.run import problem_record
 
-    fresh = {p.id: problem_record(p) for p in load_problem_set(spec).problems}
+    # Read through the same --fields mapping the session's problems were first read through.
+    fields = (session.meta("config") or {}).get("problem_set", {}).get("fields")
+    fresh = {p.id: problem_record(p) for p in load_problem_set(spec, fields=fields).problems}
     updated, refused = [], []
     for stored in session.problems():
         new = fresh.get(stored.problem_id)

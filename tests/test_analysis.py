@@ -239,3 +239,52 @@ def test_unknown_model_shape_leaves_flops_empty_not_nan(tmp_path: Path) -> None:
     assert result["cost"]["flops"] is None
     assert result["cost"]["axes"]["flops"] == [None, None]
     json.dumps(result, allow_nan=False)
+
+
+def _math_session(path: Path, problems: dict[str, tuple[str, list[str]]]) -> Path:
+    """A MATH session whose samples box the given answers, judged by an old math-answer
+    version only (the one troop's own LaTeX parser gave)."""
+    config = {"model": MODEL, "problem_set": {"name": "synthetic"},
+              "sampling": {"temperatures": [0.8]}, "seed": 0,
+              "prompt_format": {"kind": "raw", "template": None}}
+    with Session.create(path, {"config": config, "budget": 0}) as s:
+        stored = [StoredProblem(pid, i, "math", "?", 10, (), {"id": pid, "format": "math",
+                                "answer": gold}) for i, (pid, (gold, _)) in
+                  enumerate(problems.items())]
+        s.add_problems(stored)
+        s.set_meta("verifier", {"name": "math-answer", "version": "1"})
+        run = s.begin_run({"parallel": 1})
+        for p in stored:
+            s.add_prompt_eval(run, p.problem_id, p.prompt_tokens, 0.01)
+            for i, answer in enumerate(problems[p.problem_id][1]):
+                s.add_sample(SampleRecord(
+                    problem_id=p.problem_id, sample_index=i, seed=i, temperature=0.8, top_k=40,
+                    top_p=0.95, min_p=0.0, max_tokens=16, text=f"So $\\boxed{{{answer}}}$.",
+                    tokens=(1, 2, 3), prompt_tokens=10, finish_reason="eos", stop=None,
+                    wall_s=0.1, logprob=-3.0 - i, run_id=run))
+                s.add_verdict(p.problem_id, i, digest_of(p.data), Verdict(
+                    Status.FAIL, "math-answer", "1", 0.01, "", tier="rlimits"))
+        s.finish_run(run, "completed")
+    return path
+
+
+def test_selection_votes_by_math_verify_equivalence(tmp_path: Path) -> None:
+    # Three ways of writing one half: as strings they are three answers of one vote each, so
+    # the two 3s win on "a" and five answers tie on "b" (majority 0 + 1/5); as math-verify
+    # reads them they are one answer of three votes, right on "a" and wrong on "b".
+    problems = {"a": ("\\frac{1}{2}", ["0.5", "\\dfrac{1}{2}", "\\frac{2}{4}", "3", "3"]),
+                "b": ("3", ["0.5", "\\dfrac{1}{2}", "\\frac{2}{4}", "3", "7"])}
+    path = _math_session(tmp_path / "s.troop", problems)
+    # The old verdicts are of another version: `troop verify` judges every sample anew.
+    done = troop("verify", str(path), "--verify-workers", "1")
+    assert done.returncode == 0, done.stderr
+    result = analyse_path(path)
+    assert result["session"]["verifier"]["version"].startswith("2+math-verify")
+    rows = {p["id"]: p for p in result["problems"]}
+    assert rows["a"]["correct"] == 3 and rows["b"]["correct"] == 1
+    sel = result["selection"]
+    assert sel["majority"][-1] == pytest.approx(0.5, abs=1e-12)  # a right, b wrong
+    # Guessing from the other problem's answers: one half (three votes) is a's reference and
+    # not b's; as strings a's would tie five ways (1/5) and b's be guessed (0.6 in all).
+    assert sel["guessing"]["coverage"][0] == pytest.approx(0.5)
+    assert sel["guessing"]["distinct_answers"] == 3  # one half, 3 and 7

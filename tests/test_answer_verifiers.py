@@ -320,7 +320,8 @@ def test_verify_builds_short_jobs_and_verdicts() -> None:
     sandbox = InProcessSandbox()
     verdict = MathAnswer().verify(Check("\\boxed{\\frac{1}{2}}", math_problem("0.5")), sandbox)
     assert verdict.status is Status.PASS and verdict.verifier == "math-answer"
-    assert verdict.extra == {"answer": "\\frac{1}{2}", "expected": "0.5"}
+    assert verdict.extra == {"answer": "\\frac{1}{2}", "expected": "0.5", "key": "0.5",
+                             "expected_key": "0.5"}
     job = sandbox.jobs[-1]
     assert job.entry == "troop.verifiers.answer_verifiers:judge_math"
     assert job.limits.wall_s <= 5 and job.limits.cpu_s <= 6

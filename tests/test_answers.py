@@ -1,12 +1,11 @@
-"""Final answers: what a sample answers, how answers normalise, and when two are the same."""
+"""Final answers: what a sample answers and how answers normalise (equivalence is math-verify's:
+test_math_verify.py)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from troop.verifiers.answers import equivalent, final_answer, last_boxed, normalize
+from troop.verifiers.answers import final_answer, last_boxed, normalize
 
 # --- final_answer: GSM8K and arithmetic ---------------------------------------------------
 
@@ -130,98 +129,3 @@ def test_last_boxed_skips_escaped_braces() -> None:
 )
 def test_normalize(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
-
-
-# --- equivalent ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("\\dfrac{1}{2}", "0.5"),
-        ("0.5", "\\frac{1}{2}"),
-        ("1/2", "\\frac12"),
-        ("-\\frac{3}{4}", "-0.75"),
-        ("\\frac{-3}{4}", "-\\frac34"),
-        ("\\left(1,2\\right)", "(1,2)"),
-        ("(1, \\frac{1}{2})", "(1,0.5)"),
-        ("1,000", "1000"),
-        ("12.0", "12"),
-        ("$12", "12"),
-        ("10\\text{ cm}", "10"),
-        ("\\sqrt{8}", "2\\sqrt{2}"),
-        ("\\frac{\\sqrt{3}}{2}", "\\frac{1}{2}\\sqrt{3}"),
-        ("\\frac{\\pi}{2}", "\\pi/2"),
-        ("(x+1)^2", "x^2+2x+1"),
-        ("2x+1", "1+2x"),
-        ("x = 3", "3"),
-        ("y = 2x+1", "y = 1 + 2x"),
-        ("\\sqrt[3]{27}", "3"),
-        ("2^{10}", "1024"),
-        ("5!", "120"),
-        ("\\{1, 2\\}", "\\{2, 1\\}"),
-        ("3, 1", "1, 3"),  # a list of solutions in any order
-        ("[0, \\infty)", "[0,\\infty)"),
-        ("0.333", "0.333"),
-        ("\\tfrac{6}{8}", "\\frac{3}{4}"),
-        ("4\\sqrt{2}", "\\sqrt{32}"),
-        ("\\frac{1}{\\sqrt{2}}", "\\frac{\\sqrt{2}}{2}"),
-    ],
-)
-def test_equivalent(given: str, expected: str) -> None:
-    assert equivalent(given, expected)
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("2", "3"),
-        ("0.333", "\\frac{1}{3}"),  # a rounded decimal is not the exact fraction
-        ("1.4142135623730951", "\\sqrt{2}"),
-        ("(1,2]", "(1,2)"),
-        ("(1,2)", "(2,1)"),  # tuples are ordered
-        ("\\{1, 2\\}", "\\{1, 3\\}"),
-        ("1, 2", "1, 2, 3"),
-        ("x + 1", "x + 2"),
-        ("", "5"),
-        ("5", ""),
-        ("\\text{Evelyn}", "\\text{Alice}"),
-        ("\\frac{1}{0}", "1"),
-        ("\\unknowncommand{3}", "3"),
-        ("x = 3", "y = 4"),
-        ("x = 3", "3x"),
-    ],
-)
-def test_not_equivalent(given: str, expected: str) -> None:
-    assert not equivalent(given, expected)
-
-
-@pytest.mark.parametrize(
-    "given",
-    [
-        "2003^{2002^{2001}}",
-        "2^{2^{2^{2^{2^{2}}}}}",
-        "10^{10^{10}}",
-        "x^{1000000}",
-        "(x+1)^{99999}",
-        "100000!",
-        "9" * 5000,
-        "(" * 500 + "1" + ")" * 500,
-        "2^" * 200 + "2",
-    ],
-)
-def test_huge_answers_are_refused_quickly(given: str) -> None:
-    start = time.monotonic()
-    assert not equivalent(given, "1")
-    assert not equivalent("1", given)
-    assert time.monotonic() - start < 5.0
-
-
-def test_huge_but_equal_strings_are_still_equal() -> None:
-    # String equality needs no arithmetic, however large the power.
-    assert equivalent("2003^{2002^{2001}}", "2003^{2002^{2001}}")
-
-
-def test_equivalent_never_raises_on_garbage() -> None:
-    for junk in ["\\frac{", "}{", "^^", "\\sqrt[", "((", "1/0/0", "\\left(", "\\", "=", "=="]:
-        assert isinstance(equivalent(junk, "1"), bool)

@@ -87,8 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help=f"registry name ({models}) or a GGUF path "
                      "(default: smollm2-135m)")
     sets = ", ".join(BUILTIN_SETS)
-    run.add_argument("--problems", help=f"built-in set ({sets}) or a JSONL file "
-                     f"(HumanEval, MBPP, GSM8K or MATH fields; default: {DEFAULT_PROBLEMS})")
+    run.add_argument("--problems", help=f"built-in set ({sets}); a .jsonl, .parquet or .csv "
+                     "file or a save_to_disk folder with HumanEval, MBPP, GSM8K or MATH fields; "
+                     f"or hf:NAME[:CONFIG]:SPLIT (default: {DEFAULT_PROBLEMS})")
+    run.add_argument("--fields", metavar="FIELD=COLUMN[,...]",
+                     help="read troop's fields from columns named otherwise, e.g. "
+                     "question=problem,answer=solution")
     run.add_argument("--limit", type=_positive_int, help="keep the first N problems")
     run.add_argument("--problem", action="append", default=[], metavar="ID",
                      help="keep only this problem id (repeatable)")

@@ -39,9 +39,11 @@ def _say_tier(sandbox: Any) -> None:
 def run_settings(args: argparse.Namespace) -> Any:
     """`troop run`'s arguments as checked RunSettings."""
     from troop.engine.run import RunSettings, check_settings
+    from troop.engine.tables import parse_fields
 
     settings = RunSettings(
-        session=args.session, model=args.model, problems=args.problems, limit=args.limit,
+        session=args.session, model=args.model, problems=args.problems,
+        fields=tuple(parse_fields(args.fields).items()) if args.fields else (), limit=args.limit,
         problem_ids=tuple(args.problem), samples=args.samples, temperatures=args.temperature,
         top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, max_tokens=args.max_tokens,
         seed=args.seed, prompt_format=args.prompt_format, parallel=args.parallel,

@@ -217,7 +217,11 @@ def main() -> None:
         # Jobs run as our uid: without this they could read our memory and pipes via /proc.
         prctl(_PR_SET_DUMPABLE, 0)
         for name in config.get("preload", ()):
-            importlib.import_module(name)
+            module, _, warm_up = name.partition(":")
+            loaded = importlib.import_module(module)
+            if warm_up:
+                # What the warm-up fills (parser tables, caches) every forked job inherits.
+                getattr(loaded, warm_up)()
         if config.get("namespaces"):
             worker.ns_flags = _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
             if not has_capability(_CAP_SYS_ADMIN):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from troop.verifiers.answers import equivalent, final_answer, normalize
+from troop.verifiers.answers import final_answer, normalize
 from troop.verifiers.base import Check, Status, Verdict
 
 if TYPE_CHECKING:
@@ -15,9 +16,20 @@ if TYPE_CHECKING:
 
 #: Formats whose problems carry an expected final answer.
 ANSWER_FORMATS = frozenset({"gsm8k", "math", "arithmetic"})
+#: What a sandbox worker loads before forking jobs, so an answer judgement pays neither the
+#: import of math-verify and SymPy (about a second) nor their first parse (0.1-0.2 s).
+SANDBOX_PRELOAD = ("troop.verifiers.answer_verifiers:warm_up",)
+
+# math-verify's own alarms, inside the sandbox's wall limit: a parse or a comparison that runs
+# past them (a power tower like 2003^{2002^{2001}} compared with a number) is a quick fail
+# rather than a sandbox timeout. Whole seconds: math-verify sets them with signal.alarm.
+_PARSE_S = 1  # seconds per parse of the sample or the expected answer
+_COMPARE_S = 1  # seconds per comparison of one parsed pair
+_KEY_S = 1  # seconds for the canonical form selection groups a wrong answer by
+_KEY_DECIMALS = 6  # a non-integer number's key: rounded as math-verify rounds floats to compare
 
 # Judging an answer is quick: these bound a hostile one (a power tower, a backtracking pattern),
-# with room for importing sympy in the sandboxed child.
+# with room for math-verify's own alarms (above) and for importing it in an unloaded worker.
 _SHORT_WALL_S = 5.0  # wall seconds per answer judgement
 _SHOWN_CHARS = 200  # longest answer quoted in a verdict's output and detail
 
@@ -42,16 +54,89 @@ def _shown(value: str | None) -> str:
 
 
 def judge_math(payload: dict[str, Any]) -> dict[str, Any]:
-    """Sandbox entry of math-answer: payload {text, format, expected}; the final answer is
-    compared with `equivalent` (strings, exact fractions, then sympy)."""
-    answer = final_answer(payload["text"], payload["format"])
-    expected = str(payload["expected"])
-    if answer is None:
+    """Sandbox entry of math-answer: payload {text, format, expected}.
+
+    math-verify parses the expected answer (as `$...$` LaTeX) and the sample, and
+    `verify(gold, answer)` decides. MATH samples are parsed whole, so math-verify finds the
+    answer as it does for lighteval; GSM8K and arithmetic samples give the number troop's
+    `final_answer` reads (after "####", "The answer is", else the last number). `key` and
+    `expected_key` are the answers' canonical forms, by which selection groups wrong answers.
+    """
+    from math_verify import parse, verify
+
+    fmt, expected = payload["format"], str(payload["expected"])
+    if fmt == "math":
+        parsed = parse(payload["text"], parsing_timeout=_PARSE_S)
+    else:
+        number = final_answer(payload["text"], fmt)
+        parsed = parse(as_latex(number), parsing_timeout=_PARSE_S) if number else []
+    strings = [p for p in parsed if isinstance(p, str)]
+    if not parsed:
         return {"status": "invalid", "passed": False, "answer": None, "detail": "no final answer"}
-    passed = equivalent(answer, expected)
-    detail = "" if passed else f"answered {_shown(answer)}, expected {_shown(expected)}"
+    answer = strings[-1] if strings else str(parsed[0])
+    gold = parse(as_latex(expected), parsing_timeout=_PARSE_S)
+    passed = bool(gold) and verify(gold, parsed, timeout_seconds=_COMPARE_S)
+    gold_key = answer_key(gold) if gold else expected.strip()
+    detail = "" if passed else f"answered {_shown(answer)}, expected {_shown(expected)}" + (
+        "" if gold else " (which math-verify cannot read)")
     return {"status": "pass" if passed else "fail", "passed": passed, "answer": answer,
-            "detail": detail, "output": f"answer: {_shown(answer)}\nexpected: {_shown(expected)}"}
+            "detail": detail, "output": f"answer: {_shown(answer)}\nexpected: {_shown(expected)}",
+            # A passing answer is the expected one as far as the verifier can tell.
+            "extra": {"key": gold_key if passed else answer_key(parsed),
+                      "expected_key": gold_key}}
+
+
+def warm_up() -> None:
+    """Judge one answer of each common shape, so that math-verify's grammar tables, compiled
+    patterns and caches exist before a sandbox worker forks its jobs."""
+    for text, expected in (("$\\boxed{\\dfrac{1}{2}}$", "0.5"), ("$\\boxed{(1,2]}$", "(1,2]"),
+                           ("$\\boxed{\\{1,2\\}}$", "\\{2,1\\}"), ("$\\boxed{x=3}$", "3"),
+                           ("$\\boxed{10\\%}$", "10"), ("$\\boxed{2\\sqrt{2}}$", "\\sqrt{8}"),
+                           ("$\\boxed{\\begin{pmatrix}1\\\\2\\end{pmatrix}}$", "(1,2)")):
+        judge_math({"text": text, "format": "math", "expected": expected})
+    judge_math({"text": "#### 1,500", "format": "gsm8k", "expected": "1500"})
+
+
+def as_latex(answer: str) -> str:
+    """An answer as math-verify reads a gold answer: in `$...$`, since bare LaTeX such as
+    `(1,2]` or `\\{1,2\\}` is not found outside math delimiters; unchanged when it has some."""
+    text = answer.strip()
+    if "$" in text.replace("\\$", "") or "\\boxed" in text or text.startswith("\\["):
+        return text
+    return f"${text}$"
+
+
+def answer_key(parsed: list[Any]) -> str:
+    """A canonical string for a math-verify parse, equal for answers it calls equal in the
+    common cases: an integer's digits, another real number rounded to six decimals, else
+    SymPy's printed form; the extracted text when the parse has no SymPy value or printing it
+    runs past `_KEY_S` seconds (a power tower)."""
+    from math_verify.errors import TimeoutException
+    from math_verify.utils import timeout
+
+    strings = [p for p in parsed if isinstance(p, str)]
+    fallback = strings[-1].strip() if strings else ""
+    values = [p for p in parsed if not isinstance(p, str)]
+    if not values:
+        return fallback
+    try:
+        key: str = timeout(timeout_seconds=_KEY_S)(_canonical)(values[0])
+    except (Exception, TimeoutException):
+        return fallback
+    return key
+
+
+def _canonical(value: Any) -> str:
+    import sympy
+
+    if isinstance(value, sympy.Basic) and value.is_number:
+        if value.is_Integer:
+            return str(value)
+        number = complex(value.evalf(15))
+        if number.imag == 0:
+            rounded = round(number.real, _KEY_DECIMALS)
+            return str(int(rounded)) if rounded == int(rounded) else repr(rounded)
+    return str(value)
 
 
 def judge_exact(payload: dict[str, Any]) -> dict[str, Any]:
@@ -177,12 +262,28 @@ class _FinalAnswer:
 
 
 class MathAnswer(_FinalAnswer):
-    """Judges GSM8K, MATH and arithmetic samples by their final answer: the last `\\boxed{}`
-    (MATH) or the number after "The answer is"/"####" (else the last number), equivalent to the
-    problem's answer as a string, an exact number or, for MATH, a sympy expression."""
+    """Judges GSM8K, MATH and arithmetic samples by their final answer with Hugging Face's
+    math-verify, the checker behind lighteval and open-r1: MATH samples as math-verify reads
+    them, GSM8K and arithmetic samples by the number after "####"/"The answer is" (else the
+    last number). The version names math-verify's, so upgrading it expires old verdicts."""
 
     name = "math-answer"
     entry = "troop.verifiers.answer_verifiers:judge_math"
+
+    def __init__(self, *, wall_s: float = _SHORT_WALL_S) -> None:
+        super().__init__(wall_s=wall_s)
+        # 1: troop's own LaTeX parser; 2: math-verify.
+        self.version = f"2+math-verify-{_math_verify_version()}"
+
+
+def _math_verify_version() -> str:
+    try:
+        return importlib.metadata.version("math-verify")
+    except importlib.metadata.PackageNotFoundError:
+        from troop.engine.errors import TroopError
+
+        raise TroopError("math-answer needs the math-verify package",
+                         hint="pip install math-verify") from None
 
 
 class ExactAnswer(_FinalAnswer):

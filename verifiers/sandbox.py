@@ -204,6 +204,8 @@ class Sandbox:
         if tier not in _TIERS:
             raise TroopError(f"unknown sandbox tier {tier!r}", hint="use auto, bwrap or rlimits")
         self._root = os.geteuid() == 0
+        # Modules each worker imports before its first fork; "module:function" also calls
+        # the function once (a warm-up whose caches every job then inherits).
         self._preload = tuple(preload)
         self._closed = False
         self._lock = threading.Lock()

@@ -75,9 +75,9 @@ def run_settings(args: argparse.Namespace) -> Any:
         backend=args.backend, base_url=args.base_url, api_key_env=args.api_key_env,
         n_per_request=args.n_per_request,
     )
-    if settings.policy.name == "until-solved" and args.verifier == "none":
-        raise TroopError("--policy until-solved needs a verifier to know when a problem is "
-                         "solved; drop --verifier none")
+    if settings.policy.name in ("until-solved", "promising") and args.verifier == "none":
+        raise TroopError(f"--policy {settings.policy.name} needs a verifier to know when a "
+                         "problem is solved; drop --verifier none")
     check_settings(settings)
     return settings
 
@@ -188,11 +188,15 @@ def _policy(args: argparse.Namespace) -> Any:
     from troop.engine.policy import PolicySpec
 
     given = {"cap": args.policy_cap, "chunk": args.policy_chunk,
-             "threshold": args.consistency_threshold, "min_votes": args.consistency_min}
+             "threshold": args.consistency_threshold, "min_votes": args.consistency_min,
+             "credit": args.policy_credit}
     flags = {"cap": "--policy-cap", "chunk": "--policy-chunk",
-             "threshold": "--consistency-threshold", "min_votes": "--consistency-min"}
-    adaptive, consistent = ("until-solved", "until-consistent"), ("until-consistent",)
-    needs = {"cap": adaptive, "chunk": adaptive, "threshold": consistent, "min_votes": consistent}
+             "threshold": "--consistency-threshold", "min_votes": "--consistency-min",
+             "credit": "--policy-credit"}
+    adaptive = ("until-solved", "until-consistent", "promising")
+    consistent = ("until-consistent",)
+    needs = {"cap": adaptive, "chunk": adaptive, "threshold": consistent, "min_votes": consistent,
+             "credit": ("promising",)}
     for key, value in given.items():
         if value is not None and args.policy not in needs[key]:
             raise TroopError(f"{flags[key]} goes with --policy {' or '.join(needs[key])}")

@@ -333,12 +333,18 @@ def _backtest_section(verified: list[_Problem], cov: dict[str, Any]) -> dict[str
     if why:
         return {"refused": why}
     ms = backtest.prefixes(n)
-    positions = [np.array([i for i, s in enumerate(t for t in p.statuses if t is not None)
-                           if s == "pass"], dtype=np.int64) for p in verified]
-    passes = backtest.prefix_passes(positions, [m for _, m in ms])
+    passes = backtest.prefix_passes([_pass_positions(p) for p in verified], [m for _, m in ms])
     result = backtest.backtest(n, passes, ms, float(cov["pass_at_k"][-1]), float(cov["low"][-1]),
                                float(cov["high"][-1]), float(cov["confidence"]))
     return {**result.to_json(), "summary": result.summary()}
+
+
+def _pass_positions(p: _Problem) -> np.ndarray:
+    """Where the problem's passes sit among its judged samples (0-based, index order)."""
+    if "pass" not in p.statuses:
+        return np.empty(0, dtype=np.int64)
+    judged = p.statuses if None not in p.statuses else [s for s in p.statuses if s is not None]
+    return np.array([i for i, s in enumerate(judged) if s == "pass"], dtype=np.int64)
 
 
 def _forecast(

@@ -141,7 +141,7 @@ class Allocation:
 
     def chunk(self, budget: int) -> int:
         """Samples a problem gets per turn at N = budget. Each turn costs one evaluation of
-        the problem's prompt (see bench/policy.py), and a solved problem overshoots by up to a
+        the problem's prompt (see bench/chunks.py), and a solved problem overshoots by up to a
         chunk; growing with N bounds both: about 8 evaluations per N samples, N / 8 extra."""
         if self.spec.chunk is not None:
             return self.spec.chunk

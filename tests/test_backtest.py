@@ -81,6 +81,15 @@ def test_prefix_coverage_matches_the_unbiased_estimator_at_k_equal_m() -> None:
         assert abs(float(np.mean(shares)) - estimate) < 4 * sd / np.sqrt(orders)
 
 
+@pytest.mark.parametrize("m", [4, 25, 625, 10_000])
+def test_prefix_coverage_is_the_mean_unbiased_estimator(m: int) -> None:
+    c = np.random.default_rng(m).binomial(m, np.array([0.0, 0.001, 0.02, 0.3, 0.9, 1.0] * 20))
+    ks = passk.k_grid(m)
+    expected = passk.mean_curve(np.full(len(c), m), c)[ks - 1]
+    assert backtest.prefix_coverage(m, c, ks) == pytest.approx(expected, abs=1e-10, rel=1e-10)
+    assert backtest.prefix_coverage(m, np.zeros(5, dtype=np.int64), ks).tolist() == [0.0] * len(ks)
+
+
 def test_prefix_passes_counts_passes_before_m() -> None:
     positions = [np.array([0, 5, 9]), np.array([], dtype=np.int64), np.array([4])]
     # Positions are 0-based: a pass at position 4 is within the first 5, not the first 4.

@@ -158,10 +158,15 @@ def _bb_budget(params: FloatArray, target: float) -> FloatArray:
     return np.asarray(np.where(np.isfinite(al) & (hi < 40.0), k, np.nan))
 
 
-def _bb_nll(log_ab: FloatArray, n: FloatArray, c: FloatArray, w: FloatArray) -> float:
+def _bb_nll(
+    log_ab: FloatArray, n: FloatArray, c: FloatArray, w: FloatArray
+) -> tuple[float, FloatArray]:
+    """Negative log-likelihood in (log alpha, log beta) and its gradient: with the gradient
+    L-BFGS-B needs a third of the evaluations finite differences take."""
     al, be = np.exp(log_ab)
     ll = special.betaln(c + al, n - c + be) - special.betaln(al, be)
-    return float(-(w * ll).sum())
+    g1, g2 = _bb_gradient(n[None, :], c[None, :], w[None, :], log_ab[:1], log_ab[1:])
+    return float(-(w * ll).sum()), -np.array([g1[0], g2[0]])
 
 
 def fit_beta_prior(n: IntArray, c: IntArray) -> tuple[float, float]:
@@ -190,7 +195,7 @@ def _bb_mle(n: IntArray, c: IntArray) -> tuple[float, float, IntArray, IntArray]
     spread = mean * (1 - mean) / var - 1 if var > 0 else 10.0
     spread = min(max(spread, 0.05), 1e4)
     start = np.log([max(mean * spread, 1e-3), max((1 - mean) * spread, 1e-3)])
-    res = optimize.minimize(_bb_nll, start, args=(nu, cu, w), method="L-BFGS-B",
+    res = optimize.minimize(_bb_nll, start, args=(nu, cu, w), method="L-BFGS-B", jac=True,
                             bounds=[(-BOUND, BOUND), (-BOUND, BOUND)])
     al, be = (float(v) for v in np.exp(res.x))
     return al, be, pairs, inverse

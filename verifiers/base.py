@@ -75,3 +75,10 @@ def partial_credit(extra: Mapping[str, Any]) -> float | None:
     if not isinstance(passed, int) or not isinstance(run, int) or run <= 0:
         return None
     return min(1.0, max(0.0, passed / run))
+
+
+def credit_label(extra: Mapping[str, Any]) -> str | None:
+    """The partial credit as people read it, "3 of 7 tests passed"; None where none."""
+    if partial_credit(extra) is None:
+        return None
+    return f"{extra['tests_passed']} of {extra['tests_run']} tests passed"

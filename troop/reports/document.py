@@ -369,8 +369,10 @@ def failures_section(examples: dict[str, list[Example]]) -> list[Any]:
     for status, items in examples.items():
         blocks.append(Heading(3, f"{status}"))
         for ex in items:
+            credit = f" ({ex.credit})" if ex.credit else ""
             blocks.append(Para(f"{ex.problem_id}, sample {ex.sample_index} "
-                               f"(temperature {ex.temperature:g}): {ex.detail or status}"))
+                               f"(temperature {ex.temperature:g}): {ex.detail or status}"
+                               f"{credit}"))
             blocks.append(Code(_clip(ex.text), "sample text"))
             if ex.output.strip():
                 more = " (cut by the verifier)" if ex.truncated else ""

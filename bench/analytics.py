@@ -1,5 +1,5 @@
-"""Time the analytics the TUI refreshes live: coverage at every k, the bootstrap band and both
-forecasts, for 500 problems x 10,000 samples (the paper's scale).
+"""Time the analytics the TUI refreshes live: coverage at every k, the bootstrap band, both
+forecasts and their backtest, for 500 problems x 10,000 samples (the paper's scale).
 
     python bench/analytics.py [--problems 500] [--samples 10000] [--reps 7]
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from troop.engine import analysis, passk
+from troop.engine import analysis, backtest, passk
 
 
 def _timed(fn: Callable[[], Any], reps: int) -> list[float]:
@@ -50,17 +50,29 @@ def main() -> None:
         passk.coverage(n, c, ks, replicates=options.bootstrap, seed=options.seed)
 
     section: dict[str, Any] = {}
+    # Passes among each problem's first m samples: hypergeometric, as for a random order.
+    ms = backtest.prefixes(args.samples)
+    prefix = np.stack([rng.hypergeometric(c, n - c, m) for _, m in ms]) if ms else None
+    cov0, _ = analysis._coverage_section(n, c, len(n), options)
+
+    def back() -> None:
+        if prefix is not None:
+            section["backtest"] = backtest.backtest(
+                args.samples, prefix, ms, cov0["pass_at_k"][-1], cov0["low"][-1],
+                cov0["high"][-1], options.confidence)
 
     def refresh() -> None:
         # Exactly what analyse() runs on the verdict counts, after reading the session.
         passk.mean_curve(n, c)
         cov, boot = analysis._coverage_section(n, c, len(n), options)
         section["fit"] = analysis._fit_section(n, c, cov, boot, options, False)
+        back()
 
     stages = {
         "coverage, every k (1..n)": all_k,
         f"coverage on grid + bootstrap ({options.bootstrap})": band,
-        "whole refresh (all k + band + both fits)": refresh,
+        f"backtest ({len(ms)} prefixes x 2 laws)": back,
+        "whole refresh (all k + band + fits + backtest)": refresh,
     }
     print(f"{args.problems} problems x {args.samples} samples, {len(ks)} grid points, "
           f"medians of {args.reps}")
@@ -76,7 +88,9 @@ def main() -> None:
         params = {k: round(v, 4) for k, v in m.items() if k in ("a", "b", "alpha", "beta")}
         print(f"  {name}: {params or m}, rmse {m.get('rmse_curve', float('nan')):.4f}, "
               f"{m.get('replicates', 0)} bootstrap refits")
-    whole = medians["whole refresh (all k + band + both fits)"]
+    if "backtest" in section:
+        print(f"  backtest: {section['backtest'].summary()}")
+    whole = medians["whole refresh (all k + band + fits + backtest)"]
     print(f"whole refresh / 1 s budget: {whole:.3f}")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from troop.engine import cost, fits, passk, selection
+from troop.engine import backtest, cost, fits, passk, selection
 from troop.engine.session import Session, tests_digest
 from troop.verifiers.answers import normalize
 
@@ -141,6 +141,7 @@ def analyse(session: Session, options: AnalysisOptions | None = None) -> dict[st
     out["coverage"] = cov_section
     out["by_temperature"] = _by_temperature(problems, coverage_only)
     out["fit"] = _fit_section(n, c, cov_section, boot, options, coverage_only)
+    out["backtest"] = _backtest_section(verified, cov_section)
     out["cost"] = _cost_section(session, problems, info, cov_section, options)
     out["selection"] = _selection_section(problems, cov_section, options)
     out["false_positives"] = _false_positive_section(session, problems, verifier)
@@ -332,6 +333,32 @@ def _fit_section(
     fitted = {name: out[name]["rmse_curve"] for name in out if "refused" not in out[name]}
     out["better"] = min(fitted, key=lambda k: fitted[k]) if fitted else None
     return out
+
+
+def _backtest_section(verified: list[_Problem], cov: dict[str, Any]) -> dict[str, Any]:
+    """Both laws fitted on the first n/16, n/8 and n/4 samples of every problem, forecasting
+    the coverage observed at n (engine/backtest.py)."""
+    if cov.get("coverage_only"):
+        return {"refused": "coverage-only session: its budget followed the verdicts"}
+    if "refused" in cov or not cov.get("k"):
+        return {"refused": cov.get("refused", "no verified samples yet")}
+    n = int(cov["n_min"])
+    why = backtest.refusal(n)
+    if why:
+        return {"refused": why}
+    ms = backtest.prefixes(n)
+    passes = backtest.prefix_passes([_pass_positions(p) for p in verified], [m for _, m in ms])
+    result = backtest.backtest(n, passes, ms, float(cov["pass_at_k"][-1]), float(cov["low"][-1]),
+                               float(cov["high"][-1]), float(cov["confidence"]))
+    return {**result.to_json(), "summary": result.summary()}
+
+
+def _pass_positions(p: _Problem) -> np.ndarray:
+    """Where the problem's passes sit among its judged samples (0-based, index order)."""
+    if "pass" not in p.statuses:
+        return np.empty(0, dtype=np.int64)
+    judged = p.statuses if None not in p.statuses else [s for s in p.statuses if s is not None]
+    return np.array([i for i, s in enumerate(judged) if s == "pass"], dtype=np.int64)
 
 
 def _forecast(

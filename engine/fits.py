@@ -158,17 +158,27 @@ def _bb_budget(params: FloatArray, target: float) -> FloatArray:
     return np.asarray(np.where(np.isfinite(al) & (hi < 40.0), k, np.nan))
 
 
-def _bb_nll(log_ab: FloatArray, n: FloatArray, c: FloatArray, w: FloatArray) -> float:
+def _bb_nll(
+    log_ab: FloatArray, n: FloatArray, c: FloatArray, w: FloatArray
+) -> tuple[float, FloatArray]:
+    """Negative log-likelihood in (log alpha, log beta) and its gradient: with the gradient
+    L-BFGS-B needs a third of the evaluations finite differences take."""
     al, be = np.exp(log_ab)
     ll = special.betaln(c + al, n - c + be) - special.betaln(al, be)
-    return float(-(w * ll).sum())
+    g1, g2 = _bb_gradient(n[None, :], c[None, :], w[None, :], log_ab[:1], log_ab[1:])
+    return float(-(w * ll).sum()), -np.array([g1[0], g2[0]])
 
 
-def fit_beta_binomial(
-    n: IntArray, c: IntArray, k: IntArray, observed: FloatArray, boot_weights: FloatArray
-) -> BetaBinomial:
-    """Maximum likelihood of (alpha, beta) from every problem's (n, correct), as Schaeffer et
-    al. do; bootstrap refits reweight the distinct (n, c) pairs and take Newton steps."""
+def fit_beta_prior(n: IntArray, c: IntArray) -> tuple[float, float]:
+    """Maximum-likelihood (alpha, beta) of the population of per-problem success rates, from
+    each problem's samples n and passes c. The binomial likelihood of p does not depend on
+    why sampling stopped, so counts drawn by an adaptive policy fit as well as fixed ones."""
+    al, be, _, _ = _bb_mle(n, c)
+    return al, be
+
+
+def _bb_mle(n: IntArray, c: IntArray) -> tuple[float, float, IntArray, IntArray]:
+    """(alpha, beta), the distinct (n, c) pairs and each problem's pair."""
     n = np.asarray(n, dtype=np.int64)
     c = np.asarray(c, dtype=np.int64)
     if c.sum() == 0:
@@ -185,9 +195,19 @@ def fit_beta_binomial(
     spread = mean * (1 - mean) / var - 1 if var > 0 else 10.0
     spread = min(max(spread, 0.05), 1e4)
     start = np.log([max(mean * spread, 1e-3), max((1 - mean) * spread, 1e-3)])
-    res = optimize.minimize(_bb_nll, start, args=(nu, cu, w), method="L-BFGS-B",
+    res = optimize.minimize(_bb_nll, start, args=(nu, cu, w), method="L-BFGS-B", jac=True,
                             bounds=[(-BOUND, BOUND), (-BOUND, BOUND)])
     al, be = (float(v) for v in np.exp(res.x))
+    return al, be, pairs, inverse
+
+
+def fit_beta_binomial(
+    n: IntArray, c: IntArray, k: IntArray, observed: FloatArray, boot_weights: FloatArray
+) -> BetaBinomial:
+    """Maximum likelihood of (alpha, beta) from every problem's (n, correct), as Schaeffer et
+    al. do; bootstrap refits reweight the distinct (n, c) pairs and take Newton steps."""
+    al, be, pairs, inverse = _bb_mle(n, c)
+    nu, cu = pairs[:, 0].astype(np.float64), pairs[:, 1].astype(np.float64)
     model = BetaBinomial(al, be, 0.0, np.empty((0, 2)))
     rmse = float(np.sqrt(np.mean((model.predict(k.astype(np.float64)) - observed) ** 2)))
     reps = np.empty((0, 2))

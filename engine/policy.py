@@ -1,9 +1,11 @@
 """Budget policies: how a run spreads its N·P samples over P problems (fixed, until-solved,
-until-consistent)."""
+until-consistent, promising)."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import json
 import math
 import threading
 from collections import Counter
@@ -12,16 +14,20 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from troop.engine.errors import TroopError
 from troop.engine.events import SampleRecord
 from troop.engine.session import Session
 from troop.verifiers.answers import final_answer, normalize
-from troop.verifiers.base import Status, Verdict
+from troop.verifiers.base import Status, Verdict, partial_credit
 
 if TYPE_CHECKING:
     from troop.engine.verify import Verification
 
-POLICIES = ("fixed", "until-solved", "until-consistent")
+POLICIES = ("fixed", "until-solved", "until-consistent", "promising")
+#: Policies that stop a problem at its first verified pass, so they need a verifier.
+STOP_AT_PASS = ("until-solved", "promising")
 #: Formats whose samples end in one final answer that can be voted on.
 ANSWER_FORMATS = ("arithmetic", "gsm8k", "math")
 
@@ -30,12 +36,14 @@ ANSWER_FORMATS = ("arithmetic", "gsm8k", "math")
 class PolicySpec:
     """A budget policy and its parameters, as asked for and as stored in the session."""
 
-    name: str = "fixed"  # fixed, until-solved or until-consistent
+    name: str = "fixed"  # fixed, until-solved, until-consistent or promising
     cap: float = 4.0  # adaptive policies: a problem draws at most cap × N samples (N = --samples)
     chunk: int | None = None  # adaptive policies: samples handed to one problem before the
     # scheduler looks again, all served by one prompt evaluation; None: max(4, ceil(N / 8))
     threshold: float = 0.95  # until-consistent: P(leader is the true majority) that settles it
     min_votes: int = 3  # until-consistent: answers a problem needs before it may settle
+    credit: float = 0.5  # promising: successes a failing sample counts as per unit of its
+    # partial credit (share of tests passed; for answers, disagreement), in [0, 1]
 
     @property
     def adaptive(self) -> bool:
@@ -55,6 +63,8 @@ class PolicySpec:
             raise TroopError(f"--consistency-threshold must be in (0.5, 1), got {self.threshold}")
         if self.min_votes < 1:
             raise TroopError(f"--consistency-min must be a positive integer, got {self.min_votes}")
+        if not 0 <= self.credit <= 1:
+            raise TroopError(f"--policy-credit must be in [0, 1], got {self.credit}")
 
     def describe(self) -> dict[str, Any]:
         """The policy as the session stores it: its name and the parameters it uses."""
@@ -63,6 +73,8 @@ class PolicySpec:
         out: dict[str, Any] = {"name": self.name, "cap": self.cap, "chunk": self.chunk}
         if self.name == "until-consistent":
             out |= {"threshold": self.threshold, "min_votes": self.min_votes}
+        if self.name == "promising":
+            out |= {"credit": self.credit}
         return out
 
 
@@ -129,7 +141,7 @@ class Allocation:
 
     def chunk(self, budget: int) -> int:
         """Samples a problem gets per turn at N = budget. Each turn costs one evaluation of
-        the problem's prompt (see bench/policy.py), and a solved problem overshoots by up to a
+        the problem's prompt (see bench/chunks.py), and a solved problem overshoots by up to a
         chunk; growing with N bounds both: about 8 evaluations per N samples, N / 8 extra."""
         if self.spec.chunk is not None:
             return self.spec.chunk
@@ -163,16 +175,24 @@ class Allocation:
                 self._current = None
                 if current not in self._stopped:
                     heapq.heappush(self._heap, (self._have[current], current))
-            while self._heap:
-                _, k = heapq.heappop(self._heap)
-                if k in self._stopped:
-                    continue
-                if self._have[k] >= cap:
-                    self._parked.append(k)
-                    continue
-                self._current, self._left = k, self.chunk(budget)
-                return self._take(k)
-            return None
+            k = self._next_problem(cap, budget)
+            if k is None:
+                return None
+            self._current, self._left = k, self.chunk(budget)
+            return self._take(k)
+
+    def _next_problem(self, cap: int, budget: int) -> int | None:
+        """The open problem below its cap that gets the next chunk (called under the lock):
+        here the one with the fewest samples."""
+        while self._heap:
+            _, k = heapq.heappop(self._heap)
+            if k in self._stopped:
+                continue
+            if self._have[k] >= cap:
+                self._parked.append(k)
+                continue
+            return k
+        return None
 
     def _take(self, k: int) -> int:
         self._have[k] += 1
@@ -204,12 +224,19 @@ class Allocation:
     def solved(self, problem_id: str) -> None:
         """A sample of this problem passed its verifier (called from verification threads)."""
 
+    def judged(self, problem_id: str, status: str, extra: Mapping[str, Any]) -> None:
+        """A sample of this problem has a verdict (its status and the verifier's `extra`);
+        a pass goes on to solved()."""
+        if status == Status.PASS:
+            self.solved(problem_id)
+
     def on_verdict(self, problem_id: str) -> Callable[[Future[Verdict]], None]:
-        """A done-callback for a verification future that reports a pass to solved()."""
+        """A done-callback for a verification future that reports the verdict to judged()."""
         def done(future: Future[Verdict]) -> None:
-            # A verifier's bug resurfaces in Verification.wait(); here it just is no pass.
-            if future.exception() is None and future.result().status is Status.PASS:
-                self.solved(problem_id)
+            # A verifier's bug resurfaces in Verification.wait(); here it just is no verdict.
+            if future.exception() is None:
+                verdict = future.result()
+                self.judged(problem_id, str(verdict.status), verdict.extra)
         return done
 
 
@@ -252,6 +279,118 @@ class UntilConsistent(Allocation):
             return Counter(self._votes[problem_id])
 
 
+class Promising(UntilSolved):
+    """Stops a problem at its first pass, and gives each next chunk to the open problem most
+    likely to be solved by one more sample.
+
+    A problem's success rate p is taken from the population prior Beta(alpha, beta), fitted
+    by maximum likelihood to every problem's verdicts so far (the beta-binomial law of the
+    fits; refitted as verdicts arrive), and updated with the problem's own f samples, all
+    failures while it is open (samples still being judged count as failures: most will be).
+    A failing sample's partial credit q in [0, 1] (share of its tests it passed; for answer
+    sets, how much the answers disagree) counts as `credit` x q of a success, so
+    P(next sample solves) = (alpha + credit * Q) / (alpha + beta + f), Q the sum of q. Every
+    problem first gets one chunk, in work-list order, so none is judged on no samples.
+    """
+
+    #: Prior used before any problem is solved (the fit is refused): uniform on p.
+    FLAT_PRIOR = (1.0, 1.0)
+
+    def __init__(
+        self, spec: PolicySpec, problem_ids: Sequence[str], stored: Mapping[str, int],
+        formats: Mapping[str, str],
+    ) -> None:
+        super().__init__(spec, problem_ids, stored)
+        size = len(self._ids)
+        self._judged = np.zeros(size, dtype=np.int64)  # verdicts received, per problem
+        self._passes = np.zeros(size, dtype=np.int64)  # passes among them
+        self._tests_credit = np.zeros(size)  # sum of failing verdicts' share of tests passed
+        self._answers = [Counter[str]() for _ in self._ids]  # answer-set problems' answers
+        self._answer_style = [formats.get(pid) in ANSWER_FORMATS for pid in self._ids]
+        self._formats = dict(formats)
+        self._prior = self.FLAT_PRIOR
+        self._fitted_on = 0  # verdicts the prior was last fitted on
+
+    def judged(self, problem_id: str, status: str, extra: Mapping[str, Any]) -> None:
+        k = self._position.get(problem_id)
+        if k is not None:
+            with self._lock:
+                self._judged[k] += 1
+                if status == Status.PASS:
+                    self._passes[k] += 1
+                else:
+                    self._tests_credit[k] += partial_credit(extra) or 0.0
+        super().judged(problem_id, status, extra)
+
+    def observe(self, record: SampleRecord) -> None:
+        k = self._position.get(record.problem_id)
+        if k is None or not self._answer_style[k]:
+            return
+        answer = final_answer(record.text, self._formats[record.problem_id])
+        with self._lock:
+            # A sample with no final answer agrees with nothing and disagrees with nothing.
+            if answer is not None and (key := normalize(answer)):
+                self._answers[k][key] += 1
+
+    @property
+    def prior(self) -> tuple[float, float]:
+        """The population prior (alpha, beta) the last choice used."""
+        with self._lock:
+            return self._prior
+
+    def credit(self, problem_id: str) -> float:
+        """Q: the summed partial credit of the problem's failing samples so far."""
+        with self._lock:
+            return self._credit(self._position[problem_id])
+
+    def _credit(self, k: int) -> float:
+        votes = self._answers[k]
+        total = votes.total()
+        if not total:
+            return float(self._tests_credit[k])
+        # Every answer of an open problem is wrong. Agreement on one wrong answer means the
+        # model is stuck; answers spread over many values leave room for the right one. Each
+        # answer's q is the share of the others that disagree with it: the sum is
+        # total * (1 - sum of squared shares), Gini-Simpson diversity.
+        shares = np.array(list(votes.values()), dtype=np.float64) / total
+        return float(self._tests_credit[k] + total * (1.0 - float((shares**2).sum())))
+
+    def chance(self, problem_id: str) -> float:
+        """Estimated probability that the problem's next sample passes."""
+        with self._lock:
+            self._refit()
+            return self._chance(self._position[problem_id])
+
+    def _chance(self, k: int) -> float:
+        alpha, beta = self._prior
+        return (alpha + self.spec.credit * self._credit(k)) / (alpha + beta + self._have[k])
+
+    def _refit(self) -> None:
+        seen = int(self._judged.sum())
+        if seen == self._fitted_on:
+            return
+        self._fitted_on = seen
+        judged = self._judged > 0
+        # No pass yet, or nothing but passes: the prior there is stays.
+        from troop.engine import fits  # SciPy only where a prior is fitted
+
+        with contextlib.suppress(fits.FitRefused):
+            self._prior = fits.fit_beta_prior(self._judged[judged], self._passes[judged])
+
+    def _next_problem(self, cap: int, budget: int) -> int | None:
+        open_ = [k for k in range(len(self._ids))
+                 if k not in self._stopped and self._have[k] < cap]
+        if not open_:
+            return None
+        first = self.chunk(budget)
+        unexplored = [k for k in open_ if self._have[k] < first]
+        if unexplored:
+            return min(unexplored, key=lambda k: (self._have[k], k))
+        self._refit()
+        # Highest chance first; ties to the problem with fewer samples, then the earlier one.
+        return max(open_, key=lambda k: (self._chance(k), -self._have[k], -k))
+
+
 def make_allocation(
     spec: PolicySpec, problem_ids: Sequence[str], done: Iterable[tuple[str, int]],
     formats: Mapping[str, str],
@@ -263,6 +402,8 @@ def make_allocation(
     if spec.name == "until-consistent":
         check_formats(spec, formats.values())
         return UntilConsistent(spec, problem_ids, stored, formats)
+    if spec.name == "promising":
+        return Promising(spec, problem_ids, stored, formats)
     return None
 
 
@@ -278,18 +419,17 @@ def begin(
     """
     spec.check()
     formats = {pid: str(problem_data[pid]["format"]) for pid in problem_ids}
-    if spec.name == "until-solved" and verification is None:
-        raise TroopError("--policy until-solved needs a verifier to know when a problem is "
+    if spec.name in STOP_AT_PASS and verification is None:
+        raise TroopError(f"--policy {spec.name} needs a verifier to know when a problem is "
                          "solved", hint="drop --verifier none, or use --policy fixed")
     allocation = make_allocation(spec, problem_ids, session.done(), formats)
     if isinstance(allocation, UntilSolved) and verification is not None:
         verification.wait()  # samples an earlier run left unjudged: their passes count now
         verifier = verification.verifier
-        passes = session.current_verdicts(verifier.name, verifier.version)
-        for (pid, _), row in passes.items():
-            if row["status"] == Status.PASS:
-                allocation.stop(pid)
-    elif isinstance(allocation, UntilConsistent):
+        verdicts = session.current_verdicts(verifier.name, verifier.version)
+        for (pid, _), row in verdicts.items():
+            allocation.judged(pid, row["status"], json.loads(row["extra"] or "{}"))
+    if isinstance(allocation, UntilConsistent | Promising):
         for record in session.samples():
             if record.problem_id in formats:
                 allocation.observe(record)

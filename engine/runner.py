@@ -331,7 +331,7 @@ class SessionRunner:
 
 def run_settings_error(settings: RunSettings, verify: VerifyOptions) -> str | None:
     """A combination of run and verify options that cannot work, as one line; None if fine."""
-    if settings.policy.name == "until-solved" and not verify.verifying:
-        return ("--policy until-solved needs a verifier to know when a problem is solved; "
-                "drop --verifier none")
+    if settings.policy.name in ("until-solved", "promising") and not verify.verifying:
+        return (f"--policy {settings.policy.name} needs a verifier to know when a problem is "
+                "solved; drop --verifier none")
     return None

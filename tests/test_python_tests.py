@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 from tests.test_sandbox import TIERS, _leftovers
+from troop.engine.events import Recorder, SampleRecord
 from troop.engine.problems import load_problem_set
-from troop.verifiers.base import Check, Status, Verdict, Verifier
+from troop.engine.session import Session, StoredProblem
+from troop.engine.verify import verify_session
+from troop.verifiers.base import Check, Status, Verdict, Verifier, partial_credit
 from troop.verifiers.python_tests import PythonTests, decode_plain, encode_plain
 from troop.verifiers.sandbox import Limits, Sandbox
 
@@ -240,3 +243,70 @@ def test_numpy_scalars_count_as_the_numbers_they_hold(box: Sandbox) -> None:
             "    return bool(len(a) > 1) and np.any(np.diff(a) < threshold)\n")
     verdict = he(0, code, PythonTests(Limits(wall_s=10.0)), box=box)
     assert verdict.status is Status.PASS, verdict
+
+
+# -- partial credit ----------------------------------------------------------------------------
+
+
+def test_partial_credit_counts_every_assert_and_keeps_the_first_failure(box: Sandbox) -> None:
+    wrong = he(0, WRONG, box=box)  # always False: HumanEval/0 expects False 3 times out of 7
+    assert wrong.status is Status.FAIL
+    assert wrong.detail.startswith("AssertionError at test line 10: assert candidate([1.0, 2.0, "
+                                   "3.9, 4.0, 5.0, 2.2], 0.3) == True")
+    assert (wrong.extra["tests_passed"], wrong.extra["tests_run"]) == (3, 7)
+    assert partial_credit(wrong.extra) == pytest.approx(3 / 7)
+    right = he(0, RIGHT, box=box)
+    assert right.status is Status.PASS
+    assert (right.extra["tests_passed"], right.extra["tests_run"]) == (7, 7)
+    raises = he(0, "def has_close_elements(numbers, threshold):\n    raise KeyError(1)\n",
+                box=box)
+    assert raises.status is Status.FAIL and raises.detail == "KeyError: '1'"
+    assert (raises.extra["tests_passed"], raises.extra["tests_run"]) == (0, 7)
+
+
+def test_counting_after_a_failure_never_turns_the_fail_into_a_timeout(box: Sandbox) -> None:
+    # Wrong on the first assert, then loops forever: the count stops, the verdict stays fail.
+    code = ("def has_close_elements(numbers, threshold):\n"
+            "    if threshold == 0.3:\n        return False\n"
+            "    while True:\n        pass\n")
+    t0 = time.monotonic()
+    verdict = he(0, code, PythonTests(Limits(wall_s=8.0, cpu_s=8.0)), box=box)
+    assert verdict.status is Status.FAIL, verdict
+    assert verdict.detail.startswith("AssertionError at test line 10")
+    assert (verdict.extra["tests_passed"], verdict.extra["tests_run"]) == (0, 1)
+    assert time.monotonic() - t0 < 6.0  # 2 s of counting, far from the 8 s limit
+
+
+def test_mbpp_partial_credit(box: Sandbox, tmp_path: Path) -> None:
+    problem = _mbpp(tmp_path)
+    code = "def add(a, b):\n    return 5 if a == -1 else a + b\n"  # wrong on the 2nd of 3
+    verdict = FAST.verify(Check(fenced(code), problem), box)
+    assert verdict.status is Status.FAIL
+    assert verdict.detail == "AssertionError: assert add(-1, 1) == 0"
+    assert (verdict.extra["tests_passed"], verdict.extra["tests_run"]) == (2, 3)
+
+
+def test_partial_credit_is_stored_and_rejudging_recomputes_it(box: Sandbox,
+                                                              tmp_path: Path) -> None:
+    path = tmp_path / "s.troop"
+    problem = BY_ID["HumanEval/0"]
+    with Session.create(path, {"config": {}, "budget": 2}) as s:
+        s.add_problems([StoredProblem(problem["id"], 0, "humaneval", "p", 5, (), problem)])
+        run = s.begin_run({})
+        for i, code in enumerate((WRONG, RIGHT)):
+            s.add_sample(SampleRecord(problem["id"], i, i, 0.8, 40, 0.95, 0.0, 64, fenced(code),
+                                      (1,), 5, "eos", None, 0.1, -1.0, run))
+        verify_session(s, FAST, box, Recorder())
+
+        def credit() -> dict[int, tuple[int, int]]:
+            rows = s.current_verdicts(FAST.name, FAST.version)
+            return {i: (json.loads(r["extra"])["tests_passed"],
+                        json.loads(r["extra"])["tests_run"]) for (_, i), r in rows.items()}
+
+        assert credit() == {0: (3, 7), 1: (7, 7)}
+        # A stale count (say, from tests since changed) is replaced when the sample is re-judged.
+        with s.conn:
+            s.conn.execute("UPDATE verdicts SET extra = ?",
+                           (json.dumps({"tests_passed": 0, "tests_run": 1}),))
+        verify_session(s, FAST, box, Recorder(), force=True)
+        assert credit() == {0: (3, 7), 1: (7, 7)}

@@ -228,6 +228,32 @@ def test_selection_and_coverage_only_sections_render() -> None:
     assert "Coverage-only session" in " ".join(seen.text) and len(seen.images) == 1
 
 
+def test_backtest_renders_as_a_table_a_plot_and_a_refusal() -> None:
+    analysis = fake_analysis()
+    analysis["backtest"] = {
+        "n": 64, "observed": 0.5, "low": 0.4, "high": 0.6, "confidence": 0.95,
+        "forecasts": [
+            {"law": "power_law", "m": 8, "fraction": 8, "coverage": 0.46, "error": 0.04,
+             "inside": True, "refused": None},
+            {"law": "beta_binomial", "m": 8, "fraction": 8, "coverage": 0.51, "error": 0.01,
+             "inside": True, "refused": None},
+            {"law": "power_law", "m": 16, "fraction": 4, "coverage": None, "error": None,
+             "inside": None, "refused": "no problem solved yet"},
+        ],
+        "summary": "power law from 1/8 of the budget missed by 0.04; beta-binomial by 0.01",
+    }
+    before = len(parse_html(html.render(session_document(fake_analysis(), {}), "t")).images)
+    seen = parse_html(html.render(session_document(analysis, {}), "t"))
+    text = " ".join(seen.text)
+    assert "Backtest of the forecasts" in text and len(seen.images) == before + 1
+    assert "power law from 1/8 of the budget missed by 0.04; beta-binomial by 0.01" in text
+    assert re.search(r"1/8 \(8\)\s+beta-binomial\s+0\.510\s+0\.010\s+yes", text), text
+    assert "not fitted: no problem solved yet" in text
+    analysis["backtest"] = {"refused": "needs at least 16 verified samples per problem"}
+    text = " ".join(parse_html(html.render(session_document(analysis, {}), "t")).text)
+    assert "Not available: needs at least 16 verified samples per problem." in text
+
+
 # --- atomic writes -------------------------------------------------------------------------------
 
 

@@ -391,3 +391,13 @@ def test_browses_the_failures_of_a_real_run(real_session: Path, tmp_path: Path) 
                 (first[0], first[1], "wrong reference", "checked")]
 
     run(scenario())
+
+
+def test_the_verdict_panel_shows_partial_credit() -> None:
+    row = {"status": "fail", "detail": "AssertionError at test line 10", "duration_s": 0.05,
+           "tier": "rlimits", "output": "", "truncated": 0,
+           "extra": '{"outcome": "returned", "tests_passed": 3, "tests_run": 7}'}
+    shown = SampleBrowser._verdict_text(row).plain
+    assert "3 of 7 tests passed · 0.05 s · sandbox rlimits" in shown
+    older = SampleBrowser._verdict_text({**row, "extra": '{"outcome": "returned"}'}).plain
+    assert "tests passed" not in older and "0.05 s · sandbox rlimits" in older

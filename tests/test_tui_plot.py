@@ -235,6 +235,20 @@ async def _test_plots_a_real_analysis(tmp_path: Path) -> None:
             await pilot.press("x")
 
 
+def test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_path: Path) -> None:
+    asyncio.run(_test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_path))
+
+
+async def _test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_path: Path) -> None:
+    _synthetic_session(tmp_path / "s.troop")
+    analysis = analyse_path(tmp_path / "s.troop")
+    summary = analysis["backtest"]["summary"]  # 24 samples: fitted on the first 6 (1/4)
+    assert summary.startswith("power law from 1/4 of the budget")
+    app = PlotHost(analysis)
+    async with app.run_test(size=SIZE):
+        assert f"backtest: {summary}" in caption(app)
+
+
 def test_coverage_only_session_shows_solved_against_samples_spent(tmp_path: Path) -> None:
     _synthetic_session(tmp_path / "s.troop", coverage_only=True)
     analysis = analyse_path(tmp_path / "s.troop")

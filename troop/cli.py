@@ -195,13 +195,19 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
                    help="budget policy for the N x problems samples: fixed (default) draws N "
                    "per problem; until-solved stops a problem at its first verified pass, "
                    "until-consistent when its majority answer is settled, and both spend the "
-                   "rest on open problems (the session becomes coverage-only)")
+                   "rest on open problems; promising stops at the first pass too and gives "
+                   "each next chunk to the open problem likeliest to be solved by one more "
+                   "sample (the session becomes coverage-only)")
     p.add_argument("--policy-cap", type=_float, metavar="X",
                    help=f"adaptive policies: a problem draws at most X times --samples "
                    f"(default {d.cap:g})")
     p.add_argument("--policy-chunk", type=_positive_int, metavar="N",
                    help="adaptive policies: samples a problem gets per turn, served by one "
                    "prompt evaluation (default: max(4, ceil(N/8)) for --samples N)")
+    p.add_argument("--policy-credit", type=_float, metavar="X",
+                   help=f"promising: successes a failing sample counts as per unit of its "
+                   f"partial credit (share of tests passed; for answers, disagreement), in "
+                   f"[0, 1] (default {d.credit:g})")
     p.add_argument("--consistency-threshold", type=_float, metavar="P",
                    help=f"until-consistent: stop when P(majority answer is the true majority) "
                    f">= P under the Beta rule (default {d.threshold:g})")

@@ -126,11 +126,15 @@ def _policy(args: argparse.Namespace) -> Any:
     from troop.engine.policy import PolicySpec
 
     given = {"cap": args.policy_cap, "chunk": args.policy_chunk,
-             "threshold": args.consistency_threshold, "min_votes": args.consistency_min}
+             "threshold": args.consistency_threshold, "min_votes": args.consistency_min,
+             "credit": args.policy_credit}
     flags = {"cap": "--policy-cap", "chunk": "--policy-chunk",
-             "threshold": "--consistency-threshold", "min_votes": "--consistency-min"}
-    adaptive, consistent = ("until-solved", "until-consistent"), ("until-consistent",)
-    needs = {"cap": adaptive, "chunk": adaptive, "threshold": consistent, "min_votes": consistent}
+             "threshold": "--consistency-threshold", "min_votes": "--consistency-min",
+             "credit": "--policy-credit"}
+    adaptive = ("until-solved", "until-consistent", "promising")
+    consistent = ("until-consistent",)
+    needs = {"cap": adaptive, "chunk": adaptive, "threshold": consistent, "min_votes": consistent,
+             "credit": ("promising",)}
     for key, value in given.items():
         if value is not None and args.policy not in needs[key]:
             raise TroopError(f"{flags[key]} goes with --policy {' or '.join(needs[key])}")

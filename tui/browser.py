@@ -25,6 +25,7 @@ from textual.widgets import Footer, Select, Static
 from troop.engine.errors import TroopError
 from troop.engine.session import Session, StoredProblem
 from troop.tui.browser_dialogs import CopyDialog, MarkDialog
+from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code
 
 ALL = "all"  # filter value: no filtering on this field
@@ -430,6 +431,8 @@ class SampleBrowser(Screen[None]):
         if verdict is None:
             return Text("not verified (yet) by the session's verifier")
         head = f"{verdict['status']} · {verdict['detail']}\n"
+        credit = credit_label(json.loads(verdict["extra"] or "{}"))
+        head += f"{credit} · " if credit else ""
         head += f"{verdict['duration_s']:.2f} s · sandbox {verdict['tier'] or '-'}\n\n"
         body = verdict["output"] + ("\n… (output cut at the cap)" if verdict["truncated"] else "")
         return Text(inert(head + body))

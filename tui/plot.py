@@ -281,6 +281,9 @@ class CoveragePlot(Widget, can_focus=True):
                     f" dashed beyond k={coverage.get('n_min')}"
                 )
         lines = [" · ".join(parts)]
+        summary = (self._analysis.get("backtest") or {}).get("summary")
+        if summary:
+            lines.append(f"backtest: {summary}")
         for c in self._curves:
             lines += [f"{c.label}: {note}" if self._overlay else note for note in c.notes]
         return Text("\n".join(lines))

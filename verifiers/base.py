@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -64,3 +65,20 @@ class Verifier(Protocol):
         """Judge one sample, running anything untrusted through `sandbox`. Must not raise for
         a bad sample: every outcome is a Verdict."""
         ...
+
+
+def partial_credit(extra: Mapping[str, Any]) -> float | None:
+    """A verdict's share of its problem's tests that the sample passed (tests passed / tests
+    run, in [0, 1]), from the `extra` of test-based verifiers; None where none were counted
+    (other verifiers, verdicts stored before tests were counted, nothing ran)."""
+    passed, run = extra.get("tests_passed"), extra.get("tests_run")
+    if not isinstance(passed, int) or not isinstance(run, int) or run <= 0:
+        return None
+    return min(1.0, max(0.0, passed / run))
+
+
+def credit_label(extra: Mapping[str, Any]) -> str | None:
+    """The partial credit as people read it, "3 of 7 tests passed"; None where none."""
+    if partial_credit(extra) is None:
+        return None
+    return f"{extra['tests_passed']} of {extra['tests_run']} tests passed"

@@ -6,9 +6,13 @@
 # arguments, the child sends back its return value as plain data or the exception it raised.
 # The checker rebuilds values from plain JSON only, so a sample cannot hand it an object whose
 # __eq__ lies, and nothing the sample prints, exits with or kills decides a pass.
+# Each assert is counted (tests passed / tests run: the verdict's partial credit). A sample
+# fails at its first failing assert, as before; the asserts after it still run to be counted,
+# but only for a short while, so counting never turns a fail into a timeout.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import importlib
 import json
@@ -20,6 +24,7 @@ import sys
 import time
 import traceback
 import types
+from collections.abc import Callable
 from typing import Any
 
 from troop.verifiers.base import Check, Status, Verdict
@@ -39,6 +44,7 @@ _MAX_REPLY = 64 << 20  # largest answer the checker reads from the sample, bytes
 _MAX_DEPTH = 100  # deepest nesting of containers in a value passed either way
 _DETAIL_CHARS = 200  # longest `detail` line, characters
 _FLOAT_INT_LIMIT = 1 << 53  # ints beyond this travel as hex strings (JSON readers round them)
+_COUNT_AFTER_FAIL_S = 2.0  # how long the tests after a sample's first failure may run, seconds
 # Modules the tests import, loaded with this module in the worker: each check then finds them
 # in memory instead of importing from a disk the sample may have written to (rlimits tier).
 _TEST_MODULES = ("math", "random", "copy", "re", "string", "collections", "itertools",
@@ -77,13 +83,17 @@ class PythonTests:
             "test": problem.get("test") or "",
             "test_list": test_list,
             "cpu_s": self.limits.cpu_s,
+            "wall_s": self.limits.wall_s,
         }
         result = sandbox.run(Job(ENTRY, payload, self.limits))
         return self._from_result(result, start)
 
     def _from_result(self, result: JobResult, start: float) -> Verdict:
-        extra = {"outcome": result.outcome}
+        extra: dict[str, Any] = {"outcome": result.outcome}
         if result.outcome == "returned" and isinstance(result.value, dict):
+            for key in ("tests_passed", "tests_run"):
+                if type(result.value.get(key)) is int:
+                    extra[key] = result.value[key]
             try:
                 status = Status(result.value.get("status"))
                 detail = str(result.value.get("detail", ""))
@@ -286,19 +296,92 @@ class _SampleResource(BaseException):
     """A call ran out of memory or another resource inside the sample."""
 
 
+class _Overtime(BaseException):
+    """The time for counting the tests after a failure ran out."""
+
+
+class _Tally:
+    """Tests passed and run in one check, and the first failure's detail; after the first
+    failure, the time left for counting the rest."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+        self.start = time.monotonic()
+        self.passed = 0  # asserts that held
+        self.run = 0  # asserts tried
+        self.first: str | None = None  # detail of the first failure; None: none yet
+        self.deadline: float | None = None  # monotonic time counting stops, after a failure
+
+    def ok(self) -> None:
+        self.passed += 1
+        self.run += 1
+
+    def failed(self, exc: BaseException, detail: str | None = None) -> None:
+        self.run += 1
+        if self.first is None:
+            self.first = detail or _failure_detail(exc, self.payload)
+            # Half the job's wall time at most: the sandbox must never see the job run long.
+            wall = float(self.payload.get("wall_s", Limits.wall_s))
+            self.deadline = min(time.monotonic() + _COUNT_AFTER_FAIL_S, self.start + wall / 2)
+
+    def counts(self) -> dict[str, int]:
+        return {"tests_passed": self.passed, "tests_run": self.run}
+
+
+def _failure_detail(exc: BaseException, payload: dict[str, Any]) -> str:
+    if isinstance(exc, AssertionError):
+        return _assertion_detail(exc, payload["test"])
+    if isinstance(exc, RecursionError):
+        return f"RecursionError: {exc}"
+    return _exception_detail(exc)
+
+
+class _Counted(ast.NodeTransformer):
+    """Wraps every assert of the test code so that its outcome is tallied and a failure does
+    not stop the tests: `try: assert ... except Exception as e: __troop_failed__(e) else:
+    __troop_passed__()`. Exceptions that end the check (the sample died, ran out of time or
+    memory) are BaseExceptions and still propagate."""
+
+    def visit_Assert(self, node: ast.Assert) -> ast.Try:
+        def call(name: str, *args: ast.expr) -> ast.Expr:
+            return ast.Expr(ast.Call(ast.Name(name, ast.Load()), list(args), []))
+
+        wrapped = ast.Try(
+            body=[node],
+            handlers=[ast.ExceptHandler(
+                ast.Name("Exception", ast.Load()), "__troop_exc__",
+                [call("__troop_failed__", ast.Name("__troop_exc__", ast.Load()))])],
+            orelse=[call("__troop_passed__")], finalbody=[])
+        return ast.fix_missing_locations(ast.copy_location(wrapped, node))
+
+
+def _counted_code(source: str) -> types.CodeType:
+    tree = _Counted().visit(ast.parse(source, "<test>"))
+    return compile(tree, "<test>", "exec")
+
+
 class _Candidate:
     """Stands in for one of the sample's functions in the trusted test code."""
 
-    def __init__(self, channel: socket.socket, name: str) -> None:
+    def __init__(self, channel: socket.socket, name: str, tally: _Tally | None = None) -> None:
         self._channel = channel
+        self._tally = tally
         self.__name__ = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = {"call": self.__name__, "args": encode_plain(list(args)),
                    "kwargs": encode_plain(kwargs)}
+        deadline = self._tally.deadline if self._tally is not None else None
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Overtime
+            self._channel.settimeout(left)
         try:
             _send(self._channel, request)
             answer = _recv(self._channel)
+        except TimeoutError:
+            raise _Overtime from None
         except OSError:
             answer = None
         if answer is None:
@@ -336,11 +419,18 @@ class _SampleRaised(Exception):
         return f"{self.name}: {self.args[0]}" if self.args[0] else self.name
 
 
-def check_sample(payload: dict[str, Any]) -> dict[str, str]:
-    """The sandbox entry: test the sample's code; {"status": a Status value, "detail": why}."""
+def check_sample(payload: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox entry: test the sample's code; {"status": a Status value, "detail": why,
+    "tests_passed": asserts that held, "tests_run": asserts tried}."""
+    tally = _Tally(payload)
+    result = _check(payload, tally)
+    return {**result, **tally.counts()}
+
+
+def _check(payload: dict[str, Any], tally: _Tally) -> dict[str, str]:
     child = spawn_untrusted(lambda channel: _serve(payload["code"], channel))
     try:
-        return _run_tests(payload, child.channel)
+        return _run_tests(payload, child.channel, tally)
     except _SampleGone:
         child.channel.close()
         waited = child.wait(timeout=1.0)
@@ -353,17 +443,24 @@ def check_sample(payload: dict[str, Any]) -> dict[str, str]:
         return {"status": "fail", "detail": f"the sample exited during the tests: {exc}"}
     except _SampleBroke as exc:
         return {"status": "fail", "detail": str(exc)}
-    except AssertionError as exc:
-        return {"status": "fail", "detail": _assertion_detail(exc, payload["test"])}
-    except RecursionError as exc:
-        return {"status": "fail", "detail": f"RecursionError: {exc}"}
     except Exception as exc:
-        return {"status": "fail", "detail": _exception_detail(exc)}
+        tally.run += 1  # a statement outside any assert raised: a failed test all the same
+        return {"status": "fail", "detail": _failure_detail(exc, payload)}
     finally:
         child.kill()
 
 
-def _run_tests(payload: dict[str, Any], channel: socket.socket) -> dict[str, str]:
+def _counting(tally: _Tally, tests: Callable[[], object]) -> None:
+    """Run the tests; once one has failed, whatever ends them early (the sample died, the
+    time for counting ran out, a statement outside an assert raised) only ends the count."""
+    try:
+        tests()
+    except (Exception, _Overtime, _SampleGone, _SampleBroke, _SampleExited, _SampleResource):
+        if tally.first is None:
+            raise
+
+
+def _run_tests(payload: dict[str, Any], channel: socket.socket, tally: _Tally) -> dict[str, str]:
     hello = _recv(channel)
     if hello is None:
         raise _SampleGone
@@ -376,16 +473,17 @@ def _run_tests(payload: dict[str, Any], channel: socket.socket) -> dict[str, str
     entry_point = str(payload.get("entry_point") or "")
     if entry_point and entry_point not in names:
         return {"status": "fail", "detail": f"the sample does not define {entry_point}()"}
-    namespace: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins}
+    namespace: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins,
+                                 "__troop_passed__": tally.ok, "__troop_failed__": tally.failed}
     if payload["format"] == "humaneval":
         if not entry_point:
             return {"status": "infra_error", "detail": "the problem names no entry point"}
         # The prompt's helpers (poly, encode_cyclic...) are trusted: the tests call them.
         exec(compile(payload["prompt"], "<prompt>", "exec"), namespace)
-        exec(compile(payload["test"], "<test>", "exec"), namespace)
-        candidate = _Candidate(channel, entry_point)
+        exec(_counted_code(payload["test"]), namespace)
+        candidate = _Candidate(channel, entry_point, tally)
         namespace[entry_point] = candidate
-        namespace["check"](candidate)
+        _counting(tally, lambda: namespace["check"](candidate))
     else:
         asserts = list(payload["test_list"])
         test = payload["test"]
@@ -395,13 +493,23 @@ def _run_tests(payload: dict[str, Any], channel: socket.socket) -> dict[str, str
             asserts, setup = [test], ""
         exec(compile(setup, "<setup>", "exec"), namespace)
         for name in names:
-            namespace.setdefault(name, _Candidate(channel, name))
-        for line in asserts:
-            try:
-                exec(compile(line, "<test>", "exec"), namespace)
-            except AssertionError as exc:
-                message = f": {exc}" if str(exc) else ""
-                return {"status": "fail", "detail": f"AssertionError: {line.strip()}{message}"}
+            namespace.setdefault(name, _Candidate(channel, name, tally))
+
+        def tests() -> None:
+            for line in asserts:
+                try:
+                    exec(compile(line, "<test>", "exec"), namespace)
+                except AssertionError as exc:
+                    message = f": {exc}" if str(exc) else ""
+                    tally.failed(exc, f"AssertionError: {line.strip()}{message}")
+                except Exception as exc:
+                    tally.failed(exc)
+                else:
+                    tally.ok()
+
+        _counting(tally, tests)
+    if tally.first is not None:
+        return {"status": "fail", "detail": tally.first}
     return {"status": "pass", "detail": ""}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from troop.engine.backtest import LAW_NAMES
 from troop.reports import plots
 from troop.reports.blocks import Code, Document, Heading, Image, Para, Table
 from troop.reports.samples import Example
@@ -210,7 +211,41 @@ def coverage_section(analysis: dict[str, Any]) -> list[Any]:
         blocks.append(Table(("law", "target coverage", "samples per problem", "interval"),
                             tuple(budgets), (False, True, True, True),
                             caption="Forecast budget to reach a coverage"))
+    return [*blocks, *backtest_section(analysis)]
+
+
+def backtest_section(analysis: dict[str, Any]) -> list[Any]:
+    """How far each law's forecast, fitted on part of the budget, missed the coverage seen."""
+    bt = analysis.get("backtest")
+    if bt is None:
+        return []  # an analysis made before backtests existed
+    blocks: list[Any] = [Heading(3, "Backtest of the forecasts")]
+    why = _refused(bt)
+    if why or not isinstance(bt, dict):
+        return [*blocks, Para(f"Not available: {why}.", note=True)]
+    conf = round(100 * bt["confidence"])
+    rows = tuple((f"1/{f['fraction']} ({f['m']})", LAW_NAMES[f["law"]],
+                  frac(f["coverage"]) if f["coverage"] is not None else "–",
+                  frac(f["error"]) if f["error"] is not None else f"not fitted: {f['refused']}",
+                  "" if f["inside"] is None else ("yes" if f["inside"] else "no"))
+                 for f in bt["forecasts"])
+    blocks.append(Para(f"Each law is fitted on the first m samples of every problem alone and "
+                       f"forecasts coverage at n = {bt['n']}, where all the samples show "
+                       f"{frac(bt['observed'])} ({conf}% interval "
+                       f"{interval(bt['low'], bt['high'])}). {bt.get('summary') or ''}"))
+    blocks.append(Table(("fitted on (m)", "law", f"forecast at {bt['n']}", "absolute error",
+                         f"inside the {conf}% interval"), rows,
+                        (False, False, True, True, False),
+                        caption="Forecasts from part of the budget against the observed value"))
+    png = plots.backtest(analysis)
+    if png:
+        blocks.append(Image("backtest", png, "Forecast coverage at the full budget against "
+                            "the samples per problem the laws were fitted on, with the "
+                            "observed coverage and its interval.", "Backtest: each law fitted "
+                            "on the first m samples per problem, forecasting the coverage at "
+                            "the full budget (band: the observed value's interval)."))
     return blocks
+
 
 
 def cost_section(analysis: dict[str, Any]) -> list[Any]:
@@ -334,8 +369,10 @@ def failures_section(examples: dict[str, list[Example]]) -> list[Any]:
     for status, items in examples.items():
         blocks.append(Heading(3, f"{status}"))
         for ex in items:
+            credit = f" ({ex.credit})" if ex.credit else ""
             blocks.append(Para(f"{ex.problem_id}, sample {ex.sample_index} "
-                               f"(temperature {ex.temperature:g}): {ex.detail or status}"))
+                               f"(temperature {ex.temperature:g}): {ex.detail or status}"
+                               f"{credit}"))
             blocks.append(Code(_clip(ex.text), "sample text"))
             if ex.output.strip():
                 more = " (cut by the verifier)" if ex.truncated else ""

@@ -156,6 +156,38 @@ def coverage(analysis: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+def backtest(analysis: dict[str, Any]) -> bytes | None:
+    """Each law's forecast of the coverage at n, fitted on the first m samples per problem,
+    against the coverage all n samples show (with its bootstrap interval)."""
+    bt = analysis.get("backtest")
+    if not _usable(bt) or not bt.get("forecasts"):
+        return None
+    fig = _new((7.0, 3.4))
+    ax = fig.add_subplot()
+    ms = sorted({f["m"] for f in bt["forecasts"]})
+    ax.axhspan(bt["low"], bt["high"], color="C0", alpha=0.18, linewidth=0,
+               label=f"observed at n = {bt['n']}, {round(100 * bt['confidence'])}% interval")
+    ax.axhline(bt["observed"], color="C0", linewidth=2)
+    for i, (law, name) in enumerate((("power_law", "power law"),
+                                     ("beta_binomial", "beta-binomial"))):
+        points = [f for f in bt["forecasts"] if f["law"] == law and f["coverage"] is not None]
+        if points:
+            ax.plot([f["m"] for f in points], [f["coverage"] for f in points],
+                    color=f"C{i + 1}", marker="o", linewidth=1.2,
+                    label=f"{name}, fitted on the first m")
+    ax.set_xscale("log")
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(ms[0] / 1.4, ms[-1] * 1.4)
+    ax.set_xlabel("samples per problem the laws were fitted on, m (log scale)")
+    ax.set_ylabel(f"coverage at n = {bt['n']}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, alpha=0.35)
+    ax.set_title("Backtest: forecasts from part of the budget against the truth")
+    ax.legend(loc="lower right", fontsize="small")
+    return _png(fig)
+
+
 def cost(analysis: dict[str, Any]) -> bytes | None:
     """Coverage against what the samples cost: tokens, FLOPs, dollars and wall time."""
     cov, spent = analysis["coverage"], analysis["cost"]

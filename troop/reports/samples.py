@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from troop.engine.session import Session
+from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code
 
 _CODE_FORMATS = ("humaneval", "mbpp")  # formats whose samples python-tests runs as programs
@@ -25,6 +26,7 @@ class Example:
     output: str  # the verifier's captured output (capped by the verifier)
     truncated: bool  # True when the verifier cut `output` at its cap
     text: str  # the sample's text, as the model wrote it
+    credit: str = ""  # its partial credit, "3 of 7 tests passed"; empty where not counted
 
 
 def _verifier(analysis: dict[str, Any]) -> tuple[str, str] | None:
@@ -75,6 +77,7 @@ def failure_examples(session: Session, analysis: dict[str, Any],
                 problem_id=key[0], sample_index=key[1], temperature=rec.temperature,
                 status=status, detail=str(v["detail"]), output=str(v["output"]),
                 truncated=bool(v["truncated"]), text=rec.text,
+                credit=credit_label(json.loads(v["extra"] or "{}")) or "",
             ))
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import select
 import signal
 import sys
 from collections.abc import Callable
@@ -34,8 +35,11 @@ class TroopApp(App[int]):
     ]
 
     def __init__(self, start: Callable[[], Screen[None]] | None = None, *,
-                 watch_themes: bool = True) -> None:
+                 watch_themes: bool = True, watch_terminal: bool = False) -> None:
         super().__init__()
+        # Leave when the terminal hangs up (its window closed, its ssh dropped), even where no
+        # SIGHUP arrives: a TUI must not keep sampling, or spin, on a terminal that is gone.
+        self.watch_terminal = watch_terminal
         self.start = start  # makes the first screen; None: the setup screen
         self.watch_themes = watch_themes  # reload theme files when they change (watchdog)
         self.chosen_theme = themes.saved_theme() or themes.DEFAULT_THEME  # the person's pick
@@ -51,6 +55,8 @@ class TroopApp(App[int]):
         for sig in (signal.SIGHUP, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
+        if self.watch_terminal:
+            self.set_interval(1.0, self._check_terminal)
         # Everything imported so far (Textual, numpy, llama.cpp bindings...) lives as long as
         # the app: keep it out of the collector's scans, whose pauses would delay key presses.
         gc.freeze()
@@ -62,6 +68,14 @@ class TroopApp(App[int]):
         from troop.tui.setup import SetupScreen
 
         self.push_screen(self.start() if self.start is not None else SetupScreen())
+
+    def _check_terminal(self) -> None:
+        poller = select.poll()
+        poller.register(sys.__stdin__.fileno() if sys.__stdin__ else 0,
+                        select.POLLHUP | select.POLLERR | select.POLLNVAL)
+        if poller.poll(0):
+            self.watch_terminal = False
+            self.call_later(self.action_quit)
 
     def on_unmount(self) -> None:
         if self._watcher is not None:
@@ -136,7 +150,7 @@ def _run(start: Callable[[], Screen[None]] | None) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise TroopError("the TUI needs a terminal",
                          hint="use `troop run --headless` to sample without one")
-    app = TroopApp(start)
+    app = TroopApp(start, watch_terminal=True)
     app.run()
     return app.return_code or 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -398,7 +399,8 @@ class LiveScreen(Steering, Screen[None]):
             from troop.engine.lock import SessionBusy, holder
 
             busy = holder(self.session_path)
-            if busy is not None:  # another process samples it: refused at once, one line
+            if busy is not None and busy.pid != os.getpid():
+                # Another process samples it: refused at once, in one line.
                 self.notify(SessionBusy(self.session_path, busy).message, severity="error")
                 return
         self.start_sampling()

@@ -119,15 +119,7 @@ class Terminal:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            # The whole process group (the TUI and its workers), politely first.
-            for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, sig)
-                try:
-                    self.proc.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+            stop_group(self.proc)  # the TUI and its workers
         os.close(self.master)
 
 
@@ -153,9 +145,34 @@ def run_args(args: argparse.Namespace, session: Path) -> list[str]:
 def headless(args: argparse.Namespace, session: Path, env: dict[str, str], load: str
              ) -> RunResult:
     cmd = [sys.executable, "-m", "troop", *run_args(args, session), "--headless"]
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=args.run_timeout)
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            code = proc.wait(args.run_timeout)
+        except subprocess.TimeoutExpired:
+            print(f"  the headless run did not finish within {args.run_timeout:.0f} s; "
+                  "stopped, its rate is over the time it ran", flush=True)
+            stop_group(proc)
+            code = 0
+        if code != 0:
+            out.seek(0)
+            tail = out.read().decode(errors="replace").strip().splitlines()[-1:]
+            raise SystemExit(f"the headless run failed (exit {code}): {' '.join(tail)}")
     tps, sps, wall, _ = session_rate(session)
     return RunResult("headless", load, tps, sps, wall)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process and everything it started (its session), politely first."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class BusyLoop:

@@ -36,7 +36,12 @@ class TroopApp(App[int]):
 
     def __init__(self, start: Callable[[], Screen[None]] | None = None, *,
                  watch_themes: bool = True, watch_terminal: bool = False) -> None:
-        super().__init__()
+        driver = None
+        if watch_terminal and sys.platform != "win32":
+            from troop.tui.terminal import HangupSafeDriver
+
+            driver = HangupSafeDriver
+        super().__init__(driver_class=driver)
         # Leave when the terminal hangs up (its window closed, its ssh dropped), even where no
         # SIGHUP arrives: a TUI must not keep sampling, or spin, on a terminal that is gone.
         self.watch_terminal = watch_terminal
@@ -74,6 +79,11 @@ class TroopApp(App[int]):
         poller.register(sys.__stdin__.fileno() if sys.__stdin__ else 0,
                         select.POLLHUP | select.POLLERR | select.POLLNVAL)
         if poller.poll(0):
+            self.on_terminal_hangup()
+
+    def on_terminal_hangup(self) -> None:
+        """The terminal is gone (tui/terminal.py, or the poll above): leave as `q` does."""
+        if self.watch_terminal:
             self.watch_terminal = False
             self.call_later(self.action_quit)
 

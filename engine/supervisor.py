@@ -45,7 +45,24 @@ START_TIMEOUT_S = 120.0
 LOG_LINES = 3
 #: Scheduling priority of the worker (nice value). The front end's UI thread and the
 #: verification sandbox must get a core the moment they need one; the worker takes the rest.
+#: TROOP_WORKER_NICE overrides it.
 WORKER_NICE = 5
+#: The worker's OpenMP threads wait for each other passively (futex) rather than spinning.
+#: llama.cpp's CPU backend meets at a barrier after every graph node; spinning there, one
+#: thread that shares its core with any other busy process (a compile, a browser, a `nice 19`
+#: loop) stalls all the others: measured on 2 cores beside a nice 19 busy loop, 2.3-2.9 tok/s
+#: spinning against 48-51 tok/s passive, and the same ~120 tok/s either way on an idle machine
+#: (bench/ui.py, README "Performance"). A user's own OMP_WAIT_POLICY wins.
+OMP_WAIT = "passive"
+
+
+def worker_nice() -> int:
+    """The worker's nice value: TROOP_WORKER_NICE, else WORKER_NICE."""
+    raw = os.environ.get("TROOP_WORKER_NICE", "").strip()
+    try:
+        return int(raw) if raw else WORKER_NICE
+    except ValueError:
+        return WORKER_NICE
 
 
 # mypy sees troop.engine.* imports as Any (the package is mapped from engine/).
@@ -95,12 +112,13 @@ def worker_log_path(session_path: Path) -> Path:
 class WorkerProcess:
     """One running worker: its process, the pipe, a reader thread and pending calls."""
 
-    def __init__(self, log_path: Path, *, nice: int = WORKER_NICE) -> None:
+    def __init__(self, log_path: Path, *, nice: int | None = None) -> None:
+        nice = worker_nice() if nice is None else nice
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = log_path.stat().st_size if log_path.exists() else 0
         ours, theirs = socket.socketpair()
-        env = {**os.environ, "TROOP_LLAMA_LOG": "1"}
+        env = {"OMP_WAIT_POLICY": OMP_WAIT, **os.environ, "TROOP_LLAMA_LOG": "1"}
         with open(log_path, "ab") as log:
             log.write(f"--- worker started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
             log.flush()

@@ -194,3 +194,28 @@ def test_the_command_line_loads_neither_llama_cpp_nor_scipy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_worker_waits_passively_at_a_lower_priority_unless_told_otherwise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenMP's spin-waiting stalls a worker beside any busy process (README, "The TUI"): a
+    real worker starts with OMP_WAIT_POLICY=passive at nice 5; the user's settings win."""
+    from troop.engine.supervisor import WORKER_NICE, WorkerProcess
+
+    def started(**env: str) -> tuple[dict[str, str], int]:
+        for key in ("OMP_WAIT_POLICY", "TROOP_WORKER_NICE"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        worker = WorkerProcess(tmp_path / "w.log")
+        try:
+            raw = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+            environ = dict(x.decode().split("=", 1) for x in raw if b"=" in x)
+            return environ, os.getpriority(os.PRIO_PROCESS, worker.pid) - os.nice(0)
+        finally:
+            worker.close()
+
+    environ, nice = started()
+    assert environ["OMP_WAIT_POLICY"] == "passive" and nice == WORKER_NICE
+    environ, nice = started(OMP_WAIT_POLICY="active", TROOP_WORKER_NICE="2")
+    assert environ["OMP_WAIT_POLICY"] == "active" and nice == 2

@@ -50,9 +50,9 @@ WORKER_NICE = 5
 #: The worker's OpenMP threads wait for each other passively (futex) rather than spinning.
 #: llama.cpp's CPU backend meets at a barrier after every graph node; spinning there, one
 #: thread that shares its core with any other busy process (a compile, a browser, a `nice 19`
-#: loop) stalls all the others: measured on 2 cores beside a nice 19 busy loop, 2.3-2.9 tok/s
-#: spinning against 48-51 tok/s passive, and the same ~120 tok/s either way on an idle machine
-#: (bench/ui.py, README "Performance"). A user's own OMP_WAIT_POLICY wins.
+#: loop) stalls all the others: headless runs on 2 cores beside a nice 19 busy loop measured
+#: 2.3-2.9 tok/s spinning against 48-51 tok/s passive (README, "The TUI"). A user's own
+#: OMP_WAIT_POLICY wins.
 OMP_WAIT = "passive"
 
 
@@ -112,8 +112,8 @@ def worker_log_path(session_path: Path) -> Path:
 class WorkerProcess:
     """One running worker: its process, the pipe, a reader thread and pending calls."""
 
-    def __init__(self, log_path: Path, *, nice: int | None = None) -> None:
-        nice = worker_nice() if nice is None else nice
+    def __init__(self, log_path: Path) -> None:
+        nice = worker_nice()
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = log_path.stat().st_size if log_path.exists() else 0

@@ -11,7 +11,6 @@ into one event: output from then on is dropped, and the app is asked to leave th
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -60,21 +59,12 @@ class HangupSafeDriver(LinuxDriver):
 
     def __init__(self, app: App[Any], **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
-        self._hangup_lock = threading.Lock()
-        self._hangup_reported = False
         self.output = TerminalOutput(self._file, self._hang_up)  # type: ignore[arg-type]
         self._file = self.output  # type: ignore[assignment]
 
-    @property
-    def hung_up(self) -> bool:
-        return self._hangup_reported
-
     def _hang_up(self) -> None:
-        """Called from the input or the output thread: ask the app to leave, once."""
-        with self._hangup_lock:
-            if self._hangup_reported:
-                return
-            self._hangup_reported = True
+        """Called from the input or the output thread: drop output from now on and ask the app
+        to leave (the app's `on_terminal_hangup` acts once, however often it is asked)."""
         self.output.hung_up = True
         on_hangup = getattr(self._app, "on_terminal_hangup", None)
         if on_hangup is not None:

@@ -58,8 +58,14 @@ def main() -> None:
     def back() -> None:
         if prefix is not None:
             section["backtest"] = backtest.backtest(
-                args.samples, prefix, ms, cov0["pass_at_k"][-1], cov0["low"][-1],
-                cov0["high"][-1], options.confidence)
+                args.samples,
+                prefix,
+                ms,
+                cov0["pass_at_k"][-1],
+                cov0["low"][-1],
+                cov0["high"][-1],
+                options.confidence,
+            )
 
     def refresh() -> None:
         # Exactly what analyse() runs on the verdict counts, after reading the session.
@@ -74,20 +80,26 @@ def main() -> None:
         f"backtest ({len(ms)} prefixes x 2 laws)": back,
         "whole refresh (all k + band + fits + backtest)": refresh,
     }
-    print(f"{args.problems} problems x {args.samples} samples, {len(ks)} grid points, "
-          f"medians of {args.reps}")
+    print(
+        f"{args.problems} problems x {args.samples} samples, {len(ks)} grid points, "
+        f"medians of {args.reps}"
+    )
     medians = {}
     for name, fn in stages.items():
         times = _timed(fn, args.reps)
         medians[name] = statistics.median(times)
-        print(f"  {name:48} {medians[name] * 1e3:8.1f} ms  (min {min(times) * 1e3:.1f}, "
-              f"max {max(times) * 1e3:.1f})")
+        print(
+            f"  {name:48} {medians[name] * 1e3:8.1f} ms  (min {min(times) * 1e3:.1f}, "
+            f"max {max(times) * 1e3:.1f})"
+        )
     fit = section["fit"]
     for name in ("power_law", "beta_binomial"):
         m = fit[name]
         params = {k: round(v, 4) for k, v in m.items() if k in ("a", "b", "alpha", "beta")}
-        print(f"  {name}: {params or m}, rmse {m.get('rmse_curve', float('nan')):.4f}, "
-              f"{m.get('replicates', 0)} bootstrap refits")
+        print(
+            f"  {name}: {params or m}, rmse {m.get('rmse_curve', float('nan')):.4f}, "
+            f"{m.get('replicates', 0)} bootstrap refits"
+        )
     if "backtest" in section:
         print(f"  backtest: {section['backtest'].summary()}")
     whole = medians["whole refresh (all k + band + fits + backtest)"]

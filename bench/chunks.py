@@ -22,13 +22,20 @@ from troop.engine.run import RunSettings, execute, prepare
 from troop.engine.session import Session
 
 
-def one_run(problems: str, samples: int, parallel: int, max_tokens: int,
-            policy: PolicySpec) -> dict[str, float]:
+def one_run(
+    problems: str, samples: int, parallel: int, max_tokens: int, policy: PolicySpec
+) -> dict[str, float]:
     """Wall time, samples and prompt evaluations of one run into a fresh session."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.sqlite"
-        settings = RunSettings(session=path, problems=problems, samples=samples,
-                               parallel=parallel, max_tokens=max_tokens, policy=policy)
+        settings = RunSettings(
+            session=path,
+            problems=problems,
+            samples=samples,
+            parallel=parallel,
+            max_tokens=max_tokens,
+            policy=policy,
+        )
         prep = prepare(settings)
         try:
             summary = execute(prep, Recorder())
@@ -36,8 +43,13 @@ def one_run(problems: str, samples: int, parallel: int, max_tokens: int,
             prep.close()
         with Session.open(path) as s:
             n, wall = s.conn.execute("SELECT COUNT(*), SUM(wall_s) FROM prompt_evals").fetchone()
-    return {"wall_s": summary.wall_s, "samples": summary.samples, "evals": n,
-            "eval_s": wall, "tokens": summary.completion_tokens}
+    return {
+        "wall_s": summary.wall_s,
+        "samples": summary.samples,
+        "evals": n,
+        "eval_s": wall,
+        "tokens": summary.completion_tokens,
+    }
 
 
 def main() -> int:
@@ -56,16 +68,20 @@ def main() -> int:
         (f"chunk {c}", PolicySpec("until-consistent", chunk=c, min_votes=never, cap=1.0))
         for c in (int(x) for x in args.chunks.split(","))
     ]
-    print(f"{args.problems}, N={args.samples}, parallel {args.parallel}, reps {args.reps} "
-          "(medians)")
-    print(f"{'max tok':>7} {'config':>9} {'samples':>7} {'evals':>5} {'eval s':>7} "
-          f"{'wall s':>7} {'wall/fixed':>10} {'tok/s':>7}")
+    print(
+        f"{args.problems}, N={args.samples}, parallel {args.parallel}, reps {args.reps} (medians)"
+    )
+    print(
+        f"{'max tok':>7} {'config':>9} {'samples':>7} {'evals':>5} {'eval s':>7} "
+        f"{'wall s':>7} {'wall/fixed':>10} {'tok/s':>7}"
+    )
     for max_tokens in (int(x) for x in args.max_tokens.split(",")):
         results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in configs}
         for _ in range(args.reps):
             for name, spec in configs:
-                results[name].append(one_run(args.problems, args.samples, args.parallel,
-                                             max_tokens, spec))
+                results[name].append(
+                    one_run(args.problems, args.samples, args.parallel, max_tokens, spec)
+                )
         base = statistics.median(r["wall_s"] for r in results["fixed"])
         for name, _ in configs:
             rs = results[name]
@@ -73,9 +89,11 @@ def main() -> int:
             def med(key: str, rs: list[dict[str, float]] = rs) -> float:
                 return statistics.median(r[key] for r in rs)
 
-            print(f"{max_tokens:>7} {name:>9} {med('samples'):>7.0f} {med('evals'):>5.0f} "
-                  f"{med('eval_s'):>7.2f} {med('wall_s'):>7.2f} {med('wall_s') / base:>10.2f} "
-                  f"{med('tokens') / med('wall_s'):>7.1f}")
+            print(
+                f"{max_tokens:>7} {name:>9} {med('samples'):>7.0f} {med('evals'):>5.0f} "
+                f"{med('eval_s'):>7.2f} {med('wall_s'):>7.2f} {med('wall_s') / base:>10.2f} "
+                f"{med('tokens') / med('wall_s'):>7.1f}"
+            )
     return 0
 
 

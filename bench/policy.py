@@ -36,10 +36,16 @@ def one_run(args: argparse.Namespace, policy: str, seed: int, sandbox: Sandbox) 
     """Problems solved, samples drawn and wall seconds of one verified run."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.sqlite"
-        settings = RunSettings(session=path, problems=args.problems, limit=args.limit,
-                               samples=args.samples, parallel=args.parallel,
-                               max_tokens=args.max_tokens, seed=seed,
-                               policy=PolicySpec(policy))
+        settings = RunSettings(
+            session=path,
+            problems=args.problems,
+            limit=args.limit,
+            samples=args.samples,
+            parallel=args.parallel,
+            max_tokens=args.max_tokens,
+            seed=seed,
+            policy=PolicySpec(policy),
+        )
         t0 = time.perf_counter()
         prep = prepare(settings)
         fmt = next(iter(prep.problem_data.values()))["format"]
@@ -53,8 +59,9 @@ def one_run(args: argparse.Namespace, policy: str, seed: int, sandbox: Sandbox) 
             prep.close()
         wall = time.perf_counter() - t0
         with Session.open(path) as s:
-            solved = s.conn.execute("SELECT COUNT(DISTINCT problem_id) FROM verdicts"
-                                    " WHERE status = 'pass'").fetchone()[0]
+            solved = s.conn.execute(
+                "SELECT COUNT(DISTINCT problem_id) FROM verdicts WHERE status = 'pass'"
+            ).fetchone()[0]
             problems = s.conn.execute("SELECT COUNT(*) FROM problems").fetchone()[0]
     return {"solved": solved, "problems": problems, "samples": summary.stored, "wall_s": wall}
 
@@ -89,15 +96,22 @@ def main() -> int:
             for name in policies:
                 results[name].append(one_run(args, name, seed, sandbox))
                 r = results[name][-1]
-                print(f"  seed {seed} {name:>12}: {r['solved']:.0f}/{r['problems']:.0f} solved, "
-                      f"{r['samples']:.0f} samples, {r['wall_s']:.0f} s", flush=True)
+                print(
+                    f"  seed {seed} {name:>12}: {r['solved']:.0f}/{r['problems']:.0f} solved, "
+                    f"{r['samples']:.0f} samples, {r['wall_s']:.0f} s",
+                    flush=True,
+                )
     rng = np.random.default_rng(0)
     problems = results[policies[0]][0]["problems"]
-    print(f"\n{args.problems} (first {args.limit}: {problems:.0f} problems), N={args.samples}, "
-          f"budget {args.samples * problems:.0f} samples, max tokens {args.max_tokens}, "
-          f"seeds {args.seeds}")
-    print(f"{'policy':>12} {'solved per seed':>16} {'mean':>5} {'95% interval':>13} "
-          f"{'vs fixed':>8} {'95% interval':>13} {'samples':>7} {'wall s':>6}")
+    print(
+        f"\n{args.problems} (first {args.limit}: {problems:.0f} problems), N={args.samples}, "
+        f"budget {args.samples * problems:.0f} samples, max tokens {args.max_tokens}, "
+        f"seeds {args.seeds}"
+    )
+    print(
+        f"{'policy':>12} {'solved per seed':>16} {'mean':>5} {'95% interval':>13} "
+        f"{'vs fixed':>8} {'95% interval':>13} {'samples':>7} {'wall s':>6}"
+    )
     base = [r["solved"] for r in results.get("fixed", [])]
     for name in policies:
         solved = [r["solved"] for r in results[name]]
@@ -109,10 +123,12 @@ def main() -> int:
             dl, dh = interval(deltas, rng)
             diff, diff_ci = f"{statistics.mean(deltas):+.2f}", f"[{dl:+.2f}, {dh:+.2f}]"
         per_seed = ",".join(f"{s:.0f}" for s in solved)
-        print(f"{name:>12} {per_seed:>16} {statistics.mean(solved):>5.2f} "
-              f"{f'[{low:.2f}, {high:.2f}]':>13} {diff:>8} {diff_ci:>13} "
-              f"{statistics.mean(r['samples'] for r in results[name]):>7.0f} "
-              f"{statistics.mean(r['wall_s'] for r in results[name]):>6.0f}")
+        print(
+            f"{name:>12} {per_seed:>16} {statistics.mean(solved):>5.2f} "
+            f"{f'[{low:.2f}, {high:.2f}]':>13} {diff:>8} {diff_ci:>13} "
+            f"{statistics.mean(r['samples'] for r in results[name]):>7.0f} "
+            f"{statistics.mean(r['wall_s'] for r in results[name]):>6.0f}"
+        )
     return 0
 
 

@@ -177,7 +177,9 @@ def bench_loop(path: Path, prompt: list[int], eog: list[int], cfg: Config) -> fl
     )
     bias = {t: float("-inf") for t in eog}
     kwargs: dict[str, Any] = dict(
-        temperature=TEMPERATURE, top_k=TOP_K, top_p=TOP_P,
+        temperature=TEMPERATURE,
+        top_k=TOP_K,
+        top_p=TOP_P,
         min_p=0.0,  # create_completion defaults to 0.05; troop's SamplingParams to 0.0
         logit_bias=bias,
     )
@@ -186,9 +188,7 @@ def bench_loop(path: Path, prompt: list[int], eog: list[int], cfg: Config) -> fl
         tokens = 0
         t0 = time.perf_counter()
         for i in range(cfg.loop_samples):
-            out: Any = llm.create_completion(
-                prompt, max_tokens=cfg.tokens, seed=SEED + i, **kwargs
-            )
+            out: Any = llm.create_completion(prompt, max_tokens=cfg.tokens, seed=SEED + i, **kwargs)
             tokens += int(out["usage"]["completion_tokens"])
         wall = time.perf_counter() - t0
     finally:
@@ -197,14 +197,23 @@ def bench_loop(path: Path, prompt: list[int], eog: list[int], cfg: Config) -> fl
 
 
 def bench_troop(
-    model: llamacpp.Model, prompt: list[int], parallel: int, mode: str, cfg: Config,
-    *, tokens: int | None = None, profile: cProfile.Profile | None = None,
+    model: llamacpp.Model,
+    prompt: list[int],
+    parallel: int,
+    mode: str,
+    cfg: Config,
+    *,
+    tokens: int | None = None,
+    profile: cProfile.Profile | None = None,
 ) -> TroopRun:
     """One BatchedSampler.run in a fresh context, after an untimed warm-up run."""
     max_tokens = tokens or cfg.tokens
     plan = plan_context(
-        parallel=parallel, max_prompt_tokens=len(prompt), max_tokens=max_tokens,
-        kv_unified=mode == "unified", n_threads=cfg.threads,
+        parallel=parallel,
+        max_prompt_tokens=len(prompt),
+        max_tokens=max_tokens,
+        kv_unified=mode == "unified",
+        n_threads=cfg.threads,
         n_ctx_train=model.shape().n_ctx_train,
     )
     ctx = llamacpp.Context(model, plan)
@@ -228,11 +237,20 @@ def bench_troop(
 
 
 def _draw(
-    model: llamacpp.Model, ctx: llamacpp.Context, spec: PromptSpec, samples: int,
-    max_tokens: int, seed: int, observer: PromptClock, sampler_device: str = "host",
+    model: llamacpp.Model,
+    ctx: llamacpp.Context,
+    spec: PromptSpec,
+    samples: int,
+    max_tokens: int,
+    seed: int,
+    observer: PromptClock,
+    sampler_device: str = "host",
 ) -> int:
     params = SamplingParams(
-        temperatures=(TEMPERATURE,), top_k=TOP_K, top_p=TOP_P, max_tokens=max_tokens,
+        temperatures=(TEMPERATURE,),
+        top_k=TOP_K,
+        top_p=TOP_P,
+        max_tokens=max_tokens,
         ignore_eos=True,
     )
     control = RunControl(samples)
@@ -242,7 +260,8 @@ def _draw(
         return record
 
     stats = BatchedSampler(model, ctx, params, sampler_device=sampler_device).run(
-        scheduler, store, observer, control)
+        scheduler, store, observer, control
+    )
     if stats.completion_tokens != samples * max_tokens:
         raise RuntimeError(
             f"expected {samples} x {max_tokens} tokens, drew {stats.completion_tokens}"
@@ -264,15 +283,33 @@ class LoopbackServer:
         # Its load log would fill a pipe and stall it; closed in close().
         self.log = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
-             "--model_alias", self.model, "--host", "127.0.0.1", "--port", str(port),
-             "--n_ctx", str(_round_up(cfg.prompt_tokens + cfg.tokens + 16, 256)),
-             "--n_threads", str(cfg.threads), "--n_threads_batch", str(cfg.threads),
-             "--flash_attn", "True",
-             # By default a waiting request cuts the running stream short: every parallel
-             # request would be retried.
-             "--interrupt_requests", "False"],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model_path),
+                "--model_alias",
+                self.model,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                str(_round_up(cfg.prompt_tokens + cfg.tokens + 16, 256)),
+                "--n_threads",
+                str(cfg.threads),
+                "--n_threads_batch",
+                str(cfg.threads),
+                "--flash_attn",
+                "True",
+                # By default a waiting request cuts the running stream short: every parallel
+                # request would be retried.
+                "--interrupt_requests",
+                "False",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         atexit.register(self.close)  # a crashed benchmark leaves no server behind
 
@@ -304,8 +341,16 @@ class LoopbackServer:
 
 
 def bench_server(
-    url: str, model_name: str, text: str, n_prompt: int, eog: list[int], parallel: int,
-    cfg: Config, *, tokens: int | None = None, logprobs: bool = False,
+    url: str,
+    model_name: str,
+    text: str,
+    n_prompt: int,
+    eog: list[int],
+    parallel: int,
+    cfg: Config,
+    *,
+    tokens: int | None = None,
+    logprobs: bool = False,
 ) -> ServerRun:
     """One ServerSampler.run (troop's OpenAI backend, /completions) with `parallel` requests in
     flight, after an untimed warm-up. Logprobs are off by default, as in the loop: on
@@ -313,13 +358,19 @@ def bench_server(
     log-softmax), which is that server's cost, not the network path's."""
     max_tokens = tokens or cfg.tokens
     params = SamplingParams(
-        temperatures=(TEMPERATURE,), top_k=TOP_K, top_p=TOP_P, max_tokens=max_tokens,
+        temperatures=(TEMPERATURE,),
+        top_k=TOP_K,
+        top_p=TOP_P,
+        max_tokens=max_tokens,
         ignore_eos=True,  # honoured by llama-server and vLLM; the bias below does it elsewhere
     )
     spec = PromptSpec("bench/0", (UNKNOWN_TOKEN,) * n_prompt, ())
     sampler = ServerSampler(
-        ServerTarget(url, model_name, "completions"), params,
-        {"bench/0": ServerPrompt(text, n_prompt)}, parallel=parallel, logprobs=logprobs,
+        ServerTarget(url, model_name, "completions"),
+        params,
+        {"bench/0": ServerPrompt(text, n_prompt)},
+        parallel=parallel,
+        logprobs=logprobs,
         options=ServerOptions(retries=0),
         # As in the loop: end-of-generation tokens biased away, so samples run full length.
         extra_body={"logit_bias": {str(t): -100 for t in eog}},
@@ -327,8 +378,13 @@ def bench_server(
 
     def draw(samples: int, seed: int) -> int:
         control = RunControl(samples)
-        stats = sampler.run(Scheduler([spec], set(), control, params, seed),
-                            lambda r: r, PromptClock(), control, BatchStats())
+        stats = sampler.run(
+            Scheduler([spec], set(), control, params, seed),
+            lambda r: r,
+            PromptClock(),
+            control,
+            BatchStats(),
+        )
         return stats.completion_tokens
 
     draw(1, SEED + 1)  # warm-up: connection, the server's first prompt evaluation
@@ -337,8 +393,10 @@ def bench_server(
     drawn = draw(samples, SEED)
     wall = time.perf_counter() - t0
     if drawn != samples * max_tokens:
-        raise RuntimeError(f"expected {samples} x {max_tokens} tokens, drew {drawn} (does the "
-                           "server honour ignore_eos or logit_bias?)")
+        raise RuntimeError(
+            f"expected {samples} x {max_tokens} tokens, drew {drawn} (does the "
+            "server honour ignore_eos or logit_bias?)"
+        )
     return ServerRun(parallel, samples, drawn, wall)
 
 
@@ -351,18 +409,33 @@ def find_binary(arg: str | None) -> Path | None:
     return Path(found) if found else None
 
 
-def bench_cpp(
-    binary: Path, model_path: Path, mode: str, cfg: Config
-) -> list[dict[str, Any]]:
+def bench_cpp(binary: Path, model_path: Path, mode: str, cfg: Config) -> list[dict[str, Any]]:
     """One llama-batched-bench process measuring every P, shared prompt, in one KV mode."""
     # Split mode gives each of max(P) sequences its own n_ctx / max(P) cells, so the context
     # must hold the largest P times one prompt plus completion (llama.cpp pads to 256).
     n_ctx = max(cfg.parallel) * _round_up(cfg.prompt_tokens + cfg.tokens + 1, 256)
     cmd = [
-        str(binary), "-m", str(model_path), "-c", str(n_ctx), "-b", "2048", "-ub", "512",
-        "-npp", str(cfg.prompt_tokens), "-ntg", str(cfg.tokens),
-        "-npl", ",".join(map(str, cfg.parallel)), "-pps", "-t", str(cfg.threads),
-        "-kvu" if mode == "unified" else "-no-kvu", "--output-format", "jsonl",
+        str(binary),
+        "-m",
+        str(model_path),
+        "-c",
+        str(n_ctx),
+        "-b",
+        "2048",
+        "-ub",
+        "512",
+        "-npp",
+        str(cfg.prompt_tokens),
+        "-ntg",
+        str(cfg.tokens),
+        "-npl",
+        ",".join(map(str, cfg.parallel)),
+        "-pps",
+        "-t",
+        str(cfg.threads),
+        "-kvu" if mode == "unified" else "-no-kvu",
+        "--output-format",
+        "jsonl",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -418,8 +491,10 @@ def print_tables(summary: dict[str, Any]) -> None:
         f"{'C++ split':>9} | {'C++ unif':>8} || {'tr/loop s':>9} | {'tr/loop u':>9} | "
         f"{'tr/C++ s':>8} | {'tr/C++ u':>8}"
     )
-    print("\nCompletion tokens per second (medians); troop includes its prompt evaluation,"
-          " C++ is S_TG (generation phase only)")
+    print(
+        "\nCompletion tokens per second (medians); troop includes its prompt evaluation,"
+        " C++ is S_TG (generation phase only)"
+    )
     print(head)
     print("-" * len(head))
     for p, r in summary.items():
@@ -434,8 +509,10 @@ def print_tables(summary: dict[str, Any]) -> None:
         f"{'P':>4} | {'mode':>7} | {'samples/s':>9} | {'prompt s':>8} | {'troop dec':>9} | "
         f"{'C++ S_TG':>8} | {'dec/S_TG':>8} | {'troop e2e':>9} | {'C++ e2e':>8} | {'e2e/e2e':>8}"
     )
-    print("\nDetails: 'dec' excludes troop's shared-prompt evaluation; 'e2e' counts completion"
-          " tokens over prompt plus generation time for both")
+    print(
+        "\nDetails: 'dec' excludes troop's shared-prompt evaluation; 'e2e' counts completion"
+        " tokens over prompt plus generation time for both"
+    )
     print(head2)
     print("-" * len(head2))
     for p, r in summary.items():
@@ -451,17 +528,23 @@ def print_tables(summary: dict[str, Any]) -> None:
 
 
 def print_server_table(summary: dict[str, Any], where: str) -> None:
-    head = (f"{'P':>4} | {'loop':>7} | {'troop split':>11} | {'troop unif':>10} | "
-            f"{'server':>7} || {'srv/loop':>8} | {'srv/tr s':>8} | {'srv/tr u':>8}")
-    print(f"\nOpenAI backend against {where}: completion tokens per second (medians), "
-          "HTTP streaming and the server's own prompt evaluations included")
+    head = (
+        f"{'P':>4} | {'loop':>7} | {'troop split':>11} | {'troop unif':>10} | "
+        f"{'server':>7} || {'srv/loop':>8} | {'srv/tr s':>8} | {'srv/tr u':>8}"
+    )
+    print(
+        f"\nOpenAI backend against {where}: completion tokens per second (medians), "
+        "HTTP streaming and the server's own prompt evaluations included"
+    )
     print(head)
     print("-" * len(head))
     for p, r in summary.items():
         srv, loop = r["server_tok_s"], r["loop_tok_s"]
         ts, tu = r["troop_split_tok_s"], r["troop_unified_tok_s"]
-        print(f"{p:>4} | {_fmt(loop):>7} | {_fmt(ts):>11} | {_fmt(tu):>10} | {_fmt(srv):>7} || "
-              f"{_ratio(srv, loop):>8} | {_ratio(srv, ts):>8} | {_ratio(srv, tu):>8}")
+        print(
+            f"{p:>4} | {_fmt(loop):>7} | {_fmt(ts):>11} | {_fmt(tu):>10} | {_fmt(srv):>7} || "
+            f"{_ratio(srv, loop):>8} | {_ratio(srv, ts):>8} | {_ratio(srv, tu):>8}"
+        )
 
 
 def machine_info(cfg: Config, model_path: Path, binary: Path | None) -> dict[str, Any]:
@@ -493,38 +576,71 @@ def _cpu_name() -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 1 rep, P in 1,16, 32 tokens, 2 loop samples")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 1 rep, P in 1,16, 32 tokens, 2 loop samples",
+    )
     ap.add_argument("--parallel", default="1,4,16,32,64", help="comma-separated slot counts")
     ap.add_argument("--tokens", type=int, default=128, help="completion tokens per sample")
     ap.add_argument("--prompt-tokens", type=int, default=160, help="shared prompt, tokens")
     ap.add_argument("--reps", type=int, default=3, help="repetitions (medians are shown)")
-    ap.add_argument("--loop-samples", type=int, default=8,
-                    help="completions per rep of the create_completion loop")
+    ap.add_argument(
+        "--loop-samples",
+        type=int,
+        default=8,
+        help="completions per rep of the create_completion loop",
+    )
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
-    ap.add_argument("--batched-bench", help="path of llama-batched-bench "
-                    "(default: bench/_build/llama/bin/, built by bench/build_batched_bench.sh)")
-    ap.add_argument("--skip", default="",
-                    help="comma-separated methods to skip: loop,troop,cpp,server")
-    ap.add_argument("--server-url", metavar="URL",
-                    help="measure the OpenAI backend against this running server (e.g. "
-                    "llama-server -np 16) instead of starting llama-cpp-python's on loopback")
-    ap.add_argument("--server-model", default=None, metavar="NAME",
-                    help="with --server-url: the served model's name (default: its only one)")
-    ap.add_argument("--server-logprobs", action="store_true",
-                    help="ask the server for logprobs, as `troop run` does by default (off: "
-                    "as in the loop)")
-    ap.add_argument("--profile", type=int, metavar="P",
-                    help="instead of benchmarking, cProfile one troop run at P slots (split)")
+    ap.add_argument(
+        "--batched-bench",
+        help="path of llama-batched-bench "
+        "(default: bench/_build/llama/bin/, built by bench/build_batched_bench.sh)",
+    )
+    ap.add_argument(
+        "--skip", default="", help="comma-separated methods to skip: loop,troop,cpp,server"
+    )
+    ap.add_argument(
+        "--server-url",
+        metavar="URL",
+        help="measure the OpenAI backend against this running server (e.g. "
+        "llama-server -np 16) instead of starting llama-cpp-python's on loopback",
+    )
+    ap.add_argument(
+        "--server-model",
+        default=None,
+        metavar="NAME",
+        help="with --server-url: the served model's name (default: its only one)",
+    )
+    ap.add_argument(
+        "--server-logprobs",
+        action="store_true",
+        help="ask the server for logprobs, as `troop run` does by default (off: as in the loop)",
+    )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        metavar="P",
+        help="instead of benchmarking, cProfile one troop run at P slots (split)",
+    )
     ap.add_argument("--json", help="write every rep's numbers and the medians to this file")
-    ap.add_argument("--model", type=Path,
-                    help="GGUF file (default: troop's default model); e.g. one written by "
-                    "bench/synthetic_gguf.py")
-    ap.add_argument("--kv-modes", default=",".join(MODES),
-                    help="troop's KV modes to measure: split, unified or both")
-    ap.add_argument("--sampler-device", choices=("host", "backend"), default="host",
-                    help="where troop's sampler chains run (the C++ and server columns are "
-                    "unaffected)")
+    ap.add_argument(
+        "--model",
+        type=Path,
+        help="GGUF file (default: troop's default model); e.g. one written by "
+        "bench/synthetic_gguf.py",
+    )
+    ap.add_argument(
+        "--kv-modes",
+        default=",".join(MODES),
+        help="troop's KV modes to measure: split, unified or both",
+    )
+    ap.add_argument(
+        "--sampler-device",
+        choices=("host", "backend"),
+        default="host",
+        help="where troop's sampler chains run (the C++ and server columns are unaffected)",
+    )
     return ap.parse_args(argv)
 
 
@@ -536,8 +652,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = Config((1, 16), 32, args.prompt_tokens, 1, 2, threads, modes, args.sampler_device)
     else:
         cfg = Config(
-            tuple(int(p) for p in args.parallel.split(",")), args.tokens, args.prompt_tokens,
-            args.reps, args.loop_samples, threads, modes, args.sampler_device,
+            tuple(int(p) for p in args.parallel.split(",")),
+            args.tokens,
+            args.prompt_tokens,
+            args.reps,
+            args.loop_samples,
+            threads,
+            modes,
+            args.sampler_device,
         )
     skip = set(filter(None, args.skip.split(",")))
     model_path = args.model or resolve_model(None).path
@@ -549,8 +671,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         prof = cProfile.Profile()
         run = bench_troop(model, prompt, args.profile, "split", cfg, profile=prof)
-        print(f"P={run.parallel} split: {run.tok_s:.1f} tok/s over {run.wall_s:.2f} s "
-              "(profiled, so slower than unprofiled)")
+        print(
+            f"P={run.parallel} split: {run.tok_s:.1f} tok/s over {run.wall_s:.2f} s "
+            "(profiled, so slower than unprofiled)"
+        )
         stats = pstats.Stats(prof)
         stats.sort_stats("tottime").print_stats(25)
         stats.sort_stats("cumulative").print_stats(25)
@@ -560,20 +684,26 @@ def main(argv: list[str] | None = None) -> int:
     res = Results(machine=machine_info(cfg, model_path, binary))
     res.machine["config"] = asdict(cfg)
     m = res.machine
-    print(f"machine: {m['processor']}, {m['cpu_count']} cores, threads={cfg.threads}, "
-          f"GPU offload {'available' if m['gpu_offload'] else 'not available'}")
+    print(
+        f"machine: {m['processor']}, {m['cpu_count']} cores, threads={cfg.threads}, "
+        f"GPU offload {'available' if m['gpu_offload'] else 'not available'}"
+    )
     print(f"llama.cpp: {m['system_info']}")
-    print(f"model: {model_path.name} ({model.shape().description}); prompt {len(prompt)} "
-          f"tokens, {cfg.tokens} completion tokens per sample, {cfg.reps} reps; troop samples "
-          f"on the {cfg.sampler_device}")
+    print(
+        f"model: {model_path.name} ({model.shape().description}); prompt {len(prompt)} "
+        f"tokens, {cfg.tokens} completion tokens per sample, {cfg.reps} reps; troop samples "
+        f"on the {cfg.sampler_device}"
+    )
     if model.metadata().get("general.name", "").startswith("synthetic"):
         from synthetic_gguf import COST_NOTE
 
         res.notes.append(f"synthetic model, {COST_NOTE}")
         print(f"note: synthetic model, {COST_NOTE}")
     if "cpp" not in skip and (binary is None or not binary.exists()):
-        note = ("C++ columns skipped: no llama-batched-bench (run bench/build_batched_bench.sh "
-                "or pass --batched-bench PATH)")
+        note = (
+            "C++ columns skipped: no llama-batched-bench (run bench/build_batched_bench.sh "
+            "or pass --batched-bench PATH)"
+        )
         res.notes.append(note)
         print(note)
         binary = None
@@ -595,16 +725,23 @@ def main(argv: list[str] | None = None) -> int:
             server_model = names[0]
         # The same prompt as text (the server tokenizes it and adds its own BOS).
         bos = model.bos_eos()[0]
-        server_text = b"".join(model.piece(t) for t in prompt[prompt[0] == bos:]).decode(
-            "utf-8", "replace")
+        server_text = b"".join(model.piece(t) for t in prompt[prompt[0] == bos :]).decode(
+            "utf-8", "replace"
+        )
         target = ServerTarget(server_url, server_model, "completions")
         server_n = count_prompts(target, ServerOptions(), [(server_text, ())], parallel=1)[0]
-        where = ("llama-cpp-python's server on loopback" if server is not None
-                 else server_url)
-        m["server"] = {"url": server_url, "model": server_model, "where": where,
-                       "prompt_tokens": server_n, "logprobs": args.server_logprobs}
-        print(f"server: {where} ({server_url}), model {server_model!r}, prompt "
-              f"{server_n} tokens as it counts them")
+        where = "llama-cpp-python's server on loopback" if server is not None else server_url
+        m["server"] = {
+            "url": server_url,
+            "model": server_model,
+            "where": where,
+            "prompt_tokens": server_n,
+            "logprobs": args.server_logprobs,
+        }
+        print(
+            f"server: {where} ({server_url}), model {server_model!r}, prompt "
+            f"{server_n} tokens as it counts them"
+        )
 
     # Reps are the outer loop so that a slow spell on the machine hits every method alike.
     for rep in range(cfg.reps):
@@ -617,9 +754,11 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in cfg.modes:
                     run = bench_troop(model, prompt, p, mode, cfg)
                     res.troop.append(run)
-                    print(f"[rep {rep + 1}] troop P={p} {mode}: {run.tok_s:.1f} tok/s "
-                          f"({run.decode_tok_s:.1f} decode), {run.samples_s:.2f} samples/s",
-                          flush=True)
+                    print(
+                        f"[rep {rep + 1}] troop P={p} {mode}: {run.tok_s:.1f} tok/s "
+                        f"({run.decode_tok_s:.1f} decode), {run.samples_s:.2f} samples/s",
+                        flush=True,
+                    )
         if binary is not None:
             for mode in cfg.modes:
                 rows = bench_cpp(binary, model_path, mode, cfg)
@@ -628,8 +767,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[rep {rep + 1}] C++ {mode} S_TG: {speeds}", flush=True)
         if server_url is not None:
             for p in cfg.parallel:
-                srun = bench_server(server_url, server_model, server_text, server_n, eog, p,
-                                    cfg, logprobs=args.server_logprobs)
+                srun = bench_server(
+                    server_url,
+                    server_model,
+                    server_text,
+                    server_n,
+                    eog,
+                    p,
+                    cfg,
+                    logprobs=args.server_logprobs,
+                )
                 res.server.append(srun)
                 print(f"[rep {rep + 1}] server P={p}: {srun.tok_s:.1f} tok/s", flush=True)
     if server is not None:
@@ -640,16 +787,27 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(summary)
     if res.server:
         print_server_table(summary, m["server"]["where"])
-    print(f"\nload average at start {m['loadavg_start'][0]:.2f}, at end "
-          f"{m['loadavg_end'][0]:.2f} (other work on the machine skews every column)")
+    print(
+        f"\nload average at start {m['loadavg_start'][0]:.2f}, at end "
+        f"{m['loadavg_end'][0]:.2f} (other work on the machine skews every column)"
+    )
     for note in res.notes:
         print(f"note: {note}")
     if args.json:
         out = {
-            "machine": m, "notes": res.notes, "summary": summary,
+            "machine": m,
+            "notes": res.notes,
+            "summary": summary,
             "loop_tok_s": res.loop_tok_s,
-            "troop": [{**asdict(r), "tok_s": r.tok_s, "decode_tok_s": r.decode_tok_s,
-                       "samples_s": r.samples_s} for r in res.troop],
+            "troop": [
+                {
+                    **asdict(r),
+                    "tok_s": r.tok_s,
+                    "decode_tok_s": r.decode_tok_s,
+                    "samples_s": r.samples_s,
+                }
+                for r in res.troop
+            ],
             "cpp": res.cpp,
             "server": [{**asdict(r), "tok_s": r.tok_s} for r in res.server],
         }

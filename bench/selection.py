@@ -45,9 +45,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="timed calls per distribution")
     args = parser.parse_args()
     ks = np.unique(np.geomspace(1, args.samples, args.points).round().astype(int))
-    print(f"{args.problems} problems x {args.samples} samples, {ks.size} distinct k "
-          f"(of {args.points} log-spaced points), {args.replicates} replicates; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"{args.problems} problems x {args.samples} samples, {ks.size} distinct k "
+        f"(of {args.points} log-spaced points), {args.replicates} replicates; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print(f"{'answers per problem':>22} {'wall s':>8} {'cpu s':>8} {'cpu / 1 s':>10}")
     for label, distinct in (("1..400 (Zipf)", None), ("5 (Zipf)", 5), ("1000 (Zipf)", 1000)):
         problems = synthetic(args.problems, args.samples, distinct, seed=0)

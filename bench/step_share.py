@@ -78,13 +78,25 @@ class TimedContext(llamacpp.Context):
         self._last_end, self._last_end_cpu = t1, c1
 
 
-def measure(model: llamacpp.Model, *, parallel: int, tokens: int, device: str, threads: int,
-            stop: tuple[str, ...], profile: cProfile.Profile | None = None
-            ) -> tuple[TimedContext, BatchedSampler, float]:
+def measure(
+    model: llamacpp.Model,
+    *,
+    parallel: int,
+    tokens: int,
+    device: str,
+    threads: int,
+    stop: tuple[str, ...],
+    profile: cProfile.Profile | None = None,
+) -> tuple[TimedContext, BatchedSampler, float]:
     prompt = tuple(model.tokenize(PROMPT))
-    plan = plan_context(parallel=parallel, max_prompt_tokens=len(prompt),
-                                 max_tokens=tokens, kv_unified=False, n_threads=threads,
-                                 n_ctx_train=model.shape().n_ctx_train)
+    plan = plan_context(
+        parallel=parallel,
+        max_prompt_tokens=len(prompt),
+        max_tokens=tokens,
+        kv_unified=False,
+        n_threads=threads,
+        n_ctx_train=model.shape().n_ctx_train,
+    )
     ctx = TimedContext(model, plan)
     params = SamplingParams(temperatures=(0.8,), max_tokens=tokens, ignore_eos=True)
     samples = 2 * parallel
@@ -106,37 +118,56 @@ def measure(model: llamacpp.Model, *, parallel: int, tokens: int, device: str, t
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", type=Path, required=True, help="GGUF file (a synthetic one)")
-    ap.add_argument("--parallel", type=int, default=255,
-                    help="slots (llama.cpp allows 256 sequences, one holds the prompt)")
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        default=255,
+        help="slots (llama.cpp allows 256 sequences, one holds the prompt)",
+    )
     ap.add_argument("--tokens", type=int, default=64, help="completion tokens per sample")
-    ap.add_argument("--sampler-device", default="host,backend",
-                    help="comma list of host, backend")
+    ap.add_argument("--sampler-device", default="host,backend", help="comma list of host, backend")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
-    ap.add_argument("--stop", default="\n\n\n\n",
-                    help="a stop string every slot checks (never matched by noise, in practice)")
+    ap.add_argument(
+        "--stop",
+        default="\n\n\n\n",
+        help="a stop string every slot checks (never matched by noise, in practice)",
+    )
     ap.add_argument("--profile", action="store_true", help="cProfile the Python side too")
     args = ap.parse_args(argv)
     threads = args.threads or os.cpu_count() or 1
     model = llamacpp.Model(args.model)
-    print(f"model {args.model.name} ({model.shape().description}), P={args.parallel}, "
-          f"{args.tokens} tokens per sample, {threads} threads, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"model {args.model.name} ({model.shape().description}), P={args.parallel}, "
+        f"{args.tokens} tokens per sample, {threads} threads, load {os.getloadavg()[0]:.2f}"
+    )
     for device in args.sampler_device.split(","):
         prof = cProfile.Profile() if args.profile else None
-        ctx, sampler, wall = measure(model, parallel=args.parallel, tokens=args.tokens,
-                                     device=device, threads=threads, stop=(args.stop,),
-                                     profile=prof)
+        ctx, sampler, wall = measure(
+            model,
+            parallel=args.parallel,
+            tokens=args.tokens,
+            device=device,
+            threads=threads,
+            stop=(args.stop,),
+            profile=prof,
+        )
         # Full steps only: while slots drain at the end a step carries fewer tokens.
         n = len(ctx.between_s)
-        for clock, decs, pys in (("wall", ctx.decode_s, ctx.between_s),
-                                 ("cpu", ctx.decode_cpu, ctx.between_cpu)):
+        for clock, decs, pys in (
+            ("wall", ctx.decode_s, ctx.between_s),
+            ("cpu", ctx.decode_cpu, ctx.between_cpu),
+        ):
             dec, py = statistics.median(decs[:n]), statistics.median(pys)
-            print(f"{sampler.sampler_device:>7} {clock:>4}: step median {1e3 * (dec + py):7.2f} "
-                  f"ms = decode {1e3 * dec:7.2f} ms + troop {1e3 * py:6.2f} ms "
-                  f"({100 * py / (dec + py):4.1f}% of the step, "
-                  f"{1e6 * py / args.parallel:5.1f} us per slot); {n} steps, {wall:.1f} s")
+            print(
+                f"{sampler.sampler_device:>7} {clock:>4}: step median {1e3 * (dec + py):7.2f} "
+                f"ms = decode {1e3 * dec:7.2f} ms + troop {1e3 * py:6.2f} ms "
+                f"({100 * py / (dec + py):4.1f}% of the step, "
+                f"{1e6 * py / args.parallel:5.1f} us per slot); {n} steps, {wall:.1f} s"
+            )
         ctx.close()
         if prof is not None:
             pstats.Stats(prof).sort_stats("tottime").print_stats(14)

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 #: Said wherever a synthetic model's numbers are printed.
-COST_NOTE = ("random weights: decoding cost does not depend on weight values, so its "
-             "throughput is the named shape's; its text is noise")
+COST_NOTE = (
+    "random weights: decoding cost does not depend on weight values, so its "
+    "throughput is the named shape's; its text is noise"
+)
 
 # GGUF's token type for a vocabulary slot that no text ever maps to (llama.cpp keeps such
 # tokens out of its special-token scan, so padding the vocabulary costs tokenization nothing).
@@ -50,14 +52,62 @@ class Shape:
 
 
 SHAPES: dict[str, Shape] = {
-    "smollm2-135m": Shape("llama", 49152, 576, 30, 9, 3, 1536, 8192, 100000.0, 1e-5, False,
-                          "SmolLM2-135M's shape (the default model's)"),
-    "llama-1b": Shape("llama", 128256, 2048, 16, 32, 8, 8192, 131072, 500000.0, 1e-5, False,
-                      "Llama-3.2-1B's shape (its 128k vocabulary, tied embeddings)"),
-    "qwen-0.5b": Shape("qwen2", 151936, 896, 24, 14, 2, 4864, 32768, 1000000.0, 1e-6, True,
-                       "Qwen2.5-0.5B's shape (its 152k vocabulary, QKV biases)"),
-    "tiny": Shape("llama", 0, 64, 2, 4, 2, 128, 8192, 10000.0, 1e-5, False,
-                  "a toy for tests: the step is mostly the output layer"),
+    "smollm2-135m": Shape(
+        "llama",
+        49152,
+        576,
+        30,
+        9,
+        3,
+        1536,
+        8192,
+        100000.0,
+        1e-5,
+        False,
+        "SmolLM2-135M's shape (the default model's)",
+    ),
+    "llama-1b": Shape(
+        "llama",
+        128256,
+        2048,
+        16,
+        32,
+        8,
+        8192,
+        131072,
+        500000.0,
+        1e-5,
+        False,
+        "Llama-3.2-1B's shape (its 128k vocabulary, tied embeddings)",
+    ),
+    "qwen-0.5b": Shape(
+        "qwen2",
+        151936,
+        896,
+        24,
+        14,
+        2,
+        4864,
+        32768,
+        1000000.0,
+        1e-6,
+        True,
+        "Qwen2.5-0.5B's shape (its 152k vocabulary, QKV biases)",
+    ),
+    "tiny": Shape(
+        "llama",
+        0,
+        64,
+        2,
+        4,
+        2,
+        128,
+        8192,
+        10000.0,
+        1e-5,
+        False,
+        "a toy for tests: the step is mostly the output layer",
+    ),
 }
 
 
@@ -83,13 +133,16 @@ def _padded(fields: dict[str, tuple[Any, Any]], n_vocab: int) -> dict[str, tuple
     tokens = fields["tokenizer.ggml.tokens"][0]
     extra = n_vocab - len(tokens)
     if extra < 0:
-        raise SystemExit(f"the shape's vocabulary ({n_vocab}) is smaller than the tokenizer's "
-                         f"({len(tokens)})")
+        raise SystemExit(
+            f"the shape's vocabulary ({n_vocab}) is smaller than the tokenizer's ({len(tokens)})"
+        )
     if extra == 0:
         return fields
     out = dict(fields)
-    out["tokenizer.ggml.tokens"] = (tokens + [f"[PAD{i}]" for i in range(extra)],
-                                    fields["tokenizer.ggml.tokens"][1])
+    out["tokenizer.ggml.tokens"] = (
+        tokens + [f"[PAD{i}]" for i in range(extra)],
+        fields["tokenizer.ggml.tokens"][1],
+    )
     if "tokenizer.ggml.token_type" in fields:
         types, vt = fields["tokenizer.ggml.token_type"]
         out["tokenizer.ggml.token_type"] = (types + [_TOKEN_TYPE_UNUSED] * extra, vt)
@@ -135,8 +188,7 @@ class _Random:
         scale = np.float16(std * 3 / 127)
         blocks = np.zeros(1 << 17, dtype=[("d", "<f2"), ("qs", "i1", _Q8_0_BLOCK)])
         blocks["d"] = scale
-        blocks["qs"] = self.rng.integers(-127, 128, size=(len(blocks), _Q8_0_BLOCK),
-                                         dtype=np.int8)
+        blocks["qs"] = self.rng.integers(-127, 128, size=(len(blocks), _Q8_0_BLOCK), dtype=np.int8)
         self._q8 = blocks.view(np.uint8).reshape(len(blocks), 34)
 
     def _fill(self, pool: np.ndarray, n: int) -> np.ndarray:
@@ -146,7 +198,7 @@ class _Random:
         while done < n:
             take = min(n - done, len(pool) // 2)
             start = int(self.rng.integers(0, len(pool) - take + 1))
-            out[done:done + take] = pool[start:start + take]
+            out[done : done + take] = pool[start : start + take]
             done += take
         return out
 
@@ -160,8 +212,9 @@ class _Random:
         return blocks.reshape(rows, cols // _Q8_0_BLOCK * 34)
 
 
-def write(name: str, out: Path, *, wtype: str = "f16", tokenizer: Path | None = None,
-          seed: int = 0) -> dict[str, Any]:
+def write(
+    name: str, out: Path, *, wtype: str = "f16", tokenizer: Path | None = None, seed: int = 0
+) -> dict[str, Any]:
     """Write the synthetic model; returns what was written (sizes, tensor count, seconds)."""
     import gguf
 
@@ -206,8 +259,13 @@ def write(name: str, out: Path, *, wtype: str = "f16", tokenizer: Path | None = 
         elif wtype == "q8_0":
             rows, cols = tshape
             nbytes = rows * cols // _Q8_0_BLOCK * 34
-            w.add_tensor_info(tname, (rows, cols // _Q8_0_BLOCK * 34), np.dtype(np.uint8), nbytes,
-                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor_info(
+                tname,
+                (rows, cols // _Q8_0_BLOCK * 34),
+                np.dtype(np.uint8),
+                nbytes,
+                raw_dtype=gguf.GGMLQuantizationType.Q8_0,
+            )
         else:
             w.add_tensor_info(tname, tshape, np.dtype(np.float16), 2 * int(np.prod(tshape)))
     w.write_header_to_file()
@@ -218,17 +276,27 @@ def write(name: str, out: Path, *, wtype: str = "f16", tokenizer: Path | None = 
         n_params += int(np.prod(tshape))
         if not matrix:
             # Norm weights of one keep activations in range; biases are small noise.
-            data = (np.ones(tshape, dtype=np.float32) if tname.endswith("norm.weight")
-                    else rnd.f16(tshape).astype(np.float32))
+            data = (
+                np.ones(tshape, dtype=np.float32)
+                if tname.endswith("norm.weight")
+                else rnd.f16(tshape).astype(np.float32)
+            )
         elif wtype == "q8_0":
             data = rnd.q8_0((tshape[0], tshape[1]))
         else:
             data = rnd.f16(tshape)
         w.write_tensor_data(data)
     w.close()
-    return {"path": str(out), "shape": name, "type": wtype, "n_vocab": n_vocab,
-            "n_params": n_params, "tensors": len(tensors), "bytes": out.stat().st_size,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "path": str(out),
+        "shape": name,
+        "type": wtype,
+        "n_vocab": n_vocab,
+        "n_params": n_params,
+        "tensors": len(tensors),
+        "bytes": out.stat().st_size,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def write_tokenizer(out: Path, tokenizer: Path | None = None) -> int:
@@ -254,19 +322,35 @@ def write_tokenizer(out: Path, tokenizer: Path | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("shape", nargs="?", choices=sorted(SHAPES), help="which shape to write")
-    ap.add_argument("--type", dest="wtype", choices=("f16", "q8_0"), default="f16",
-                    help="weight type of the matrices (norms stay F32)")
-    ap.add_argument("--out", type=Path, help="the GGUF file to write "
-                    "(default: synthetic-SHAPE-TYPE.gguf in the current folder)")
-    ap.add_argument("--tokenizer", type=Path,
-                    help="GGUF whose tokenizer to carry (default: troop's default model)")
+    ap.add_argument(
+        "--type",
+        dest="wtype",
+        choices=("f16", "q8_0"),
+        default="f16",
+        help="weight type of the matrices (norms stay F32)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="the GGUF file to write (default: synthetic-SHAPE-TYPE.gguf in the current folder)",
+    )
+    ap.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="GGUF whose tokenizer to carry (default: troop's default model)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     ap.add_argument("--list", action="store_true", help="list the shapes and exit")
-    ap.add_argument("--tokenizer-only", type=Path, metavar="OUT",
-                    help="write only the tokenizer (no weights) to OUT and exit")
+    ap.add_argument(
+        "--tokenizer-only",
+        type=Path,
+        metavar="OUT",
+        help="write only the tokenizer (no weights) to OUT and exit",
+    )
     args = ap.parse_args(argv)
     if args.tokenizer_only:
         size = write_tokenizer(args.tokenizer_only, args.tokenizer)
@@ -274,14 +358,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.list or args.shape is None:
         for name, s in SHAPES.items():
-            print(f"{name:>13}: {s.arch}, {s.n_layer} layers, d={s.n_embd}, ffn={s.n_ff}, "
-                  f"heads {s.n_head}/{s.n_head_kv}, vocab {s.n_vocab or 'tokenizer'}: {s.about}")
+            print(
+                f"{name:>13}: {s.arch}, {s.n_layer} layers, d={s.n_embd}, ffn={s.n_ff}, "
+                f"heads {s.n_head}/{s.n_head_kv}, vocab {s.n_vocab or 'tokenizer'}: {s.about}"
+            )
         return 0
     out = args.out or Path(f"synthetic-{args.shape}-{args.wtype}.gguf")
     info = write(args.shape, out, wtype=args.wtype, tokenizer=args.tokenizer, seed=args.seed)
-    print(f"wrote {info['path']}: {args.shape} {args.wtype}, {info['n_params'] / 1e6:.1f}M "
-          f"parameters, vocab {info['n_vocab']}, {info['bytes'] / 2**20:.1f} MiB in "
-          f"{info['seconds']:.1f} s")
+    print(
+        f"wrote {info['path']}: {args.shape} {args.wtype}, {info['n_params'] / 1e6:.1f}M "
+        f"parameters, vocab {info['n_vocab']}, {info['bytes'] / 2**20:.1f} MiB in "
+        f"{info['seconds']:.1f} s"
+    )
     print(f"note: {COST_NOTE}")
     return 0
 

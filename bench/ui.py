@@ -65,8 +65,15 @@ class Terminal:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True, close_fds=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
         os.close(slave)
         self.master = master
         self.buffer = bytearray()
@@ -131,28 +138,42 @@ def session_rate(path: Path) -> tuple[float, float, float, bool]:
         ).fetchone()
         n, tokens = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM samples WHERE run_id = ?",
-            (run_id,)).fetchone()
+            (run_id,),
+        ).fetchone()
     wall = (finished or time.time()) - started
     return tokens / wall, n / wall, wall, finished is not None
 
 
 def run_args(args: argparse.Namespace, session: Path) -> list[str]:
-    return ["run", "--problems", args.problems, "--samples", str(args.samples),
-            "--parallel", str(args.parallel), "--max-tokens", str(args.max_tokens),
-            "--session", str(session)]
+    return [
+        "run",
+        "--problems",
+        args.problems,
+        "--samples",
+        str(args.samples),
+        "--parallel",
+        str(args.parallel),
+        "--max-tokens",
+        str(args.max_tokens),
+        "--session",
+        str(session),
+    ]
 
 
-def headless(args: argparse.Namespace, session: Path, env: dict[str, str], load: str
-             ) -> RunResult:
+def headless(args: argparse.Namespace, session: Path, env: dict[str, str], load: str) -> RunResult:
     cmd = [sys.executable, "-m", "troop", *run_args(args, session), "--headless"]
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             code = proc.wait(args.run_timeout)
         except subprocess.TimeoutExpired:
-            print(f"  the headless run did not finish within {args.run_timeout:.0f} s; "
-                  "stopped, its rate is over the time it ran", flush=True)
+            print(
+                f"  the headless run did not finish within {args.run_timeout:.0f} s; "
+                "stopped, its rate is over the time it ran",
+                flush=True,
+            )
             stop_group(proc)
             code = 0
         if code != 0:
@@ -179,8 +200,7 @@ class BusyLoop:
     """One core kept busy at the lowest priority while it is open."""
 
     def __enter__(self) -> BusyLoop:
-        self.proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-c",
-                                      "while True: pass"])
+        self.proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -188,10 +208,14 @@ class BusyLoop:
         self.proc.wait()
 
 
-def tui(args: argparse.Namespace, session: Path, env: dict[str, str], load: str
-        ) -> RunResult:
-    term_env = {**env, "TERM": "xterm-256color", "COLORTERM": "truecolor",
-                "COLUMNS": str(COLUMNS), "LINES": str(LINES)}
+def tui(args: argparse.Namespace, session: Path, env: dict[str, str], load: str) -> RunResult:
+    term_env = {
+        **env,
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+        "COLUMNS": str(COLUMNS),
+        "LINES": str(LINES),
+    }
     term = Terminal([sys.executable, "-m", "troop", *run_args(args, session)], term_env)
     latencies: list[float] = []
     try:
@@ -207,8 +231,7 @@ def tui(args: argparse.Namespace, session: Path, env: dict[str, str], load: str
             if finished:
                 break
             if time.monotonic() > give_up or term.proc.poll() is not None:
-                print(f"  the TUI run did not finish within {args.run_timeout:.0f} s",
-                      flush=True)
+                print(f"  the TUI run did not finish within {args.run_timeout:.0f} s", flush=True)
                 break
             term.expect_after(HELP_MARKER)
             pressed = term.press(b"?")
@@ -239,19 +262,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--press-every", type=float, default=2.0,
-                    help="seconds between help toggles while the TUI samples (each toggle "
-                    "repaints the whole screen twice: far more than a person watching does)")
-    ap.add_argument("--load", default="idle,busy",
-                    help="idle, busy (beside a one-core nice 19 busy loop), or both")
-    ap.add_argument("--run-timeout", type=float, default=900,
-                    help="seconds one run may take before it is stopped")
+    ap.add_argument(
+        "--press-every",
+        type=float,
+        default=2.0,
+        help="seconds between help toggles while the TUI samples (each toggle "
+        "repaints the whole screen twice: far more than a person watching does)",
+    )
+    ap.add_argument(
+        "--load",
+        default="idle,busy",
+        help="idle, busy (beside a one-core nice 19 busy loop), or both",
+    )
+    ap.add_argument(
+        "--run-timeout",
+        type=float,
+        default=900,
+        help="seconds one run may take before it is stopped",
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="troop-bench-ui-"))
-    env = {**os.environ, "TROOP_SESSIONS": str(folder),
-           "TROOP_CONFIG_HOME": str(folder / "config")}
+    env = {**os.environ, "TROOP_SESSIONS": str(folder), "TROOP_CONFIG_HOME": str(folder / "config")}
     loads = [x.strip() for x in args.load.split(",") if x.strip()]
     load_before = os.getloadavg()
     results: list[RunResult] = []
@@ -265,16 +298,22 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(r)
                     extra = ""
                     if r.latencies_ms:
-                        extra = (f", latency p50 {pct(r.latencies_ms, 0.5):.0f} ms p95 "
-                                 f"{pct(r.latencies_ms, 0.95):.0f} ms over "
-                                 f"{len(r.latencies_ms)} presses")
-                    print(f"repeat {i + 1} {load:4} {mode:8}: {r.tokens_per_s:7.1f} tok/s "
-                          f"{r.samples_per_s:6.2f} samples/s wall {r.wall_s:6.1f} s{extra}",
-                          flush=True)
+                        extra = (
+                            f", latency p50 {pct(r.latencies_ms, 0.5):.0f} ms p95 "
+                            f"{pct(r.latencies_ms, 0.95):.0f} ms over "
+                            f"{len(r.latencies_ms)} presses"
+                        )
+                    print(
+                        f"repeat {i + 1} {load:4} {mode:8}: {r.tokens_per_s:7.1f} tok/s "
+                        f"{r.samples_per_s:6.2f} samples/s wall {r.wall_s:6.1f} s{extra}",
+                        flush=True,
+                    )
     load_after = os.getloadavg()
-    print(f"\n{args.problems}, {args.samples} samples/problem, {args.parallel} slots, "
-          f"max {args.max_tokens} tokens; {args.repeats} repeats; {os.cpu_count()} cores; "
-          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+    print(
+        f"\n{args.problems}, {args.samples} samples/problem, {args.parallel} slots, "
+        f"max {args.max_tokens} tokens; {args.repeats} repeats; {os.cpu_count()} cores; "
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
     summary: dict[str, dict[str, float | list[float]]] = {}
     for load in loads:
         mine = [r for r in results if r.load == load]
@@ -288,20 +327,34 @@ def main(argv: list[str] | None = None) -> int:
         goal = 0.95 if load == "idle" else 0.8
         print(f"\n[{load}]{'':16}{'headless':>10}{'TUI':>10}{'TUI/headless':>14}")
         print(f"{'tokens/s (median)':22}{h_tok:10.1f}{t_tok:10.1f}{t_tok / h_tok:14.2f}")
-        print(f"TUI/headless tokens/s per repeat: {', '.join(f'{x:.2f}' for x in pairs)}; "
-              f"median {statistics.median(pairs):.2f} (goal >= {goal})")
-        print(f"key press -> screen (help dialog), {len(lat)} presses: p50 "
-              f"{pct(lat, 0.5):.0f} ms, p95 {pct(lat, 0.95):.0f} ms, max "
-              f"{max(lat, default=0):.0f} ms (goal p95 < 100 ms)")
-        summary[load] = {"headless_tok_s": h_tok, "tui_tok_s": t_tok, "paired_ratios": pairs,
-                         "latency_p50_ms": pct(lat, 0.5), "latency_p95_ms": pct(lat, 0.95)}
+        print(
+            f"TUI/headless tokens/s per repeat: {', '.join(f'{x:.2f}' for x in pairs)}; "
+            f"median {statistics.median(pairs):.2f} (goal >= {goal})"
+        )
+        print(
+            f"key press -> screen (help dialog), {len(lat)} presses: p50 "
+            f"{pct(lat, 0.5):.0f} ms, p95 {pct(lat, 0.95):.0f} ms, max "
+            f"{max(lat, default=0):.0f} ms (goal p95 < 100 ms)"
+        )
+        summary[load] = {
+            "headless_tok_s": h_tok,
+            "tui_tok_s": t_tok,
+            "paired_ratios": pairs,
+            "latency_p50_ms": pct(lat, 0.5),
+            "latency_p95_ms": pct(lat, 0.95),
+        }
     if args.json:
-        args.json.write_text(json.dumps({
-            "settings": vars(args) | {"json": str(args.json)},
-            "load": [load_before, load_after],
-            "runs": [r.__dict__ for r in results],
-            "summary": summary,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "settings": vars(args) | {"json": str(args.json)},
+                    "load": [load_before, load_after],
+                    "runs": [r.__dict__ for r in results],
+                    "summary": summary,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -46,8 +46,9 @@ def bench_pool(
         verifier.verify(Check(items[0][1], items[0][0]), sandbox)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            verdicts = list(pool.map(
-                lambda item: verifier.verify(Check(item[1], item[0]), sandbox), items))
+            verdicts = list(
+                pool.map(lambda item: verifier.verify(Check(item[1], item[0]), sandbox), items)
+            )
         dt = time.perf_counter() - t0
         bad = [v for v in verdicts if v.status is not Status.PASS]
         if bad:
@@ -61,11 +62,18 @@ def bench_fresh(items: list[tuple[dict[str, Any], str]], workers: int) -> float:
 
     def one(item: tuple[dict[str, Any], str]) -> None:
         problem, _ = item
-        program = (f"{problem['prompt']}{problem['reference']}\n{problem['test']}\n"
-                   f"check({problem['entry_point']})\n")
+        program = (
+            f"{problem['prompt']}{problem['reference']}\n{problem['test']}\n"
+            f"check({problem['entry_point']})\n"
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            done = subprocess.run([sys.executable, "-c", program], cwd=tmp, timeout=30,
-                                  capture_output=True, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                [sys.executable, "-c", program],
+                cwd=tmp,
+                timeout=30,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+            )
         if done.returncode != 0:
             raise SystemExit(f"{problem['id']}: canonical solution failed in a fresh interpreter")
 
@@ -100,8 +108,10 @@ def bench_math(workers: int, tier: str, rounds: int) -> tuple[float, str]:
     from troop.verifiers.answer_verifiers import MathAnswer
 
     verifier = MathAnswer()
-    checks = [Check(text, {"id": f"bench/{i}", "format": fmt, "answer": expected})
-              for i, (fmt, text, expected) in enumerate(_MATH_ITEMS)] * rounds
+    checks = [
+        Check(text, {"id": f"bench/{i}", "format": fmt, "answer": expected})
+        for i, (fmt, text, expected) in enumerate(_MATH_ITEMS)
+    ] * rounds
     with Sandbox(workers=workers, tier=tier, preload=_math_preload()) as sandbox:
         verifier.verify(checks[0], sandbox)  # warm-up
         t0 = time.perf_counter()
@@ -119,13 +129,16 @@ def _math_preload() -> tuple[str, ...]:
     from troop.verifiers import answer_verifiers
 
     # (Before math-verify, troop preloaded the answer verifiers and SymPy.)
-    return tuple(getattr(answer_verifiers, "SANDBOX_PRELOAD", (
-        "troop.verifiers.answer_verifiers", "sympy")))
+    return tuple(
+        getattr(answer_verifiers, "SANDBOX_PRELOAD", ("troop.verifiers.answer_verifiers", "sympy"))
+    )
 
 
 def main_math(args: argparse.Namespace) -> int:
-    print(f"math-answer: {len(_MATH_ITEMS)} samples x {args.rounds}, {args.workers} workers, "
-          f"{os.cpu_count()} cores, {args.reps} reps")
+    print(
+        f"math-answer: {len(_MATH_ITEMS)} samples x {args.rounds}, {args.workers} workers, "
+        f"{os.cpu_count()} cores, {args.reps} reps"
+    )
     rates = []
     tier = ""
     for rep in range(args.reps):
@@ -148,8 +161,10 @@ def main() -> int:
     if args.math:
         return main_math(args)
     items = samples(args.limit)
-    print(f"{len(items)} HumanEval canonical solutions, {args.workers} workers, "
-          f"{os.cpu_count()} cores, {args.reps} reps (pool and fresh interleaved)")
+    print(
+        f"{len(items)} HumanEval canonical solutions, {args.workers} workers, "
+        f"{os.cpu_count()} cores, {args.reps} reps (pool and fresh interleaved)"
+    )
     pool_rates: list[float] = []
     fresh_rates: list[float] = []
     tier = ""
@@ -157,13 +172,17 @@ def main() -> int:
         rate, tier = bench_pool(items, args.workers, args.sandbox)
         pool_rates.append(rate)
         fresh_rates.append(bench_fresh(items, args.workers))
-        print(f"[rep {rep + 1}] pool ({tier}): {pool_rates[-1]:.1f}/s   "
-              f"fresh interpreter: {fresh_rates[-1]:.1f}/s")
+        print(
+            f"[rep {rep + 1}] pool ({tier}): {pool_rates[-1]:.1f}/s   "
+            f"fresh interpreter: {fresh_rates[-1]:.1f}/s"
+        )
     pool = statistics.median(pool_rates)
     fresh = statistics.median(fresh_rates)
     ratios = [p / f for p, f in zip(pool_rates, fresh_rates, strict=True)]
-    print(f"\nverifications/s (median): pool {pool:.1f} ({tier}), fresh interpreter {fresh:.1f}; "
-          f"pool/fresh {statistics.median(ratios):.2f}x (median of paired ratios)")
+    print(
+        f"\nverifications/s (median): pool {pool:.1f} ({tier}), fresh interpreter {fresh:.1f}; "
+        f"pool/fresh {statistics.median(ratios):.2f}x (median of paired ratios)"
+    )
     return 0
 
 

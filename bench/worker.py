@@ -34,8 +34,12 @@ def _keep(record: SampleRecord) -> SampleRecord:
     return record
 
 
-def _run(sampler: BatchedSampler | supervisor.RemoteSampler, spec: PromptSpec,
-         params: SamplingParams, samples: int) -> float:
+def _run(
+    sampler: BatchedSampler | supervisor.RemoteSampler,
+    spec: PromptSpec,
+    params: SamplingParams,
+    samples: int,
+) -> float:
     control = RunControl(samples)
     scheduler = Scheduler([spec], set(), control, params, 1234)
     stats = BatchStats()
@@ -43,8 +47,9 @@ def _run(sampler: BatchedSampler | supervisor.RemoteSampler, spec: PromptSpec,
     sampler.run(scheduler, _keep, NullObserver(), control, stats)
     wall = time.perf_counter() - t0
     if stats.completion_tokens != samples * params.max_tokens:
-        raise RuntimeError(f"drew {stats.completion_tokens} tokens, expected "
-                           f"{samples * params.max_tokens}")
+        raise RuntimeError(
+            f"drew {stats.completion_tokens} tokens, expected {samples * params.max_tokens}"
+        )
     return stats.completion_tokens / wall
 
 
@@ -65,15 +70,23 @@ def main(argv: list[str] | None = None) -> int:
     params = SamplingParams(max_tokens=args.tokens, ignore_eos=True)
     tokens = tuple(model.tokenize(PROMPT))
     spec = PromptSpec("bench/0", tokens, ())
-    print(f"CPU: {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
-          f"threads {threads} · extra buffers {'on' if extra else 'off'} · load "
-          f"{os.getloadavg()[0]:.1f}", file=sys.stderr)
+    print(
+        f"CPU: {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
+        f"threads {threads} · extra buffers {'on' if extra else 'off'} · load "
+        f"{os.getloadavg()[0]:.1f}",
+        file=sys.stderr,
+    )
     rows = []
     try:
         for p in parallels:
-            plan = plan_context(parallel=p, max_prompt_tokens=len(tokens),
-                                max_tokens=args.tokens, kv_unified=p <= 8, n_threads=threads,
-                                n_ctx_train=model.shape().n_ctx_train)
+            plan = plan_context(
+                parallel=p,
+                max_prompt_tokens=len(tokens),
+                max_tokens=args.tokens,
+                kv_unified=p <= 8,
+                n_threads=threads,
+                n_ctx_train=model.shape().n_ctx_train,
+            )
             samples = 2 * p
             local: list[float] = []
             worker: list[float] = []
@@ -90,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                 ctx.close()
             a, b = statistics.median(local), statistics.median(worker)
             rows.append((p, a, b, local, worker))
-            print(f"P={p}: in-process {a:.1f} tok/s, worker {b:.1f} tok/s, "
-                  f"ratio {b / a:.3f}", file=sys.stderr)
+            print(
+                f"P={p}: in-process {a:.1f} tok/s, worker {b:.1f} tok/s, ratio {b / a:.3f}",
+                file=sys.stderr,
+            )
     finally:
         remote.close()
         model.close()

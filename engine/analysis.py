@@ -63,8 +63,10 @@ class _Problem:
 
 
 def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
-    problems = {p.problem_id: _Problem(p.problem_id, p.format, p.prompt_tokens, p.data)
-                for p in session.problems()}
+    problems = {
+        p.problem_id: _Problem(p.problem_id, p.format, p.prompt_tokens, p.data)
+        for p in session.problems()
+    }
     digests = {pid: tests_digest(p.data) for pid, p in problems.items()}
     statuses: dict[tuple[str, int], str] = {}
     keys: dict[tuple[str, int], str | None] = {}
@@ -107,7 +109,8 @@ def _verifier_of(session: Session, options: AnalysisOptions) -> dict[str, str] |
     with session.lock:
         row = session.conn.execute(
             "SELECT version, COUNT(*) FROM verdicts WHERE verifier = ? GROUP BY version"
-            " ORDER BY 2 DESC LIMIT 1", (options.verifier,),
+            " ORDER BY 2 DESC LIMIT 1",
+            (options.verifier,),
         ).fetchone()
     return None if row is None else {"name": options.verifier, "version": row[0]}
 
@@ -149,7 +152,9 @@ def analyse(session: Session, options: AnalysisOptions | None = None) -> dict[st
 
 
 def _session_info(
-    session: Session, verifier: dict[str, str] | None, problems: list[_Problem],
+    session: Session,
+    verifier: dict[str, str] | None,
+    problems: list[_Problem],
     coverage_only: bool,
 ) -> dict[str, Any]:
     config: dict[str, Any] = session.meta("config") or {}
@@ -175,12 +180,21 @@ def _session_info(
         "problem_set": config.get("problem_set", {}),
         "sampling": config.get("sampling", {}),
         "seed": config.get("seed"),
-        "prompt_format": {k: v for k, v in config.get("prompt_format", {}).items()
-                          if k != "template"},
+        "prompt_format": {
+            k: v for k, v in config.get("prompt_format", {}).items() if k != "template"
+        },
         "verifier": verifier,
         "tier": tiers[0][0] if tiers else None,
-        "runs": [{"run_id": r[0], "started_at": r[1], "finished_at": r[2], "status": r[3],
-                  "settings": json.loads(r[4])} for r in runs],
+        "runs": [
+            {
+                "run_id": r[0],
+                "started_at": r[1],
+                "finished_at": r[2],
+                "status": r[3],
+                "settings": json.loads(r[4]),
+            }
+            for r in runs
+        ],
         "samples": sum(len(p.indices) for p in problems),
         "verified": sum(s is not None for p in problems for s in p.statuses),
     }
@@ -222,11 +236,19 @@ def _coverage_section(
     n: np.ndarray, c: np.ndarray, total_problems: int, options: AnalysisOptions
 ) -> tuple[dict[str, Any], passk.Coverage | None]:
     if len(n) == 0 or n.min() == 0:
-        return {"refused": "no verified samples yet", "k": [], "pass_at_k": [], "low": [],
-                "high": [], "coverage_only": False, "problems": total_problems}, None
+        return {
+            "refused": "no verified samples yet",
+            "k": [],
+            "pass_at_k": [],
+            "low": [],
+            "high": [],
+            "coverage_only": False,
+            "problems": total_problems,
+        }, None
     ks = passk.k_grid(int(n.min()))
-    cov = passk.coverage(n, c, ks, confidence=options.confidence,
-                         replicates=options.bootstrap, seed=options.seed)
+    cov = passk.coverage(
+        n, c, ks, confidence=options.confidence, replicates=options.bootstrap, seed=options.seed
+    )
     return {
         "k": ks.tolist(),
         "pass_at_k": cov.pass_at_k.tolist(),
@@ -247,8 +269,12 @@ def _solved_vs_spent(
 ) -> dict[str, Any]:
     """For sessions whose budget followed the verdicts: share of problems solved against the
     samples spent per problem (in the order they were drawn), not pass@k."""
-    passed = {(p.problem_id, i) for p in problems
-              for i, s in zip(p.indices, p.statuses, strict=True) if s == "pass"}
+    passed = {
+        (p.problem_id, i)
+        for p in problems
+        for i, s in zip(p.indices, p.statuses, strict=True)
+        if s == "pass"
+    }
     with session.lock:
         order = session.conn.execute(
             "SELECT problem_id, sample_index FROM samples ORDER BY created_at, rowid"
@@ -266,15 +292,19 @@ def _solved_vs_spent(
     if xs and keep[-1] != len(xs) - 1:
         keep.append(len(xs) - 1)
     return {
-        "k": [xs[i] for i in keep], "pass_at_k": [ys[i] for i in keep],
-        "low": [ys[i] for i in keep], "high": [ys[i] for i in keep],
-        "k_unit": "samples spent per problem", "coverage_only": True,
-        "problems": len(problems), "solved": len(solved),
+        "k": [xs[i] for i in keep],
+        "pass_at_k": [ys[i] for i in keep],
+        "low": [ys[i] for i in keep],
+        "high": [ys[i] for i in keep],
+        "k_unit": "samples spent per problem",
+        "coverage_only": True,
+        "problems": len(problems),
+        "solved": len(solved),
         "n_min": min((len(p.indices) for p in problems), default=0),
         "n_max": max((len(p.indices) for p in problems), default=0),
         "confidence": None,
         "note": "budget followed the verdicts: pass@k for k > 1 would be biased, so only "
-                "solved-vs-samples-spent is shown",
+        "solved-vs-samples-spent is shown",
     }
 
 
@@ -286,8 +316,11 @@ def _by_temperature(problems: list[_Problem], coverage_only: bool) -> list[dict[
     for t in temps:
         ns, cs, solved = [], [], []
         for p in problems:
-            judged = [s for tt, s in zip(p.temperatures, p.statuses, strict=True)
-                      if _temp_key(tt) == t and s is not None]
+            judged = [
+                s
+                for tt, s in zip(p.temperatures, p.statuses, strict=True)
+                if _temp_key(tt) == t and s is not None
+            ]
             if judged:
                 ns.append(len(judged))
                 cs.append(sum(s == "pass" for s in judged))
@@ -297,14 +330,25 @@ def _by_temperature(problems: list[_Problem], coverage_only: bool) -> list[dict[
             continue
         ks = passk.k_grid(min(ns))
         curve = passk.curves(np.array(ns), np.array(cs), ks).mean(axis=0)
-        out.append({"temperature": float(t), "k": ks.tolist(), "pass_at_k": curve.tolist(),
-                    "problems": len(ns), "solved": solved})
+        out.append(
+            {
+                "temperature": float(t),
+                "k": ks.tolist(),
+                "pass_at_k": curve.tolist(),
+                "problems": len(ns),
+                "solved": solved,
+            }
+        )
     return out
 
 
 def _fit_section(
-    n: np.ndarray, c: np.ndarray, cov: dict[str, Any], boot: passk.Coverage | None,
-    options: AnalysisOptions, coverage_only: bool,
+    n: np.ndarray,
+    c: np.ndarray,
+    cov: dict[str, Any],
+    boot: passk.Coverage | None,
+    options: AnalysisOptions,
+    coverage_only: bool,
 ) -> dict[str, Any]:
     if coverage_only:
         reason = {"refused": "coverage-only session: its budget followed the verdicts"}
@@ -323,13 +367,17 @@ def _fit_section(
     try:
         # The same problem draws as the coverage band's, so band and intervals agree.
         models["beta_binomial"] = fits.fit_beta_binomial(
-            n, c, ks, observed, boot.weights[: options.fit_bootstrap])
+            n, c, ks, observed, boot.weights[: options.fit_bootstrap]
+        )
     except fits.FitRefused as exc:
         models["beta_binomial"] = str(exc)
     out: dict[str, Any] = {}
     for name, model in models.items():
-        out[name] = ({"refused": model} if isinstance(model, str)
-                     else _forecast(model, ks, observed, options))
+        out[name] = (
+            {"refused": model}
+            if isinstance(model, str)
+            else _forecast(model, ks, observed, options)
+        )
     fitted = {name: out[name]["rmse_curve"] for name in out if "refused" not in out[name]}
     out["better"] = min(fitted, key=lambda k: fitted[k]) if fitted else None
     return out
@@ -348,8 +396,15 @@ def _backtest_section(verified: list[_Problem], cov: dict[str, Any]) -> dict[str
         return {"refused": why}
     ms = backtest.prefixes(n)
     passes = backtest.prefix_passes([_pass_positions(p) for p in verified], [m for _, m in ms])
-    result = backtest.backtest(n, passes, ms, float(cov["pass_at_k"][-1]), float(cov["low"][-1]),
-                               float(cov["high"][-1]), float(cov["confidence"]))
+    result = backtest.backtest(
+        n,
+        passes,
+        ms,
+        float(cov["pass_at_k"][-1]),
+        float(cov["low"][-1]),
+        float(cov["high"][-1]),
+        float(cov["confidence"]),
+    )
     return {**result.to_json(), "summary": result.summary()}
 
 
@@ -362,7 +417,9 @@ def _pass_positions(p: _Problem) -> np.ndarray:
 
 
 def _forecast(
-    model: fits.PowerLaw | fits.BetaBinomial, ks: np.ndarray, observed: np.ndarray,
+    model: fits.PowerLaw | fits.BetaBinomial,
+    ks: np.ndarray,
+    observed: np.ndarray,
     options: AnalysisOptions,
 ) -> dict[str, Any]:
     budget = int(ks.max())
@@ -388,12 +445,18 @@ def _forecast(
     for t in options.targets:
         reps = model.budget_replicates(t)
         good = reps[np.isfinite(reps)]
-        lo, hi = (np.percentile(good, [tail, 100 - tail]).tolist() if len(good) >= 10
-                  else [math.nan, math.nan])
+        lo, hi = (
+            np.percentile(good, [tail, 100 - tail]).tolist()
+            if len(good) >= 10
+            else [math.nan, math.nan]
+        )
         k_t = model.budget_for(t)
         targets.append({"target": t, "k": _finite(k_t), "low": _finite(lo), "high": _finite(hi)})
-    params = ({"a": model.a, "b": model.b} if isinstance(model, fits.PowerLaw)
-              else {"alpha": model.alpha, "beta": model.beta})
+    params = (
+        {"a": model.a, "b": model.b}
+        if isinstance(model, fits.PowerLaw)
+        else {"alpha": model.alpha, "beta": model.beta}
+    )
     return {
         **params,
         "rmse": model.rmse,
@@ -401,12 +464,22 @@ def _forecast(
         "k_from": int(ks[use].min()),
         "k_to": int(ks[use].max()),
         "replicates": int((~np.isnan(model.replicates).any(axis=1)).sum()),
-        "forecast": [{"k": float(k), "horizon": h,
-                      "coverage": float(model.predict(np.array([k]))[0]),
-                      "low": _finite(lo), "high": _finite(hi)}
-                     for k, h, lo, hi in zip(horizons, HORIZONS, h_low, h_high, strict=True)],
-        "curve": {"k": curve_k.tolist(), "coverage": model.predict(curve_k).tolist(),
-                  "low": [_finite(v) for v in c_low], "high": [_finite(v) for v in c_high]},
+        "forecast": [
+            {
+                "k": float(k),
+                "horizon": h,
+                "coverage": float(model.predict(np.array([k]))[0]),
+                "low": _finite(lo),
+                "high": _finite(hi),
+            }
+            for k, h, lo, hi in zip(horizons, HORIZONS, h_low, h_high, strict=True)
+        ],
+        "curve": {
+            "k": curve_k.tolist(),
+            "coverage": model.predict(curve_k).tolist(),
+            "low": [_finite(v) for v in c_low],
+            "high": [_finite(v) for v in c_high],
+        },
         "budget_for": targets,
     }
 
@@ -416,17 +489,25 @@ def _finite(v: float) -> float | None:
 
 
 def _cost_section(
-    session: Session, problems: list[_Problem], info: dict[str, Any], cov: dict[str, Any],
+    session: Session,
+    problems: list[_Problem],
+    info: dict[str, Any],
+    cov: dict[str, Any],
     options: AnalysisOptions,
 ) -> dict[str, Any]:
     model = info["model"]
-    shape = (cost.Shape(int(model["n_params"]), int(model["n_layer"]), int(model["n_embd"]))
-             if all(model.get(k) for k in ("n_params", "n_layer", "n_embd")) else None)
+    shape = (
+        cost.Shape(int(model["n_params"]), int(model["n_layer"]), int(model["n_embd"]))
+        if all(model.get(k) for k in ("n_params", "n_layer", "n_embd"))
+        else None
+    )
     with session.lock:
         prompt_tokens = session.conn.execute(
-            "SELECT COALESCE(SUM(n_tokens), 0) FROM prompt_evals").fetchone()[0]
+            "SELECT COALESCE(SUM(n_tokens), 0) FROM prompt_evals"
+        ).fetchone()[0]
         rows = session.conn.execute(
-            "SELECT problem_id, prompt_tokens, completion_tokens FROM samples").fetchall()
+            "SELECT problem_id, prompt_tokens, completion_tokens FROM samples"
+        ).fetchall()
         spans = session.conn.execute(
             "SELECT r.started_at, COALESCE(r.finished_at, MAX(s.created_at), r.started_at)"
             " FROM runs r LEFT JOIN samples s ON s.run_id = r.run_id GROUP BY r.run_id"
@@ -445,8 +526,7 @@ def _cost_section(
         starts = np.array([a for a, _ in pairs], dtype=np.float64)
         counts = np.array([b for _, b in pairs], dtype=np.float64)
         comp_flops = float(cost.flops(shape, starts, counts).sum()) if shape and pairs else 0.0
-        costs.append(cost.ProblemCost(p.prompt_tokens, len(pairs), float(counts.sum()),
-                                      comp_flops))
+        costs.append(cost.ProblemCost(p.prompt_tokens, len(pairs), float(counts.sum()), comp_flops))
         total_flops += comp_flops
     if shape is not None:
         # Prompts are evaluated once per shared evaluation, at context positions 0..len-1.
@@ -454,19 +534,30 @@ def _cost_section(
             evals = session.conn.execute("SELECT n_tokens FROM prompt_evals").fetchall()
         lengths = np.array([e[0] for e in evals], dtype=np.float64)
         total_flops += float(cost.flops(shape, np.zeros(len(lengths)), lengths).sum())
-    api = {name: cost.usd(price, billed_input, completion)
-           for name, price in options.prices.items()}
+    api = {
+        name: cost.usd(price, billed_input, completion) for name, price in options.prices.items()
+    }
     kwh = options.watts * wall / 3.6e6
     solved = sum(1 for p in problems if "pass" in p.statuses)
-    totals = {"samples": samples, "tokens": prompt_tokens + completion, "wall_s": wall,
-              "flops": total_flops if shape else None,
-              "usd": next(iter(api.values()), None), "kwh": kwh}
+    totals = {
+        "samples": samples,
+        "tokens": prompt_tokens + completion,
+        "wall_s": wall,
+        "flops": total_flops if shape else None,
+        "usd": next(iter(api.values()), None),
+        "kwh": kwh,
+    }
     axis_price = next(iter(options.prices))
     mean_n = samples / len(problems) if problems else 0
     axes: dict[str, list[Any]] = {}
     if cov.get("k") and not cov.get("coverage_only"):
-        axes = cost.cost_axes(np.asarray(cov["k"], dtype=np.int64), costs, shape,
-                              wall / mean_n if mean_n else 0.0, options.prices[axis_price])
+        axes = cost.cost_axes(
+            np.asarray(cov["k"], dtype=np.int64),
+            costs,
+            shape,
+            wall / mean_n if mean_n else 0.0,
+            options.prices[axis_price],
+        )
     elif cov.get("k"):
         scale = np.asarray(cov["k"], dtype=np.float64) / max(mean_n, 1e-12)
         axes = {"samples": list(cov["k"])}
@@ -485,11 +576,16 @@ def _cost_section(
         "usd_api": api,
         "axis_price": axis_price,
         "prices": options.prices,
-        "electricity": {"watts": options.watts, "kwh": kwh, "kwh_usd": options.kwh_usd,
-                        "usd": kwh * options.kwh_usd},
+        "electricity": {
+            "watts": options.watts,
+            "kwh": kwh,
+            "kwh_usd": options.kwh_usd,
+            "usd": kwh * options.kwh_usd,
+        },
         "solved": solved,
-        "per_solved": {name: (v / solved if solved and v is not None else None)
-                       for name, v in totals.items()},
+        "per_solved": {
+            name: (v / solved if solved and v is not None else None) for name, v in totals.items()
+        },
         "axes": axes,
     }
 
@@ -501,8 +597,10 @@ def _selection_section(
     baseline, next to coverage, for answer-style problems (those end in a final answer)."""
     formats = {p.format for p in problems}
     if not formats <= set(ANSWER_FORMATS):
-        return {"refused": "selection without a verifier needs answer-style problems "
-                           f"({', '.join(ANSWER_FORMATS)}), not {', '.join(sorted(formats))}"}
+        return {
+            "refused": "selection without a verifier needs answer-style problems "
+            f"({', '.join(ANSWER_FORMATS)}), not {', '.join(sorted(formats))}"
+        }
     if cov.get("coverage_only"):
         return {"refused": "coverage-only session: its budget followed the verdicts"}
     if "refused" in cov or not cov.get("k"):
@@ -513,8 +611,12 @@ def _selection_section(
         if not judged:
             continue
         texts = [p.texts[i] for i in judged]
-        scores = np.array([p.logprobs[i] / p.completion_tokens[i] if p.completion_tokens[i]
-                           else np.nan for i in judged])
+        scores = np.array(
+            [
+                p.logprobs[i] / p.completion_tokens[i] if p.completion_tokens[i] else np.nan
+                for i in judged
+            ]
+        )
         reference = p.data.get("answer")
         if p.reference_key is not None:
             # Verdicts that recorded canonical answers: samples vote as the verifier judged
@@ -524,16 +626,19 @@ def _selection_section(
         else:
             answers = selection.answers_for(p.format, texts)
             reference = normalize(str(reference)) if reference is not None else None
-        chosen.append(selection.ProblemAnswers(
-            problem_id=p.problem_id,
-            answers=answers,
-            correct=np.array([p.statuses[i] == "pass" for i in judged]),
-            score=scores,
-            reference=reference,
-        ))
+        chosen.append(
+            selection.ProblemAnswers(
+                problem_id=p.problem_id,
+                answers=answers,
+                correct=np.array([p.statuses[i] == "pass" for i in judged]),
+                score=scores,
+                reference=reference,
+            )
+        )
     ks = np.asarray(cov["k"], dtype=np.int64)
     out: dict[str, Any] = selection.selection_curves(
-        chosen, ks, replicates=options.selection_replicates, seed=options.seed)
+        chosen, ks, replicates=options.selection_replicates, seed=options.seed
+    )
     out["guessing"] = selection.guessing_baseline(chosen, ks)
     return out
 
@@ -553,19 +658,28 @@ def _false_positive_section(
         with session.lock:
             rows = session.conn.execute(
                 "SELECT problem_id, sample_index, tests_digest, status FROM verdicts"
-                " WHERE verifier = ? AND version = ?", (name, version)).fetchall()
+                " WHERE verifier = ? AND version = ?",
+                (name, version),
+            ).fetchall()
         return {(r[0], r[1]): r[3] for r in rows if digests.get(r[0]) == r[2]}
 
     with session.lock:
         row = session.conn.execute(
             "SELECT version FROM verdicts WHERE verifier = ? GROUP BY version"
-            " ORDER BY COUNT(*) DESC LIMIT 1", (VISIBLE_VERIFIER,)).fetchone()
+            " ORDER BY COUNT(*) DESC LIMIT 1",
+            (VISIBLE_VERIFIER,),
+        ).fetchone()
     if row is None:
-        return {"refused": f"no {VISIBLE_VERIFIER} verdicts: run `troop verify SESSION "
-                           f"--verifier {VISIBLE_VERIFIER}` to measure the cheap verifier"}
+        return {
+            "refused": f"no {VISIBLE_VERIFIER} verdicts: run `troop verify SESSION "
+            f"--verifier {VISIBLE_VERIFIER}` to measure the cheap verifier"
+        }
     result: dict[str, Any] = selection.false_positive_rate(
-        statuses(VISIBLE_VERIFIER, row[0]), statuses(verifier["name"], verifier["version"]),
-        visible_name=VISIBLE_VERIFIER, hidden_name=verifier["name"])
+        statuses(VISIBLE_VERIFIER, row[0]),
+        statuses(verifier["name"], verifier["version"]),
+        visible_name=VISIBLE_VERIFIER,
+        hidden_name=verifier["name"],
+    )
     return result
 
 

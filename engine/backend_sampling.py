@@ -19,6 +19,7 @@ from troop.engine.llamacpp import Context, build_chain
 if TYPE_CHECKING:
     from troop.engine.sampler import SamplingParams
 
+
 class AttachedChain:
     """A slot's chain, attached to its sequence: the decode has already drawn the token."""
 
@@ -60,8 +61,13 @@ class BackendChains:
     def _attach(self, seq: int, seed: int, temperature: float) -> AttachedChain:
         p = self.params
         # ggml's top-k asserts k <= n_vocab (aborting the process); the host's clamps it.
-        ptr = build_chain(seed=seed, temperature=temperature,
-                          top_k=min(p.top_k, self.n_vocab), top_p=p.top_p, min_p=p.min_p)
+        ptr = build_chain(
+            seed=seed,
+            temperature=temperature,
+            top_k=min(p.top_k, self.n_vocab),
+            top_p=p.top_p,
+            min_p=p.min_p,
+        )
         # The context owns attached chains: it frees them after llama.cpp is done with them.
         old = self.ctx.sampler_chains.get(seq)
         lc.llama_set_sampler(self.ctx.ptr, seq, ptr)
@@ -141,7 +147,8 @@ class BackendChains:
             return 0.0
         probs = np.ctypeslib.as_array(
             ctypes.cast(lc.llama_get_sampled_probs_ith(ctx, idx), ctypes.POINTER(ctypes.c_float)),
-            shape=(n,))
+            shape=(n,),
+        )
         cands = lc.llama_get_sampled_candidates_ith(ctx, idx)
         ids = np.ctypeslib.as_array(ctypes.cast(cands, ctypes.POINTER(ctypes.c_int32)), shape=(n,))
         hit = np.flatnonzero(ids == token)
@@ -157,8 +164,7 @@ def detach(ctx: Context) -> None:
         del ctx.sampler_chains[seq]
 
 
-def attach(ctx: Context, params: SamplingParams, n_slots: int
-           ) -> tuple[BackendChains | None, str]:
+def attach(ctx: Context, params: SamplingParams, n_slots: int) -> tuple[BackendChains | None, str]:
     """Chains on the backend for every slot, or None and why the host samples instead."""
     chains = BackendChains(ctx, params, n_slots)
     missing = chains.unsupported()

@@ -41,9 +41,15 @@ class Forecast:
     refused: str | None  # why the law could not be fitted on this prefix
 
     def to_json(self) -> dict[str, Any]:
-        return {"law": self.law, "m": self.m, "fraction": self.fraction,
-                "coverage": self.coverage, "error": self.error, "inside": self.inside,
-                "refused": self.refused}
+        return {
+            "law": self.law,
+            "m": self.m,
+            "fraction": self.fraction,
+            "coverage": self.coverage,
+            "error": self.error,
+            "inside": self.inside,
+            "refused": self.refused,
+        }
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,14 @@ class Backtest:
     forecasts: tuple[Forecast, ...]  # by m ascending, power law first
 
     def to_json(self) -> dict[str, Any]:
-        return {"n": self.n, "observed": self.observed, "low": self.low, "high": self.high,
-                "confidence": self.confidence,
-                "forecasts": [f.to_json() for f in self.forecasts]}
+        return {
+            "n": self.n,
+            "observed": self.observed,
+            "low": self.low,
+            "high": self.high,
+            "confidence": self.confidence,
+            "forecasts": [f.to_json() for f in self.forecasts],
+        }
 
     def summary(self, fraction: int = 8) -> str | None:
         """One line: how far each law's forecast from 1/fraction of the budget (or the
@@ -96,8 +107,10 @@ def prefixes(n: int) -> list[tuple[int, int]]:
 def refusal(n: int) -> str | None:
     """Why a budget of n samples per problem is too small to backtest, or None."""
     if not prefixes(n):
-        return (f"needs at least {MIN_PREFIX * FRACTIONS[-1]} verified samples per problem "
-                f"(a quarter of them to fit on), has {n}")
+        return (
+            f"needs at least {MIN_PREFIX * FRACTIONS[-1]} verified samples per problem "
+            f"(a quarter of them to fit on), has {n}"
+        )
     return None
 
 
@@ -130,8 +143,13 @@ def prefix_coverage(m: int, c: IntArray, ks: IntArray) -> FloatArray:
 
 
 def backtest(
-    n: int, passes: IntArray, ms: Sequence[tuple[int, int]], observed: float, low: float,
-    high: float, confidence: float,
+    n: int,
+    passes: IntArray,
+    ms: Sequence[tuple[int, int]],
+    observed: float,
+    low: float,
+    high: float,
+    confidence: float,
 ) -> Backtest:
     """Fit both laws on each prefix (`passes[i]`: every problem's passes in its first
     `ms[i][1]` samples) and compare their forecasts at n with the observed coverage. Fits
@@ -145,13 +163,18 @@ def backtest(
         for law in LAWS:
             try:
                 model: fits.PowerLaw | fits.BetaBinomial = (
-                    fits.fit_power_law(ks, curve, empty) if law == "power_law"
-                    else fits.fit_beta_binomial(nm, c, ks, curve, np.empty((0, len(c)))))
+                    fits.fit_power_law(ks, curve, empty)
+                    if law == "power_law"
+                    else fits.fit_beta_binomial(nm, c, ks, curve, np.empty((0, len(c))))
+                )
             except fits.FitRefused as exc:
                 out.append(Forecast(law, m, fraction, None, None, None, str(exc)))
                 continue
             value = float(model.predict(np.array([float(n)]))[0])
-            out.append(Forecast(law, m, fraction, value, abs(value - observed),
-                                bool(low <= value <= high), None))
+            out.append(
+                Forecast(
+                    law, m, fraction, value, abs(value - observed), bool(low <= value <= high), None
+                )
+            )
     out.sort(key=lambda f: (f.m, LAWS.index(f.law)))
     return Backtest(n, observed, low, high, confidence, tuple(out))

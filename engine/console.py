@@ -66,8 +66,9 @@ class ConsoleObserver:
         if self.verify_task is None:
             self.verify_task = self.progress.add_task("verifying", total=None, rate="")
             self.progress.start()
-        self.progress.update(self.verify_task, completed=self.judged, total=self.expected,
-                             rate=f"{self.passed} pass")
+        self.progress.update(
+            self.verify_task, completed=self.judged, total=self.expected, rate=f"{self.passed} pass"
+        )
 
     def _rate(self) -> str:
         dt = max(time.perf_counter() - self.t0, 1e-9)
@@ -102,8 +103,16 @@ class ConsoleObserver:
 
 
 def summary_table(
-    *, status: str, session: str, samples: int, stored: int, target: int, wall_s: float,
-    completion_tokens: int, prompt_tokens: int, finish_reasons: dict[str, int],
+    *,
+    status: str,
+    session: str,
+    samples: int,
+    stored: int,
+    target: int,
+    wall_s: float,
+    completion_tokens: int,
+    prompt_tokens: int,
+    finish_reasons: dict[str, int],
     solved: tuple[int, int, dict[str, int]] | None = None,
 ) -> Table:
     """The table `troop run --headless` prints when it ends."""
@@ -124,6 +133,7 @@ def summary_table(
     if solved is not None:
         n_solved, n_problems, statuses = solved
         table.add_row("problems solved (any pass)", f"{n_solved} / {n_problems}")
-        table.add_row("verdicts this run",
-                      ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "-")
+        table.add_row(
+            "verdicts this run", ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "-"
+        )
     return table

@@ -42,8 +42,9 @@ def check_prices(raw: Any, where: str = "prices") -> dict[str, dict[str, float]]
     out: dict[str, dict[str, float]] = {}
     for name, entry in raw.items():
         if not isinstance(entry, dict) or set(entry) != {"input", "output"}:
-            raise TroopError(f"{where}: {name!r} needs exactly 'input' and 'output' USD per "
-                             "million tokens")
+            raise TroopError(
+                f"{where}: {name!r} needs exactly 'input' and 'output' USD per million tokens"
+            )
         values = {k: entry[k] for k in ("input", "output")}
         for k, v in values.items():
             if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
@@ -87,8 +88,11 @@ def usd(prices: dict[str, float], input_tokens: float, output_tokens: float) -> 
 
 
 def cost_axes(
-    k: NDArray[np.int64], problems: list[ProblemCost], shape: Shape | None,
-    wall_per_round: float, prices: dict[str, float],
+    k: NDArray[np.int64],
+    problems: list[ProblemCost],
+    shape: Shape | None,
+    wall_per_round: float,
+    prices: dict[str, float],
 ) -> dict[str, list[float | None]]:
     """The cost of drawing k samples for every problem, per axis: each problem's mean cost
     per sample measured so far, times k, plus its prompt once (API billing: once per sample,
@@ -104,11 +108,13 @@ def cost_axes(
         "usd": (prices["input"] * kf * prompt + prices["output"] * kf * per_sample_tokens) / 1e6,
     }
     if shape is not None:
-        prompt_flops = sum(float(flops(shape, np.zeros(1), np.array([p.prompt_tokens]))[0])
-                           for p in problems)
+        prompt_flops = sum(
+            float(flops(shape, np.zeros(1), np.array([p.prompt_tokens]))[0]) for p in problems
+        )
         axes["flops"] = prompt_flops + kf * per_sample_flops
-    out: dict[str, list[float | None]] = {name: [float(v) for v in values]
-                                          for name, values in axes.items()}
+    out: dict[str, list[float | None]] = {
+        name: [float(v) for v in values] for name, values in axes.items()
+    }
     if shape is None:
         out["flops"] = [None] * len(kf)  # unknown model shape (e.g. a remote server)
     return out

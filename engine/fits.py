@@ -82,8 +82,12 @@ def fit_power_law(k: IntArray, observed: FloatArray, boot: FloatArray) -> PowerL
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optimize.OptimizeWarning)
         params, _ = optimize.curve_fit(
-            lambda x, a, b: a * np.power(x, b), kx, y, p0=start,
-            bounds=([-np.inf, -np.inf], [0.0, 0.0]), maxfev=10_000,
+            lambda x, a, b: a * np.power(x, b),
+            kx,
+            y,
+            p0=start,
+            bounds=([-np.inf, -np.inf], [0.0, 0.0]),
+            maxfev=10_000,
         )
     a, b = float(params[0]), float(params[1])
     rmse = float(np.sqrt(np.mean((np.exp(a * kx**b) - observed[use]) ** 2)))
@@ -195,8 +199,14 @@ def _bb_mle(n: IntArray, c: IntArray) -> tuple[float, float, IntArray, IntArray]
     spread = mean * (1 - mean) / var - 1 if var > 0 else 10.0
     spread = min(max(spread, 0.05), 1e4)
     start = np.log([max(mean * spread, 1e-3), max((1 - mean) * spread, 1e-3)])
-    res = optimize.minimize(_bb_nll, start, args=(nu, cu, w), method="L-BFGS-B", jac=True,
-                            bounds=[(-BOUND, BOUND), (-BOUND, BOUND)])
+    res = optimize.minimize(
+        _bb_nll,
+        start,
+        args=(nu, cu, w),
+        method="L-BFGS-B",
+        jac=True,
+        bounds=[(-BOUND, BOUND), (-BOUND, BOUND)],
+    )
     al, be = (float(v) for v in np.exp(res.x))
     return al, be, pairs, inverse
 
@@ -261,9 +271,7 @@ def _bb_hessian(n: FloatArray, c: FloatArray, w: FloatArray, la: float, lb: floa
     return np.array([[h11[0], h12[0]], [h12[0], h22[0]]])
 
 
-def _bb_newton(
-    n: FloatArray, c: FloatArray, w: FloatArray, la0: float, lb0: float
-) -> FloatArray:
+def _bb_newton(n: FloatArray, c: FloatArray, w: FloatArray, la0: float, lb0: float) -> FloatArray:
     """Refit every bootstrap weighting at once by Newton steps with the Hessian frozen at
     the full-data answer (the chord method): replicates start next to it, and freezing the
     Hessian saves the trigamma calls that would otherwise dominate the time."""

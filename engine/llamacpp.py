@@ -33,8 +33,13 @@ class _LogSink:
         self.errors: deque[str] = deque(maxlen=8)
         self._last_level = 0
         wanted = os.environ.get("TROOP_LLAMA_LOG", "")
-        self._min_level = (_GGML_LOG_LEVEL_DEBUG if wanted == "debug"
-                           else _GGML_LOG_LEVEL_DEBUG + 1 if wanted else 99)
+        self._min_level = (
+            _GGML_LOG_LEVEL_DEBUG
+            if wanted == "debug"
+            else _GGML_LOG_LEVEL_DEBUG + 1
+            if wanted
+            else 99
+        )
         # The ctypes callback must stay referenced for as long as llama.cpp may call it.
         self._callback = lc.llama_log_callback(self._log)
         lc.llama_log_set(self._callback, ctypes.c_void_p(0))
@@ -98,8 +103,9 @@ def native_chat_template(template: str, user_message: str) -> str:
 class Model:
     """A GGUF model loaded by llama.cpp, with its vocabulary; not tied to any context."""
 
-    def __init__(self, path: Path, *, gpu_layers: int = -1, extra_buffers: bool | None = None
-                 ) -> None:
+    def __init__(
+        self, path: Path, *, gpu_layers: int = -1, extra_buffers: bool | None = None
+    ) -> None:
         sink = _backend()
         params = lc.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
@@ -220,7 +226,10 @@ def gpu_memory_free() -> int | None:
     libggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
     libggml.ggml_backend_dev_type.restype = ctypes.c_int
     libggml.ggml_backend_dev_memory.argtypes = [
-        ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_size_t),
+        ctypes.POINTER(ctypes.c_size_t),
+    ]
     libggml.ggml_backend_dev_memory.restype = None
     free_total, found = 0, False
     for i in range(int(libggml.ggml_backend_dev_count())):
@@ -347,8 +356,9 @@ class Sampler:
     def __init__(
         self, *, seed: int, temperature: float, top_k: int, top_p: float, min_p: float
     ) -> None:
-        self.ptr = build_chain(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
-                               min_p=min_p)
+        self.ptr = build_chain(
+            seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p
+        )
 
     def sample(self, ctx: Context, idx: int) -> int:
         # llama_sampler_sample also accepts the token into the chain's state.

@@ -36,8 +36,10 @@ class SessionBusy(SessionError):  # type: ignore[misc]
 
     def __init__(self, path: Path, holder: Holder | None) -> None:
         who = holder.describe() if holder is not None else "another process"
-        super().__init__(f"{path} is being sampled by {who}",
-                         hint=f"watch it live with `troop open {path}`, or wait for it to end")
+        super().__init__(
+            f"{path} is being sampled by {who}",
+            hint=f"watch it live with `troop open {path}`, or wait for it to end",
+        )
         self.holder = holder
 
 
@@ -49,8 +51,9 @@ def _read_holder(fd: int) -> Holder | None:
     with contextlib.suppress(OSError, ValueError, TypeError):
         os.lseek(fd, 0, os.SEEK_SET)
         data = json.loads(os.read(fd, 4096).decode("utf-8"))
-        return Holder(int(data["pid"]), str(data["host"]), float(data["since"]),
-                      str(data["command"]))
+        return Holder(
+            int(data["pid"]), str(data["host"]), float(data["since"]), str(data["command"])
+        )
     return None
 
 
@@ -73,8 +76,12 @@ class SessionLock:
             os.close(fd)
             raise SessionBusy(self.session_path, holder) from None
         command = " ".join(["troop", *sys.argv[1:3]]) if sys.argv else "troop"
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
-                  "command": command}
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.time(),
+            "command": command,
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
         self._fd = fd

@@ -96,8 +96,13 @@ def plan_context(
             hint="lower --parallel or --max-tokens",
         )
     if gpu is not None:
-        check_gpu_memory(plan, gpu, kv_bytes_per_token=kv_bytes_per_token,
-                         max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
+        check_gpu_memory(
+            plan,
+            gpu,
+            kv_bytes_per_token=kv_bytes_per_token,
+            max_prompt_tokens=max_prompt_tokens,
+            max_tokens=max_tokens,
+        )
     return plan
 
 
@@ -110,8 +115,14 @@ class GpuBudget:
     n_vocab: int  # vocabulary size, tokens (the logits buffer is one row per output)
 
 
-def check_gpu_memory(plan: ContextPlan, gpu: GpuBudget, *, kv_bytes_per_token: int,
-                     max_prompt_tokens: int, max_tokens: int) -> None:
+def check_gpu_memory(
+    plan: ContextPlan,
+    gpu: GpuBudget,
+    *,
+    kv_bytes_per_token: int,
+    max_prompt_tokens: int,
+    max_tokens: int,
+) -> None:
     """Refuse a context whose KV cache and compute buffers would not fit the GPU: llama.cpp
     aborts the process on a CUDA out-of-memory instead of failing the call."""
     kv = plan.n_ctx * kv_bytes_per_token * gpu.layer_fraction
@@ -166,14 +177,18 @@ def memory_available() -> int | None:
     return None
 
 
-
-
 #: Renders one user turn with llama.cpp's built-in C template renderer (in the worker).
 NativeTemplate = Callable[[str, str], str]
 
 
-def apply_chat_template(template: str, user_message: str, *, bos: str = "", eos: str = "",
-                        native: NativeTemplate | None = None) -> str:
+def apply_chat_template(
+    template: str,
+    user_message: str,
+    *,
+    bos: str = "",
+    eos: str = "",
+    native: NativeTemplate | None = None,
+) -> str:
     """Render one user turn with the model's own Jinja template, ready for the reply.
 
     Rendered in a sandboxed Jinja environment, as llama-server does with --jinja, so a

@@ -54,8 +54,19 @@ class ServerPrompt:
 class _Draw:
     """One sample being streamed: one choice of a request."""
 
-    __slots__ = ("item", "slot", "stops", "text", "chunks", "logprobs", "ids", "reason",
-                 "server_stop", "client_stop", "started")
+    __slots__ = (
+        "item",
+        "slot",
+        "stops",
+        "text",
+        "chunks",
+        "logprobs",
+        "ids",
+        "reason",
+        "server_stop",
+        "client_stop",
+        "started",
+    )
 
     def __init__(self, item: WorkItem, slot: int) -> None:
         self.item = item
@@ -91,8 +102,9 @@ class _Draw:
         else:
             piece = choice.get("text")
         if piece is not None and not isinstance(piece, str):
-            raise AttemptFailed(f"malformed chunk: content is {type(piece).__name__}",
-                                retryable=True)
+            raise AttemptFailed(
+                f"malformed chunk: content is {type(piece).__name__}", retryable=True
+            )
         self._logprobs(choice.get("logprobs"))
         if piece:
             self.chunks += 1
@@ -100,14 +112,15 @@ class _Draw:
             self.text += piece
             hit = find_stop(self.text, before, self.stops)
             if hit is not None:
-                self.text = self.text[:hit[0]]
+                self.text = self.text[: hit[0]]
                 self.client_stop = hit[1]
                 return ""
         reason = choice.get("finish_reason")
         if reason is not None:
             if reason in ("abort", "error"):  # vLLM/SGLang: the server gave up on it
-                raise AttemptFailed(f"the server ended a sample with finish_reason {reason!r}",
-                                    retryable=True)
+                raise AttemptFailed(
+                    f"the server ended a sample with finish_reason {reason!r}", retryable=True
+                )
             self.reason = str(reason)
             self.server_stop = choice.get("stop_reason")
         return piece or ""
@@ -119,8 +132,7 @@ class _Draw:
         if isinstance(content, list):  # chat format: one entry per token
             for entry in content:
                 if isinstance(entry, dict):
-                    self._add(entry.get("logprob"), _token_id(entry.get("id"),
-                                                              entry.get("token")))
+                    self._add(entry.get("logprob"), _token_id(entry.get("id"), entry.get("token")))
         elif isinstance(lp.get("token_logprobs"), list):  # legacy completions format
             tokens = lp.get("tokens") or []
             for i, value in enumerate(lp["token_logprobs"]):
@@ -150,7 +162,7 @@ def _token_id(value: Any, token: Any) -> int | None:
         return value
     if isinstance(token, str) and token.startswith("token_id:"):
         try:
-            return int(token[len("token_id:"):])
+            return int(token[len("token_id:") :])
         except ValueError:
             return None
     return None
@@ -201,19 +213,21 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
         state = _State(self.parallel, max(1, self.n_per_request))
         asyncio.run(self._main(drawing, state))
         if state.failure is not None:
-            raise EngineError(self._failure_message(state, drawing.stats.samples),
-                              hint="stored samples are kept; run the same command again to "
-                              "draw the rest")
+            raise EngineError(
+                self._failure_message(state, drawing.stats.samples),
+                hint="stored samples are kept; run the same command again to draw the rest",
+            )
 
     def _failure_message(self, state: _State, stored: int) -> str:
         failure, item = state.failure, state.failed_item
         assert failure is not None and item is not None
         where = f"{item.prompt.problem_id} sample {item.sample_index}"
-        tries = (f"after {self.options.retries + 1} attempts" if failure.retryable
-                 else "not retried")
-        return (f"{state.failed} sample(s) could not be drawn from {self.target.base_url} "
-                f"({self.target.model}); first {where}, {tries}: {failure.message}; "
-                f"{stored} drawn and stored by this run")
+        tries = f"after {self.options.retries + 1} attempts" if failure.retryable else "not retried"
+        return (
+            f"{state.failed} sample(s) could not be drawn from {self.target.base_url} "
+            f"({self.target.model}); first {where}, {tries}: {failure.message}; "
+            f"{stored} drawn and stored by this run"
+        )
 
     async def _main(self, drawing: Drawing, state: _State) -> None:
         scheduler, control = drawing.scheduler, drawing.control
@@ -227,24 +241,30 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
                     # request) can refill a dry scheduler.
                     if exhausted and (control.budget != exhausted_at or state.pending):
                         exhausted = False
-                    while (state.free and not exhausted and state.failure is None
-                           and not control.paused):
+                    while (
+                        state.free
+                        and not exhausted
+                        and state.failure is None
+                        and not control.paused
+                    ):
                         group = self._take(scheduler, state)
                         if not group:
                             exhausted = True
                             exhausted_at = scheduler.budget_seen
                             break
                         slots = [state.free.pop(0) for _ in group]
-                        tasks.add(asyncio.create_task(self._request(
-                            http, group, slots, drawing, state)))
+                        tasks.add(
+                            asyncio.create_task(self._request(http, group, slots, drawing, state))
+                        )
                     if not tasks:
                         if exhausted or state.failure is not None:
                             break
                         await asyncio.sleep(0.05)  # paused with nothing in flight
                         continue
                     # A short wait, so cancellation and pauses are seen within 50 ms.
-                    done, _ = await asyncio.wait(tasks, timeout=0.05,
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(
+                        tasks, timeout=0.05, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for task in done:
                         tasks.discard(task)
                         task.result()  # a bug in here surfaces, not a silent stall
@@ -264,8 +284,10 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
             item = state.pending.popleft() if state.pending else scheduler.next_item()
             if item is None:
                 break
-            if (item.prompt.problem_id, item.temperature) != (first.prompt.problem_id,
-                                                              first.temperature):
+            if (item.prompt.problem_id, item.temperature) != (
+                first.prompt.problem_id,
+                first.temperature,
+            ):
                 state.pending.appendleft(item)
                 break
             group.append(item)
@@ -275,12 +297,17 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
         first = group[0]
         p = self.params
         fields: dict[str, Any] = {
-            "max_tokens": p.max_tokens, "temperature": first.temperature, "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+            "temperature": first.temperature,
+            "top_p": p.top_p,
             # Not in OpenAI's own API, but llama-server, vLLM and SGLang all take them.
-            "top_k": p.top_k, "min_p": p.min_p,
+            "top_k": p.top_k,
+            "min_p": p.min_p,
             # A request's seed is its first sample's: a single-sample request draws exactly
             # what the local engine's per-sample seed promises, on a deterministic server.
-            "seed": first.seed, "stream": True, "stream_options": {"include_usage": True},
+            "seed": first.seed,
+            "stream": True,
+            "stream_options": {"include_usage": True},
         }
         if len(group) > 1:
             fields["n"] = len(group)
@@ -299,8 +326,12 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
         return body
 
     async def _request(
-        self, http: httpx.AsyncClient, group: list[WorkItem], slots: list[int],
-        drawing: Drawing, state: _State,
+        self,
+        http: httpx.AsyncClient,
+        group: list[WorkItem],
+        slots: list[int],
+        drawing: Drawing,
+        state: _State,
     ) -> None:
         draws = [_Draw(item, slot) for item, slot in zip(group, slots, strict=True)]
         body = self._body(group)
@@ -331,15 +362,21 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
                 state.pending.extendleft(reversed([d.item for d in unanswered]))
             for d in draws:
                 if d.finished:
-                    drawing.finished(d.slot,
-                                     self._record(d, seed, usage if len(draws) == 1 else {}))
+                    drawing.finished(
+                        d.slot, self._record(d, seed, usage if len(draws) == 1 else {})
+                    )
         finally:
             state.free.extend(slots)
             state.free.sort()
 
     async def _stream(
-        self, http: httpx.AsyncClient, body: dict[str, Any], draws: list[_Draw],
-        usage: dict[str, Any], drawing: Drawing, state: _State,
+        self,
+        http: httpx.AsyncClient,
+        body: dict[str, Any],
+        draws: list[_Draw],
+        usage: dict[str, Any],
+        drawing: Drawing,
+        state: _State,
     ) -> None:
         t0 = time.perf_counter()
         control = drawing.control
@@ -367,12 +404,18 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
             raise transport_failure(exc, self.target.base_url, self.options) from exc
         started = [d for d in draws if d.finished or d.chunks or d.logprobs]
         if any(not d.finished for d in started) or not started:
-            raise AttemptFailed("the stream ended before the sample finished (no finish "
-                                "reason)", retryable=True)
+            raise AttemptFailed(
+                "the stream ended before the sample finished (no finish reason)", retryable=True
+            )
 
     def _chunk(
-        self, chunk: dict[str, Any], draws: list[_Draw], usage: dict[str, Any],
-        drawing: Drawing, state: _State, t0: float,
+        self,
+        chunk: dict[str, Any],
+        draws: list[_Draw],
+        usage: dict[str, Any],
+        drawing: Drawing,
+        state: _State,
+        t0: float,
     ) -> None:
         """Hand one streamed chunk's choices to their samples and report the new text."""
         self._prompt_seen(draws[0].item, t0, drawing, state)
@@ -413,6 +456,14 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
         prompt_tokens = usage.get("prompt_tokens")
         if not isinstance(prompt_tokens, int):
             prompt_tokens = self.prompts[item.prompt.problem_id].n_tokens
-        return sample_record(item, self.params, seed=seed, text=d.text, tokens=tokens,
-                             prompt_tokens=prompt_tokens, finish=d.outcome(),
-                             started=d.started, logprob=math.fsum(d.logprobs))
+        return sample_record(
+            item,
+            self.params,
+            seed=seed,
+            text=d.text,
+            tokens=tokens,
+            prompt_tokens=prompt_tokens,
+            finish=d.outcome(),
+            started=d.started,
+            logprob=math.fsum(d.logprobs),
+        )

@@ -160,8 +160,9 @@ def status_failure(status: int, body: bytes, headers: Mapping[str, str]) -> Atte
             retry_after = float(raw)
         except ValueError:
             retry_after = None  # an HTTP date: fall back to our own backoff
-    return AttemptFailed(f"HTTP {status}: {error_message(body)}", retryable=retryable,
-                         retry_after=retry_after)
+    return AttemptFailed(
+        f"HTTP {status}: {error_message(body)}", retryable=retryable, retry_after=retry_after
+    )
 
 
 def transport_failure(exc: httpx.HTTPError, url: str, options: ServerOptions) -> AttemptFailed:
@@ -197,8 +198,7 @@ async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
         if name == "data":
             data.append(value[1:] if value.startswith(" ") else value)
         elif name not in ("event", "id", "retry"):
-            raise AttemptFailed(f"malformed server-sent event line: {line[:120]!r}",
-                                retryable=True)
+            raise AttemptFailed(f"malformed server-sent event line: {line[:120]!r}", retryable=True)
     if data:
         yield "\n".join(data)
 
@@ -208,21 +208,20 @@ def parse_chunk(data: str) -> dict[str, Any]:
     try:
         chunk = json.loads(data)
     except ValueError:
-        raise AttemptFailed(f"malformed server-sent event (not JSON): {data[:120]!r}",
-                            retryable=True) from None
+        raise AttemptFailed(
+            f"malformed server-sent event (not JSON): {data[:120]!r}", retryable=True
+        ) from None
     if not isinstance(chunk, dict):
-        raise AttemptFailed(f"malformed server-sent event (not an object): {data[:120]!r}",
-                            retryable=True)
+        raise AttemptFailed(
+            f"malformed server-sent event (not an object): {data[:120]!r}", retryable=True
+        )
     if "error" in chunk:
         message = error_message(json.dumps(chunk).encode())
-        raise AttemptFailed(f"the server reported an error mid-stream: {message}",
-                            retryable=True)
+        raise AttemptFailed(f"the server reported an error mid-stream: {message}", retryable=True)
     return chunk
 
 
-async def with_retries(
-    options: ServerOptions, attempt: Any, *, on_retry: Any = None
-) -> Any:
+async def with_retries(options: ServerOptions, attempt: Any, *, on_retry: Any = None) -> Any:
     """Await `attempt()` until it succeeds, retrying what is retryable with backoff; the last
     failure is re-raised."""
     for n in range(options.retries + 1):
@@ -240,8 +239,9 @@ async def with_retries(
 def client(target: ServerTarget, options: ServerOptions, connections: int) -> httpx.AsyncClient:
     """An async client for `connections` requests in flight at once."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=target.base_url, headers=target.headers(),
-                             timeout=options.timeout(), limits=limits)
+    return httpx.AsyncClient(
+        base_url=target.base_url, headers=target.headers(), timeout=options.timeout(), limits=limits
+    )
 
 
 async def _get_models(target: ServerTarget, options: ServerOptions) -> list[dict[str, Any]] | None:
@@ -262,8 +262,10 @@ async def _get_models(target: ServerTarget, options: ServerOptions) -> list[dict
             data = resp.json()["data"]
             return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
         except (ValueError, KeyError, TypeError):
-            raise AttemptFailed(f"{url}: the reply is not an OpenAI model list: "
-                                f"{resp.text[:120]!r}", retryable=False) from None
+            raise AttemptFailed(
+                f"{url}: the reply is not an OpenAI model list: {resp.text[:120]!r}",
+                retryable=False,
+            ) from None
 
     result: list[dict[str, Any]] | None = await with_retries(options, attempt)
     return result
@@ -300,8 +302,11 @@ def served_models(base_url: str, api_key: str | None, options: ServerOptions) ->
 
 def _unusable(base_url: str, failure: AttemptFailed) -> EngineError:
     refused = failure.message.startswith(("HTTP 401", "HTTP 403"))
-    hint = ("pass --api-key-env VAR, VAR holding the server's key" if refused
-            else "is it running, and is --base-url right?")
+    hint = (
+        "pass --api-key-env VAR, VAR holding the server's key"
+        if refused
+        else "is it running, and is --base-url right?"
+    )
     return EngineError(f"cannot use the server at {base_url}: {failure.message}", hint=hint)
 
 
@@ -321,15 +326,16 @@ def request_body(
 
 
 async def _count(
-    target: ServerTarget, options: ServerOptions, prompts: Sequence[tuple[str, Sequence[str]]],
+    target: ServerTarget,
+    options: ServerOptions,
+    prompts: Sequence[tuple[str, Sequence[str]]],
     parallel: int,
 ) -> list[int]:
     semaphore = asyncio.Semaphore(parallel)
     async with client(target, options, parallel) as http:
 
         async def one(prompt: str, stop: Sequence[str]) -> int:
-            body = request_body(target, prompt, stop=stop, max_tokens=1, temperature=0.0,
-                                seed=0)
+            body = request_body(target, prompt, stop=stop, max_tokens=1, temperature=0.0, seed=0)
 
             async def attempt() -> int:
                 try:
@@ -342,8 +348,9 @@ async def _count(
                     usage = resp.json().get("usage") or {}
                     return int(usage.get("prompt_tokens") or 0)
                 except (ValueError, TypeError, AttributeError):
-                    raise AttemptFailed(f"malformed reply: {resp.text[:120]!r}",
-                                        retryable=True) from None
+                    raise AttemptFailed(
+                        f"malformed reply: {resp.text[:120]!r}", retryable=True
+                    ) from None
 
             async with semaphore:
                 result: int = await with_retries(options, attempt)
@@ -353,8 +360,11 @@ async def _count(
 
 
 def count_prompts(
-    target: ServerTarget, options: ServerOptions, prompts: Sequence[tuple[str, Sequence[str]]],
-    *, parallel: int,
+    target: ServerTarget,
+    options: ServerOptions,
+    prompts: Sequence[tuple[str, Sequence[str]]],
+    *,
+    parallel: int,
 ) -> list[int]:
     """Each prompt's token count from the server's `usage` (0 when it sends none), by a
     one-token request per prompt (there is no local tokenizer); this also proves the server

@@ -69,8 +69,9 @@ def select_backend(settings: RunSettings) -> str:
     if chosen == "llamacpp" and (settings.base_url or settings.api_key_env):
         raise TroopError("--base-url and --api-key-env go with --backend openai")
     if settings.n_per_request < 1:
-        raise TroopError(f"--n-per-request must be a positive integer, got "
-                         f"{settings.n_per_request}")
+        raise TroopError(
+            f"--n-per-request must be a positive integer, got {settings.n_per_request}"
+        )
     if chosen == "llamacpp" and settings.n_per_request != 1:
         raise TroopError("--n-per-request goes with --backend openai")
     return chosen
@@ -79,8 +80,13 @@ def select_backend(settings: RunSettings) -> str:
 class ServerBackend:
     """What execute() needs from a server-backed run: its sampler and its row in `runs`."""
 
-    def __init__(self, target: ServerTarget, options: ServerOptions,
-                 prompts: dict[str, ServerPrompt], settings: RunSettings) -> None:
+    def __init__(
+        self,
+        target: ServerTarget,
+        options: ServerOptions,
+        prompts: dict[str, ServerPrompt],
+        settings: RunSettings,
+    ) -> None:
         self.target = target
         self.options = options
         self.prompts = prompts
@@ -88,19 +94,33 @@ class ServerBackend:
 
     def sampler(self, params: SamplingParams) -> ServerSampler:
         s = self.settings
-        return ServerSampler(self.target, params, self.prompts, parallel=s.parallel,
-                             n_per_request=s.n_per_request, logprobs=s.logprobs,
-                             options=self.options)
+        return ServerSampler(
+            self.target,
+            params,
+            self.prompts,
+            parallel=s.parallel,
+            n_per_request=s.n_per_request,
+            logprobs=s.logprobs,
+            options=self.options,
+        )
 
     def run_settings(self) -> dict[str, Any]:
         """What this run did, for the session's `runs` table (never the API key itself)."""
         s, o = self.settings, self.options
         return {
-            "backend": "openai", "base_url": self.target.base_url, "model": self.target.model,
-            "api": self.target.api, "parallel": s.parallel, "n_per_request": s.n_per_request,
-            "logprobs": s.logprobs, "api_key_env": s.api_key_env,
-            "read_timeout_s": o.read_timeout, "retries": o.retries, "backoff_s": o.backoff,
-            "troop_version": __version__, "httpx": httpx.__version__,
+            "backend": "openai",
+            "base_url": self.target.base_url,
+            "model": self.target.model,
+            "api": self.target.api,
+            "parallel": s.parallel,
+            "n_per_request": s.n_per_request,
+            "logprobs": s.logprobs,
+            "api_key_env": s.api_key_env,
+            "read_timeout_s": o.read_timeout,
+            "retries": o.retries,
+            "backoff_s": o.backoff,
+            "troop_version": __version__,
+            "httpx": httpx.__version__,
         }
 
     def close(self) -> None:
@@ -122,8 +142,9 @@ def _render(problem: Problem, api: str) -> tuple[str, tuple[str, ...]]:
     return str(text), tuple(stops)
 
 
-def _rows(target: ServerTarget, options: ServerOptions, problems: list[Problem], start: int,
-          parallel: int) -> list[StoredProblem]:
+def _rows(
+    target: ServerTarget, options: ServerOptions, problems: list[Problem], start: int, parallel: int
+) -> list[StoredProblem]:
     rendered = [_render(p, target.api) for p in problems]
     counts = count_prompts(target, options, rendered, parallel=parallel)
     return [
@@ -132,8 +153,9 @@ def _rows(target: ServerTarget, options: ServerOptions, problems: list[Problem],
     ]
 
 
-def _target(settings: RunSettings, base_url: str, model: str | None, api: str,
-            options: ServerOptions) -> ServerTarget:
+def _target(
+    settings: RunSettings, base_url: str, model: str | None, api: str, options: ServerOptions
+) -> ServerTarget:
     key = api_key_from_env(settings.api_key_env)
     if model is None:
         names = served_models(base_url, key, options)
@@ -163,8 +185,13 @@ def _create(settings: RunSettings) -> PreparedRun:
     identity = {
         "backend": {"name": "openai", "base_url": base_url, "model": target.model, "api": api},
         # The keys a GGUF-backed session has, where a server can fill them; no file, no hash.
-        "model": {"name": target.model, "path": None, "sha256": None, "server": base_url,
-                  "owned_by": listed.get("owned_by")},
+        "model": {
+            "name": target.model,
+            "path": None,
+            "sha256": None,
+            "server": base_url,
+            "owned_by": listed.get("owned_by"),
+        },
     }
     config = stored_config(identity, sampling, pset, "chat" if api == "chat" else "raw", None)
     # A served name such as org/model-7B must not become folders in the file name.
@@ -193,23 +220,27 @@ def _resume(settings: RunSettings) -> PreparedRun:
         target = _target(settings, base_url, backend["model"], backend["api"], options)
         check_server(target, options)
         budget = resume_budget(session, settings)
-        add_on_resume(session, config, settings, lambda fresh, start: _rows(
-            target, options, fresh, start, settings.parallel))
+        add_on_resume(
+            session,
+            config,
+            settings,
+            lambda fresh, start: _rows(target, options, fresh, start, settings.parallel),
+        )
     except BaseException:
         session.close()
         raise
     return _prepared(session, config, budget, settings, target, options, created=False)
 
 
-def add_live_problems(prep: PreparedRun, problems: list[Problem],
-                      start: int) -> list[PromptSpec]:
+def add_live_problems(prep: PreparedRun, problems: list[Problem], start: int) -> list[PromptSpec]:
     """run.add_problems for a server-backed run: count, store and hand out new problems (the
     live sampler reads the same prompt table, so they are sampled at once)."""
     assert prep.server is not None
     server = prep.server
     rows = _rows(server.target, server.options, problems, start, prep.settings.parallel)
-    work = [PromptSpec(r.problem_id, (UNKNOWN_TOKEN,) * max(1, r.prompt_tokens), r.stop)
-            for r in rows]
+    work = [
+        PromptSpec(r.problem_id, (UNKNOWN_TOKEN,) * max(1, r.prompt_tokens), r.stop) for r in rows
+    ]
     prep.session.add_problems(rows)
     server.prompts.update({r.problem_id: ServerPrompt(r.prompt, r.prompt_tokens) for r in rows})
     prep.prompts.extend(work)
@@ -218,8 +249,14 @@ def add_live_problems(prep: PreparedRun, problems: list[Problem],
 
 
 def _prepared(
-    session: Session, config: dict[str, Any], budget: int, settings: RunSettings,
-    target: ServerTarget, options: ServerOptions, *, created: bool,
+    session: Session,
+    config: dict[str, Any],
+    budget: int,
+    settings: RunSettings,
+    target: ServerTarget,
+    options: ServerOptions,
+    *,
+    created: bool,
 ) -> PreparedRun:
     from troop.engine.run import PreparedRun
 
@@ -231,9 +268,21 @@ def _prepared(
         raise
     prompts = {p.problem_id: ServerPrompt(p.prompt, p.prompt_tokens) for p in stored}
     # No token ids here either: placeholders of the counted length keep len(tokens) right.
-    work = [PromptSpec(p.problem_id, (UNKNOWN_TOKEN,) * max(1, p.prompt_tokens), p.stop)
-            for p in stored]
+    work = [
+        PromptSpec(p.problem_id, (UNKNOWN_TOKEN,) * max(1, p.prompt_tokens), p.stop) for p in stored
+    ]
     server = ServerBackend(target, options, prompts, settings)
-    return PreparedRun(session, None, params, config["seed"], budget, work, settings, created,
-                       None, {p.problem_id: p.data for p in stored}, config, server=server)
-
+    return PreparedRun(
+        session,
+        None,
+        params,
+        config["seed"],
+        budget,
+        work,
+        settings,
+        created,
+        None,
+        {p.problem_id: p.data for p in stored},
+        config,
+        server=server,
+    )

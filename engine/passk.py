@@ -110,8 +110,13 @@ def bootstrap_weights(n_problems: int, replicates: int, seed: int) -> FloatArray
 
 
 def coverage(
-    n: IntArray, c: IntArray, ks: IntArray, *, confidence: float = 0.95,
-    replicates: int = 1000, seed: int = 0,
+    n: IntArray,
+    c: IntArray,
+    ks: IntArray,
+    *,
+    confidence: float = 0.95,
+    replicates: int = 1000,
+    seed: int = 0,
 ) -> Coverage:
     """Coverage at each k (all k <= min n) with a percentile bootstrap band over problems:
     the problem set is the sample, so resampling problems says how far another draw of

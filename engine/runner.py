@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from troop.verifiers.sandbox import Sandbox
 
 
-
 @dataclass(frozen=True)
 class VerifyOptions:
     """How samples are judged, with the same names as `troop run`'s options."""
@@ -72,8 +71,8 @@ def relaunch(launch: Launch, session: Path) -> Launch:
 
 # -- verification set-up (also used by `troop verify` and `troop check`) ---------------------
 
-def open_sandbox(verify: VerifyOptions, stack: ExitStack, *, sampling_threads: int = 0
-                 ) -> Sandbox:
+
+def open_sandbox(verify: VerifyOptions, stack: ExitStack, *, sampling_threads: int = 0) -> Sandbox:
     """Start the verification workers (before any model is loaded: forks stay small).
 
     By default they get the cores sampling leaves free (at least one, at most four): a
@@ -86,8 +85,9 @@ def open_sandbox(verify: VerifyOptions, stack: ExitStack, *, sampling_threads: i
     workers = verify.verify_workers or max(1, min(4, cores - sampling_threads))
     # Imported (and warmed up) once per worker, so each forked job starts ready.
     preload = ("troop.verifiers.python_tests", *SANDBOX_PRELOAD)
-    sandbox: Sandbox = stack.enter_context(Sandbox(workers=workers, tier=verify.sandbox,
-                                                   preload=preload))
+    sandbox: Sandbox = stack.enter_context(
+        Sandbox(workers=workers, tier=verify.sandbox, preload=preload)
+    )
     return sandbox
 
 
@@ -148,8 +148,9 @@ class SessionRunner:
     problems" after a run ends samples again without reloading the model; every method but
     the steering ones blocks (a front end calls them from a thread)."""
 
-    def __init__(self, launch: Launch, observer: RunObserver,
-                 notify: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, launch: Launch, observer: RunObserver, notify: Callable[[str], None] | None = None
+    ) -> None:
         self.launch = launch
         self.notify = notify or (lambda _text: None)  # one-line news for a person (any thread)
         self.observer: RunObserver = _Telling(observer, self.notify)
@@ -170,8 +171,9 @@ class SessionRunner:
 
     @property
     def session_path(self) -> Path | None:
-        path: Path | None = (self.prep.session.path if self.prep is not None
-                             else self.launch.settings.session)
+        path: Path | None = (
+            self.prep.session.path if self.prep is not None else self.launch.settings.session
+        )
         return path
 
     @property
@@ -228,17 +230,23 @@ class SessionRunner:
         if reload is not None:
             self._stack.callback(reload.stop)
 
-    def _live_reload(self, prep: PreparedRun, verification: Verification, fmt: str
-                     ) -> LiveReload | None:
+    def _live_reload(
+        self, prep: PreparedRun, verification: Verification, fmt: str
+    ) -> LiveReload | None:
         from troop.engine.watch import LiveReload
 
         verify = self.launch.verify
         problem_file, verifier_file = watched_files(verify, prep.session)
         if problem_file is None and verifier_file is None:
             return None
-        return LiveReload(prep.session, verification, problem_file=problem_file,
-                          verifier_file=verifier_file,
-                          rebuild=lambda: make_verifier(verify, fmt), notify=self.notify).start()
+        return LiveReload(
+            prep.session,
+            verification,
+            problem_file=problem_file,
+            verifier_file=verifier_file,
+            rebuild=lambda: make_verifier(verify, fmt),
+            notify=self.notify,
+        ).start()
 
     def run_once(self) -> RunSummary:
         """Sample until the budget is met or the run is stopped; runs again while work was
@@ -248,8 +256,17 @@ class SessionRunner:
             with self._lock:
                 if self._stop_pending:  # stopped while the model loaded, or between two runs
                     self._stop_pending = False
-                    return RunSummary("cancelled", prep.session.path, 0, 0, 0, 0.0,
-                                      prep.session.sample_count(), self.target(), {})
+                    return RunSummary(
+                        "cancelled",
+                        prep.session.path,
+                        0,
+                        0,
+                        0,
+                        0.0,
+                        prep.session.sample_count(),
+                        self.target(),
+                        {},
+                    )
                 if self.control.cancelled:  # a stopped run leaves a cancelled control behind
                     self.control = RunControl(prep.budget)
                 control = self.control
@@ -261,8 +278,11 @@ class SessionRunner:
                 if summary.status == "cancelled":
                     self._stop_pending = False  # this run was the one stopped
             adaptive = prep.settings.policy.adaptive
-            if summary.status != "completed" or not self._more.is_set() or (
-                    not adaptive and summary.stored >= self.target()):
+            if (
+                summary.status != "completed"
+                or not self._more.is_set()
+                or (not adaptive and summary.stored >= self.target())
+            ):
                 return summary
 
     def target(self) -> int:
@@ -332,6 +352,8 @@ class SessionRunner:
 def run_settings_error(settings: RunSettings, verify: VerifyOptions) -> str | None:
     """A combination of run and verify options that cannot work, as one line; None if fine."""
     if settings.policy.name in ("until-solved", "promising") and not verify.verifying:
-        return (f"--policy {settings.policy.name} needs a verifier to know when a problem is "
-                "solved; drop --verifier none")
+        return (
+            f"--policy {settings.policy.name} needs a verifier to know when a problem is "
+            "solved; drop --verifier none"
+        )
     return None

@@ -60,13 +60,15 @@ class Drawing:
 
     def started(self, slot: int, item: WorkItem, seed: int) -> None:
         """A sample has started in `slot`, drawn with `seed`."""
-        self.observer.on_event(SampleStarted(slot, item.prompt.problem_id, item.sample_index,
-                                             item.temperature, seed))
+        self.observer.on_event(
+            SampleStarted(slot, item.prompt.problem_id, item.sample_index, item.temperature, seed)
+        )
 
     def decoded(self, slot: int, item: WorkItem, delta: str, n_tokens: int) -> None:
         """The sample in `slot` has grown by `delta`, to `n_tokens` completion tokens."""
-        self.observer.on_event(TokensDecoded(slot, item.prompt.problem_id, item.sample_index,
-                                             delta, n_tokens))
+        self.observer.on_event(
+            TokensDecoded(slot, item.prompt.problem_id, item.sample_index, delta, n_tokens)
+        )
 
     def finished(self, slot: int, record: SampleRecord) -> SampleRecord:
         """Store a finished sample, count it and report it; the record as stored."""

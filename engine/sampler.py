@@ -21,8 +21,19 @@ class _Slot:
     """A sequence being decoded."""
 
     __slots__ = (
-        "item", "seq", "sampler", "pos", "next_token", "tokens", "raw", "text", "decoder",
-        "logprob", "started", "batch_idx", "finish",
+        "item",
+        "seq",
+        "sampler",
+        "pos",
+        "next_token",
+        "tokens",
+        "raw",
+        "text",
+        "decoder",
+        "logprob",
+        "started",
+        "batch_idx",
+        "finish",
     )
 
     def __init__(
@@ -69,16 +80,16 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
         self.sampler_device, self.sampler_note = "host", "asked for"
         self._backend: backend_sampling.BackendChains | None = None
         if sampler_device == "backend":
-            self._backend, self.sampler_note = backend_sampling.attach(ctx, params,
-                                                                       self.parallel)
+            self._backend, self.sampler_note = backend_sampling.attach(ctx, params, self.parallel)
             if self._backend is not None:
                 self.sampler_device = "backend"
         elif ctx.sampler_chains:  # a context an earlier backend sampler left chains on
             backend_sampling.detach(ctx)
         # Scratch for the per-step log-sum-exp: one row per slot, reused every step (host
         # sampling only: with backend sampling the full logits never reach the host).
-        self._scratch = np.empty((self.parallel if self._backend is None else 0,
-                                  model.n_vocab), dtype=np.float32)
+        self._scratch = np.empty(
+            (self.parallel if self._backend is None else 0, model.n_vocab), dtype=np.float32
+        )
         self._lse = np.zeros(self.parallel, dtype=np.float64)
         self._logits: np.ndarray | None = None
         self._eog_cache: dict[int, bool] = {}
@@ -147,7 +158,10 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
             sampler = self._backend.start(s, item.seed, item.temperature)
         else:
             sampler = Sampler(
-                seed=item.seed, temperature=item.temperature, top_k=p.top_k, top_p=p.top_p,
+                seed=item.seed,
+                temperature=item.temperature,
+                top_k=p.top_k,
+                top_p=p.top_p,
                 min_p=p.min_p,
             )
         if len(item.prompt.tokens) > 1:
@@ -184,7 +198,7 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
             slot.text += delta
             hit = find_stop(slot.text, before, item.prompt.stop)
             if hit is not None:
-                slot.text = slot.text[:hit[0]]
+                slot.text = slot.text[: hit[0]]
                 return self._done(slot, "stop", hit[1])
         drawing.decoded(slot.seq, item, delta, len(slot.tokens))
         if len(slot.tokens) >= self.params.max_tokens:
@@ -218,9 +232,17 @@ class BatchedSampler(SampleSource):  # type: ignore[misc]
 
     def _record(self, slot: _Slot) -> SampleRecord:
         item = slot.item
-        return sample_record(item, self.params, seed=item.seed, text=slot.text,
-                             tokens=tuple(slot.tokens), prompt_tokens=len(item.prompt.tokens),
-                             finish=slot.finish, started=slot.started, logprob=slot.logprob)
+        return sample_record(
+            item,
+            self.params,
+            seed=item.seed,
+            text=slot.text,
+            tokens=tuple(slot.tokens),
+            prompt_tokens=len(item.prompt.tokens),
+            finish=slot.finish,
+            started=slot.started,
+            logprob=slot.logprob,
+        )
 
     def _release(self, slot: _Slot) -> None:
         slot.sampler.close()

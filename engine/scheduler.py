@@ -104,9 +104,7 @@ class Scheduler:
         with self._lock:
             total = 0
             for p, start in zip(self._prompts, self._next, strict=True):
-                total += sum(
-                    1 for i in range(start, budget) if (p.problem_id, i) not in self._done
-                )
+                total += sum(1 for i in range(start, budget) if (p.problem_id, i) not in self._done)
             return total
 
     @property

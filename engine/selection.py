@@ -93,13 +93,14 @@ def _prepare(problem: ProblemAnswers) -> _Prepared:
     ids = {a: i for i, a in enumerate(sorted({a for a in problem.answers if a is not None}))}
     m = len(ids)
     label: NDArray[np.signedinteger[Any]] = np.array(
-        [m if a is None else ids[a] for a in problem.answers], dtype=np.int32)
+        [m if a is None else ids[a] for a in problem.answers], dtype=np.int32
+    )
     if m < np.iinfo(np.int16).max:
         label = label.astype(np.int16)  # the label sort is a radix sort on 16 bits
     size = np.bincount(label, minlength=m + 1).astype(np.int64)
     start = np.concatenate(([0], np.cumsum(size)[:-1])).astype(np.int64)
     occurrence = (np.arange(n) - np.repeat(start, size) + 1).astype(np.int32)
-    occurrence[start[m]:] = 0
+    occurrence[start[m] :] = 0
     passed = np.bincount(label, weights=correct.astype(np.float64), minlength=m + 1)
     answer_correct = passed / np.maximum(size, 1)
     answer_correct[m] = 0.0
@@ -111,8 +112,19 @@ def _prepare(problem: ProblemAnswers) -> _Prepared:
     priority = np.full(n, -1, dtype=np.int32)
     priority[best_first] = np.arange(best_first.size, dtype=np.int32)[::-1]
     correct_by_priority = np.append(correct[best_first[::-1]].astype(np.float64), 0.0)
-    return _Prepared(n, m, label, size, start, occurrence, answer_correct, priority,
-                     correct_by_priority, best_first, inconsistent)
+    return _Prepared(
+        n,
+        m,
+        label,
+        size,
+        start,
+        occurrence,
+        answer_correct,
+        priority,
+        correct_by_priority,
+        best_first,
+        inconsistent,
+    )
 
 
 def _permutations(
@@ -130,8 +142,11 @@ def _permutations(
 
 
 def _curves(
-    prep: _Prepared, ks: NDArray[np.int64], order: NDArray[np.int32],
-    inverse: NDArray[np.int32], share: float,
+    prep: _Prepared,
+    ks: NDArray[np.int64],
+    order: NDArray[np.int32],
+    inverse: NDArray[np.int32],
+    share: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Majority, best-of-k and Best-of-Majority accuracy at each k, averaged over the rows of
     `order` (each row's first k samples are one uniform random subset of size k)."""
@@ -160,20 +175,23 @@ def _curves(
         np.cumsum(np.where(leads, prep.answer_correct[labels], 0.0), axis=1, out=right[:, 1:])
     else:  # every answer wholly right or wrong: count in integers, which is much cheaper
         right = np.zeros((reps, n + 1), dtype=np.int32)
-        np.cumsum(leads & (prep.answer_correct == 1.0)[labels], axis=1, dtype=np.int32,
-                  out=right[:, 1:])
+        np.cumsum(
+            leads & (prep.answer_correct == 1.0)[labels], axis=1, dtype=np.int32, out=right[:, 1:]
+        )
     top_k = top[:, q]
     # `top` rises along each row, so `top + row * (n + 1)` is sorted as one flat array.
     offsets = (np.arange(reps, dtype=np.int64) * (n + 1))[:, None]
     first = np.searchsorted((top + offsets).reshape(-1), top_k + offsets) - rows * n
     count = tied[rows, q + 1] - tied[rows, first]
-    majority = np.where(top_k > 0, (right[rows, q + 1] - right[rows, first])
-                        / np.maximum(count, 1), 0.0)
+    majority = np.where(
+        top_k > 0, (right[rows, q + 1] - right[rows, first]) / np.maximum(count, 1), 0.0
+    )
 
     # Best-of-k: the highest-priority answered sample of the subset.
     segments = np.concatenate(([0], ks[:-1]))
-    best = np.maximum.accumulate(np.maximum.reduceat(
-        prep.priority[order[:, :ks[-1]]], segments, axis=1), axis=1)
+    best = np.maximum.accumulate(
+        np.maximum.reduceat(prep.priority[order[:, : ks[-1]]], segments, axis=1), axis=1
+    )
     best_of_k = prep.correct_by_priority[best]
 
     # Best-of-Majority: the highest-priority sample whose answer has at least `need` votes.
@@ -189,8 +207,12 @@ def _curves(
 
 
 def _eligible(
-    prep: _Prepared, blocks: NDArray[np.int64], rows: NDArray[np.int64],
-    label: NDArray[np.signedinteger[Any]], need: NDArray[np.int64], k: NDArray[np.int64],
+    prep: _Prepared,
+    blocks: NDArray[np.int64],
+    rows: NDArray[np.int64],
+    label: NDArray[np.signedinteger[Any]],
+    need: NDArray[np.int64],
+    k: NDArray[np.int64],
 ) -> NDArray[np.bool_]:
     """Whether `label` (broadcast with `rows`, `need` and `k`) has at least `need` votes among
     the first k positions of row `rows` of `blocks`: its need-th occurrence sits before k."""
@@ -202,8 +224,12 @@ def _eligible(
 
 
 def _bom_in_subsets(
-    prep: _Prepared, labels: NDArray[np.signedinteger[Any]], order: NDArray[np.int32],
-    blocks: NDArray[np.int64], need: NDArray[np.int64], ks: NDArray[np.int64],
+    prep: _Prepared,
+    labels: NDArray[np.signedinteger[Any]],
+    order: NDArray[np.int32],
+    blocks: NDArray[np.int64],
+    need: NDArray[np.int64],
+    ks: NDArray[np.int64],
 ) -> NDArray[np.int64]:
     """Best-of-Majority's pick (a priority, -1 for none) per row and small k, looking at the
     samples of each subset: the subsets of all ks side by side, one column per sample."""
@@ -217,8 +243,11 @@ def _bom_in_subsets(
 
 
 def _bom_by_score(
-    prep: _Prepared, inverse: NDArray[np.int32], blocks: NDArray[np.int64],
-    need: NDArray[np.int64], ks: NDArray[np.int64],
+    prep: _Prepared,
+    inverse: NDArray[np.int32],
+    blocks: NDArray[np.int64],
+    need: NDArray[np.int64],
+    ks: NDArray[np.int64],
 ) -> NDArray[np.int64]:
     """Best-of-Majority's pick per row and large k: walk the samples from the highest
     priority down, in growing chunks, until each (row, k) finds one inside its subset whose
@@ -230,10 +259,11 @@ def _bom_by_score(
     walk = prep.by_priority[prep.size[prep.label[prep.by_priority]] >= need.min()]
     done, chunk = 0, _FIRST_CHUNK
     while row.size and done < walk.size:
-        candidates = walk[done:done + chunk]
+        candidates = walk[done : done + chunk]
         k = ks[col][:, None]
-        ok = _eligible(prep, blocks, row[:, None], prep.label[candidates][None, :],
-                       need[row, col][:, None], k)
+        ok = _eligible(
+            prep, blocks, row[:, None], prep.label[candidates][None, :], need[row, col][:, None], k
+        )
         ok &= inverse[row[:, None], candidates[None, :]] < k
         hit = ok.any(axis=1)
         picked[row[hit], col[hit]] = prep.priority[candidates[ok[hit].argmax(axis=1)]]
@@ -244,8 +274,12 @@ def _bom_by_score(
 
 
 def selection_curves(
-    problems: Sequence[ProblemAnswers], ks: ArrayLike, *, replicates: int = 200,
-    seed: int = 0, bom_share: float = DEFAULT_BOM_SHARE,
+    problems: Sequence[ProblemAnswers],
+    ks: ArrayLike,
+    *,
+    replicates: int = 200,
+    seed: int = 0,
+    bom_share: float = DEFAULT_BOM_SHARE,
 ) -> dict[str, Any]:
     """Expected accuracy at each subset size k of three selectors that need no verifier, next
     to coverage (pass@k), averaged over problems.
@@ -330,8 +364,9 @@ def guessing_baseline(problems: Sequence[ProblemAnswers], ks: ArrayLike) -> dict
     for counts in own:
         total.update(counts)
     ordered = np.sort(np.fromiter(total.values(), dtype=np.int64, count=len(total)))
-    scored = [(p, counts) for p, counts in zip(problems, own, strict=True)
-              if p.reference is not None]
+    scored = [
+        (p, counts) for p, counts in zip(problems, own, strict=True) if p.reference is not None
+    ]
     covered = np.zeros(grid.size)
     for problem, counts in scored:
         reference = problem.reference
@@ -351,8 +386,13 @@ def guessing_baseline(problems: Sequence[ProblemAnswers], ks: ArrayLike) -> dict
         # The reference plus `ties` others share ranks above+1 .. above+ties+1.
         covered += np.clip((grid - above) / (ties + 1), 0.0, 1.0)
     share = covered / len(scored) if scored else covered
-    return {"k": grid.tolist(), "coverage": share.tolist(), "problems": len(scored),
-            "no_reference": len(problems) - len(scored), "distinct_answers": len(total)}
+    return {
+        "k": grid.tolist(),
+        "coverage": share.tolist(),
+        "problems": len(scored),
+        "no_reference": len(problems) - len(scored),
+        "distinct_answers": len(total),
+    }
 
 
 def _count_above(ordered: NDArray[np.int64], value: int) -> int:
@@ -360,16 +400,20 @@ def _count_above(ordered: NDArray[np.int64], value: int) -> int:
 
 
 def _count_equal(ordered: NDArray[np.int64], value: int) -> int:
-    return int(np.searchsorted(ordered, value, side="right")
-               - np.searchsorted(ordered, value, side="left"))
+    return int(
+        np.searchsorted(ordered, value, side="right") - np.searchsorted(ordered, value, side="left")
+    )
 
 
 # --- false positives of a cheap verifier -------------------------------------------------------
 
 
 def false_positive_rate(
-    visible: Mapping[tuple[str, int], str], hidden: Mapping[tuple[str, int], str], *,
-    visible_name: str = "python-examples", hidden_name: str = "python-tests",
+    visible: Mapping[tuple[str, int], str],
+    hidden: Mapping[tuple[str, int], str],
+    *,
+    visible_name: str = "python-examples",
+    hidden_name: str = "python-tests",
 ) -> dict[str, Any]:
     """How often a cheap verifier (e.g. a HumanEval docstring's examples) passes a sample that
     the full, hidden tests fail: such samples cap what resampling with the cheap verifier can
@@ -382,9 +426,17 @@ def false_positive_rate(
     pairs = [p for p in pairs if "infra_error" not in (p[1], p[2])]
     per: dict[str, dict[str, Any]] = {}
     for (problem_id, _), v, h in pairs:
-        row = per.setdefault(problem_id, {"id": problem_id, "samples": 0, "visible_pass": 0,
-                                          "hidden_pass": 0, "false_positive": 0,
-                                          "false_negative": 0})
+        row = per.setdefault(
+            problem_id,
+            {
+                "id": problem_id,
+                "samples": 0,
+                "visible_pass": 0,
+                "hidden_pass": 0,
+                "false_positive": 0,
+                "false_negative": 0,
+            },
+        )
         row["samples"] += 1
         row["visible_pass"] += v == "pass"
         row["hidden_pass"] += h == "pass"
@@ -407,8 +459,9 @@ def false_positive_rate(
         "reverse_rate": fn / hidden_pass if hidden_pass else None,
         "problems_with_false_positive": sum(1 for r in by_problem if r["false_positive"]),
         # Problems the cheap verifier calls solved that the hidden tests never pass.
-        "problems_falsely_solved": sum(1 for r in by_problem
-                                       if r["visible_pass"] and not r["hidden_pass"]),
+        "problems_falsely_solved": sum(
+            1 for r in by_problem if r["visible_pass"] and not r["hidden_pass"]
+        ),
         "infra_error_pairs": infra,
         "unpaired": len(visible.keys() ^ hidden.keys()),
         "by_problem": by_problem,
@@ -416,6 +469,6 @@ def false_positive_rate(
 
 
 def _natural_key(problem_id: str) -> tuple[Any, ...]:
-    """"HumanEval/10" after "HumanEval/9"."""
+    """ "HumanEval/10" after "HumanEval/9"."""
     head, _, tail = problem_id.rpartition("/")
     return (head, int(tail), "") if tail.isdigit() else (problem_id, math.inf, problem_id)

@@ -210,8 +210,15 @@ class Session:
                 "INSERT INTO problems(problem_id, position, format, prompt, prompt_tokens, stop,"
                 " data) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (p.problem_id, p.position, p.format, p.prompt, p.prompt_tokens,
-                     json.dumps(list(p.stop)), json.dumps(p.data))
+                    (
+                        p.problem_id,
+                        p.position,
+                        p.format,
+                        p.prompt,
+                        p.prompt_tokens,
+                        json.dumps(list(p.stop)),
+                        json.dumps(p.data),
+                    )
                     for p in problems
                 ],
             )
@@ -230,8 +237,9 @@ class Session:
     def update_problem_data(self, problem_id: str, data: dict[str, Any]) -> None:
         """Replace a problem's tests/answer (its prompt stays: samples were drawn for it)."""
         with self.lock, self.conn:
-            self.conn.execute("UPDATE problems SET data = ? WHERE problem_id = ?",
-                              (json.dumps(data), problem_id))
+            self.conn.execute(
+                "UPDATE problems SET data = ? WHERE problem_id = ?", (json.dumps(data), problem_id)
+            )
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -247,8 +255,9 @@ class Session:
     def set_run_settings(self, run_id: int, settings: dict[str, Any]) -> None:
         """Replace a run's recorded settings (its worker was restarted with other ones)."""
         with self.lock, self.conn:
-            self.conn.execute("UPDATE runs SET settings = ? WHERE run_id = ?",
-                              (json.dumps(settings), run_id))
+            self.conn.execute(
+                "UPDATE runs SET settings = ? WHERE run_id = ?", (json.dumps(settings), run_id)
+            )
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
         with self.lock, self.conn:
@@ -276,11 +285,26 @@ class Session:
                 " min_p, max_tokens, text, tokens, prompt_tokens, completion_tokens,"
                 " finish_reason, stop, wall_s, logprob, run_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.problem_id, record.sample_index, record.seed, record.temperature,
-                 record.top_k, record.top_p, record.min_p, record.max_tokens, record.text,
-                 tokens.tobytes(), record.prompt_tokens, record.completion_tokens,
-                 record.finish_reason, record.stop, record.wall_s, record.logprob,
-                 record.run_id, time.time()),
+                (
+                    record.problem_id,
+                    record.sample_index,
+                    record.seed,
+                    record.temperature,
+                    record.top_k,
+                    record.top_p,
+                    record.min_p,
+                    record.max_tokens,
+                    record.text,
+                    tokens.tobytes(),
+                    record.prompt_tokens,
+                    record.completion_tokens,
+                    record.finish_reason,
+                    record.stop,
+                    record.wall_s,
+                    record.logprob,
+                    record.run_id,
+                    time.time(),
+                ),
             )
 
     def done(self) -> set[tuple[str, int]]:
@@ -316,10 +340,22 @@ class Session:
             tokens = array("i")
             tokens.frombytes(r[9])
             yield SampleRecord(
-                problem_id=r[0], sample_index=r[1], seed=r[2], temperature=r[3], top_k=r[4],
-                top_p=r[5], min_p=r[6], max_tokens=r[7], text=r[8], tokens=tuple(tokens),
-                prompt_tokens=r[10], finish_reason=r[11], stop=r[12], wall_s=r[13],
-                logprob=r[14], run_id=r[15],
+                problem_id=r[0],
+                sample_index=r[1],
+                seed=r[2],
+                temperature=r[3],
+                top_k=r[4],
+                top_p=r[5],
+                min_p=r[6],
+                max_tokens=r[7],
+                text=r[8],
+                tokens=tuple(tokens),
+                prompt_tokens=r[10],
+                finish_reason=r[11],
+                stop=r[12],
+                wall_s=r[13],
+                logprob=r[14],
+                run_id=r[15],
             )
 
     def sample(self, problem_id: str, sample_index: int) -> SampleRecord | None:
@@ -356,9 +392,21 @@ class Session:
                 "INSERT OR REPLACE INTO verdicts(problem_id, sample_index, verifier, version,"
                 " tests_digest, status, duration_s, output, truncated, detail, tier, extra,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (problem_id, sample_index, verdict.verifier, verdict.version, tests_digest,
-                 str(verdict.status), verdict.duration_s, verdict.output, int(verdict.truncated),
-                 verdict.detail, verdict.tier, json.dumps(verdict.extra), time.time()),
+                (
+                    problem_id,
+                    sample_index,
+                    verdict.verifier,
+                    verdict.version,
+                    tests_digest,
+                    str(verdict.status),
+                    verdict.duration_s,
+                    verdict.output,
+                    int(verdict.truncated),
+                    verdict.detail,
+                    verdict.tier,
+                    json.dumps(verdict.extra),
+                    time.time(),
+                ),
             )
 
     def verdict_keys(self, verifier: str, version: str) -> set[tuple[str, int, str]]:
@@ -372,17 +420,26 @@ class Session:
         return {(r[0], r[1], r[2]) for r in rows}
 
     def current_verdicts(
-        self, verifier: str, version: str, problem_id: str | None = None,
-        sample_index: int | None = None, statuses_only: bool = False,
+        self,
+        verifier: str,
+        version: str,
+        problem_id: str | None = None,
+        sample_index: int | None = None,
+        statuses_only: bool = False,
     ) -> dict[tuple[str, int], Any]:
         """Verdict rows of this verifier version judged against each problem's current tests,
         keyed by (problem, index); optionally of one problem or sample, or only their status
         (cheap enough to re-read while a run writes: no captured output)."""
         digests = {p.problem_id: tests_digest(p.data) for p in self.problems()}
-        columns = (" status" if statuses_only else
-                   " status, duration_s, output, truncated, detail, tier, extra")
-        sql = (f"SELECT problem_id, sample_index, tests_digest,{columns} FROM verdicts"
-               " WHERE verifier = ? AND version = ?")
+        columns = (
+            " status"
+            if statuses_only
+            else " status, duration_s, output, truncated, detail, tier, extra"
+        )
+        sql = (
+            f"SELECT problem_id, sample_index, tests_digest,{columns} FROM verdicts"
+            " WHERE verifier = ? AND version = ?"
+        )
         args: tuple[str | int, ...] = (verifier, version)
         if problem_id is not None:
             sql += " AND problem_id = ?"

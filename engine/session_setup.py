@@ -54,9 +54,15 @@ def sampling_config(settings: RunSettings) -> dict[str, Any]:
 def problem_record(p: Problem) -> dict[str, Any]:
     """A problem as the session stores it and verifiers read it."""
     return {
-        "id": p.id, "format": p.format, "prompt": p.prompt, "answer": p.answer,
-        "entry_point": p.entry_point, "test": p.test, "test_list": list(p.test_list),
-        "reference": p.reference, "source": p.source,
+        "id": p.id,
+        "format": p.format,
+        "prompt": p.prompt,
+        "answer": p.answer,
+        "entry_point": p.entry_point,
+        "test": p.test,
+        "test_list": list(p.test_list),
+        "reference": p.reference,
+        "source": p.source,
     }
 
 
@@ -75,19 +81,30 @@ def new_work(settings: RunSettings) -> tuple[dict[str, Any], ProblemSet]:
 
 
 def stored_config(
-    identity: dict[str, Any], sampling: dict[str, Any], pset: ProblemSet, kind: str,
+    identity: dict[str, Any],
+    sampling: dict[str, Any],
+    pset: ProblemSet,
+    kind: str,
     template: str | None,
 ) -> dict[str, Any]:
     """A new session's configuration: what samples it (`identity`: its model, its backend),
     then the prompt format, problem set, sampling settings and seed."""
     return {
         **identity,
-        "prompt_format": {"kind": kind, "template": template,
-                          "requested": sampling["prompt_format"]},
-        "problem_set": {"name": pset.name, "format": pset.format, "source": pset.source,
-                        **({"fields": dict(pset.fields)} if pset.fields else {})},
-        "sampling": {k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p",
-                                               "max_tokens")},
+        "prompt_format": {
+            "kind": kind,
+            "template": template,
+            "requested": sampling["prompt_format"],
+        },
+        "problem_set": {
+            "name": pset.name,
+            "format": pset.format,
+            "source": pset.source,
+            **({"fields": dict(pset.fields)} if pset.fields else {}),
+        },
+        "sampling": {
+            k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p", "max_tokens")
+        },
         "seed": sampling["seed"],
     }
 
@@ -96,8 +113,9 @@ def create_session(
     path: Path, config: dict[str, Any], budget: int, rows: list[StoredProblem]
 ) -> Session:
     """Write a new session file with its problems; no file is left if they cannot be stored."""
-    session = Session.create(path, {"config": config, "budget": budget,
-                                    "troop_version": __version__})
+    session = Session.create(
+        path, {"config": config, "budget": budget, "troop_version": __version__}
+    )
     try:
         session.add_problems(rows)
     except BaseException:
@@ -109,8 +127,11 @@ def create_session(
 
 def check_resumable(settings: RunSettings, config: dict[str, Any]) -> None:
     """Refuse to resume a session with sampling settings other than those it was made with."""
-    stored = {**config["sampling"], "seed": config["seed"],
-              "prompt_format": config["prompt_format"]["requested"]}
+    stored = {
+        **config["sampling"],
+        "seed": config["seed"],
+        "prompt_format": config["prompt_format"]["requested"],
+    }
     clashes = [
         f"{k} {stored[k]!r} in the session, {v!r} asked"
         for k, v in sampling_config(settings).items()
@@ -140,21 +161,25 @@ def add_on_resume(
     `render`); changed ones are refused."""
     fields = config["problem_set"].get("fields")
     if settings.fields and dict(settings.fields) != (fields or {}):
+
         def shown(pairs: dict[str, str]) -> str:
             return ",".join(f"{k}={v}" for k, v in pairs.items()) or "none"
 
-        raise SessionError(f"{session.path}: the session reads its problems through "
-                           f"--fields {shown(fields or {})}, not {shown(dict(settings.fields))}")
+        raise SessionError(
+            f"{session.path}: the session reads its problems through "
+            f"--fields {shown(fields or {})}, not {shown(dict(settings.fields))}"
+        )
     if settings.problems is None and settings.limit is None and not settings.problem_ids:
         return
     name = config["problem_set"]["name"]
     if settings.problems is not None and settings.problems != name:
         raise SessionError(
-            f"{session.path}: the session samples problem set {name!r}, not "
-            f"{settings.problems!r}"
+            f"{session.path}: the session samples problem set {name!r}, not {settings.problems!r}"
         )
     pset = load_problem_set(
-        name, limit=settings.limit, problem_ids=list(settings.problem_ids) or None,
+        name,
+        limit=settings.limit,
+        problem_ids=list(settings.problem_ids) or None,
         fields=fields,
     )
     have = {p.problem_id: p for p in session.problems()}
@@ -176,6 +201,9 @@ def sampling_params(config: dict[str, Any]) -> SamplingParams:
     """The sampling settings a session was made with."""
     s = config["sampling"]
     return SamplingParams(
-        temperatures=tuple(s["temperatures"]), top_k=s["top_k"], top_p=s["top_p"],
-        min_p=s["min_p"], max_tokens=s["max_tokens"],
+        temperatures=tuple(s["temperatures"]),
+        top_k=s["top_k"],
+        top_p=s["top_p"],
+        min_p=s["min_p"],
+        max_tokens=s["max_tokens"],
     )

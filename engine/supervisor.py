@@ -69,8 +69,15 @@ def worker_nice() -> int:
 class WorkerDied(EngineError):  # type: ignore[misc]
     """The llama.cpp worker process ended while it was needed."""
 
-    def __init__(self, message: str, *, signal_name: str | None, returncode: int | None,
-                 log_tail: list[str], lost: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        signal_name: str | None,
+        returncode: int | None,
+        log_tail: list[str],
+        lost: int = 0,
+    ) -> None:
         super().__init__(message)
         self.signal_name = signal_name  # e.g. "SIGILL"; None for an exit without a signal
         self.returncode = returncode  # the process's status as subprocess reports it
@@ -124,8 +131,11 @@ class WorkerProcess:
             log.flush()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "troop.engine.worker", str(theirs.fileno()), str(nice)],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=env,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
                 # Its own session: a Ctrl-C at the terminal is the front end's to handle.
                 start_new_session=True,
             )
@@ -141,8 +151,7 @@ class WorkerProcess:
         self.system_info = ""
         self.dead = threading.Event()
         self.death: Death | None = None
-        self._reader = threading.Thread(target=self._read, name="troop-worker-pipe",
-                                        daemon=True)
+        self._reader = threading.Thread(target=self._read, name="troop-worker-pipe", daemon=True)
         self._reader.start()
         if not self.hello.wait(START_TIMEOUT_S) or self.death is not None:
             self.kill()
@@ -217,8 +226,13 @@ class WorkerProcess:
         if lost:
             text += f"; {lost} sample{'s' if lost != 1 else ''} in flight lost"
         text += f"; log: {self.log_path}"
-        return WorkerDied(text, signal_name=death.signal_name, returncode=death.returncode,
-                          log_tail=death.log_tail, lost=lost)
+        return WorkerDied(
+            text,
+            signal_name=death.signal_name,
+            returncode=death.returncode,
+            log_tail=death.log_tail,
+            lost=lost,
+        )
 
     def log_tail(self) -> list[str]:
         """llama.cpp's last error lines in this worker's part of the log."""
@@ -254,6 +268,7 @@ class WorkerProcess:
 
 
 # -- CPU extra buffer types: what this machine taught us -------------------------------------
+
 
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -305,9 +320,12 @@ def remember_extra_buffers_fault(reason: str) -> Path:
         data = data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         data = {}
-    data[machine_key()] = {"extra_buffers": "off", "reason": reason,
-                           "cpu": platform.processor() or platform.machine(),
-                           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    data[machine_key()] = {
+        "extra_buffers": "off",
+        "reason": reason,
+        "cpu": platform.processor() or platform.machine(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -329,18 +347,22 @@ def choose_extra_buffers(mode: str) -> bool:
 def is_extra_buffers_fault(death: Death | None, system_info: str, extra_buffers: bool) -> bool:
     """A SIGILL in a worker whose llama.cpp uses AMX with extra buffers on: the known fault of
     AMX kernels on some (virtualised) hosts, which loading without extra buffers avoids."""
-    return (death is not None and death.signal_name == "SIGILL" and extra_buffers
-            and "AMX_INT8 = 1" in system_info)
+    return (
+        death is not None
+        and death.signal_name == "SIGILL"
+        and extra_buffers
+        and "AMX_INT8 = 1" in system_info
+    )
 
 
 # -- the model, as the front end sees it ----------------------------------------------------
+
 
 class WorkerModel:
     """A GGUF model loaded in a worker process; answers what prompt building and the session's
     records need (shape, metadata, template, tokens) without loading llama.cpp here."""
 
-    def __init__(self, path: Path, *, gpu_layers: int, extra_buffers: bool, log_path: Path
-                 ) -> None:
+    def __init__(self, path: Path, *, gpu_layers: int, extra_buffers: bool, log_path: Path) -> None:
         self.path = path
         self.gpu_layers = gpu_layers
         self.extra_buffers = extra_buffers  # CPU extra buffer types (AMX repacking) in use
@@ -415,15 +437,23 @@ class WorkerModel:
 
 # -- sampling in the worker -----------------------------------------------------------------
 
+
 class RemoteSampler:
     """Draws a run's samples in the worker: the Scheduler stays here and keeps the worker's
     queue a full set of slots ahead, so a slot that frees is refilled without a round trip;
     each step's message is turned back into the engine's events, and every finished sample is
     stored before its event is reported."""
 
-    def __init__(self, model: WorkerModel, plan: ContextPlan, params: SamplingParams, *,
-                 logprobs: bool, lookahead: int | None = None, sampler_device: str = "host"
-                 ) -> None:
+    def __init__(
+        self,
+        model: WorkerModel,
+        plan: ContextPlan,
+        params: SamplingParams,
+        *,
+        logprobs: bool,
+        lookahead: int | None = None,
+        sampler_device: str = "host",
+    ) -> None:
         self.model = model
         self.plan = plan
         self.params = params
@@ -437,8 +467,14 @@ class RemoteSampler:
         self.used_device: tuple[str, str] | None = None  # (where, why) as the worker ran it
         self.in_flight: dict[int, tuple[str, int]] = {}  # slot -> (problem, index)
 
-    def run(self, scheduler: WorkSource, store: Store, observer: RunObserver,
-            control: RunControl, stats: BatchStats) -> BatchStats:
+    def run(
+        self,
+        scheduler: WorkSource,
+        store: Store,
+        observer: RunObserver,
+        control: RunControl,
+        stats: BatchStats,
+    ) -> BatchStats:
         worker = self.model.worker
         if worker is None:
             raise EngineError("the llama.cpp worker is not running")
@@ -466,8 +502,9 @@ class RemoteSampler:
                             batch = []
                         worker.send(("prompt", prompt))
                         sent_prompts.add(prompt.problem_id)
-                    batch.append((prompt.problem_id, item.sample_index, item.seed,
-                                  item.temperature))
+                    batch.append(
+                        (prompt.problem_id, item.sample_index, item.seed, item.temperature)
+                    )
                 if batch:
                     worker.send(("items", batch))
                     queued[0] += len(batch)
@@ -505,8 +542,7 @@ class RemoteSampler:
         worker.handler = on_message
         unsubscribe = control.subscribe(on_control)
         try:
-            worker.send(("sample", self.plan, self.params, self.logprobs,
-                         self.sampler_device))
+            worker.send(("sample", self.plan, self.params, self.logprobs, self.sampler_device))
             if control.temperatures is not None:
                 worker.send(("temperatures", control.temperatures))
             if control.paused:
@@ -530,8 +566,15 @@ class RemoteSampler:
             raise worker.died_error(lost=len(in_flight))
         return stats
 
-    def _step(self, events: list[tuple[Any, ...]], store: Store, observer: RunObserver,
-              stats: BatchStats, queued: list[int], lock: threading.Lock) -> None:
+    def _step(
+        self,
+        events: list[tuple[Any, ...]],
+        store: Store,
+        observer: RunObserver,
+        stats: BatchStats,
+        queued: list[int],
+        lock: threading.Lock,
+    ) -> None:
         for event in events:
             tag = event[0]
             if tag == "d":

@@ -24,9 +24,10 @@ def parse_fields(text: str) -> dict[str, str]:
     for pair in text.split(","):
         field, _, column = (part.strip() for part in pair.partition("="))
         if not field or not column or field in out:
-            raise ProblemSetError(f"bad --fields {text!r}",
-                                  hint="use FIELD=COLUMN[,FIELD=COLUMN...], e.g. "
-                                       "question=problem,answer=solution")
+            raise ProblemSetError(
+                f"bad --fields {text!r}",
+                hint="use FIELD=COLUMN[,FIELD=COLUMN...], e.g. question=problem,answer=solution",
+            )
         out[field] = column
     return out
 
@@ -42,7 +43,8 @@ def mapped(
             if missing:
                 raise ProblemSetError(
                     f"{where}: --fields names column {missing[0]!r}, which the data lacks",
-                    hint=f"its columns: {', '.join(map(str, record))}")
+                    hint=f"its columns: {', '.join(map(str, record))}",
+                )
             renamed = {k: v for k, v in record.items() if k not in fields.values()}
             renamed.update({field: record[column] for field, column in fields.items()})
             record = renamed
@@ -104,8 +106,9 @@ def _csv(shown: str, path: Path) -> tuple[str, Iterator[tuple[str, str, Any]]]:
     # DictReader puts cells past the header under None: a row longer than its header.
     for index, record in enumerate(records):
         if None in record:
-            raise ProblemSetError(f"{ROW.format(shown=shown, index=index)}: more cells than the "
-                                  "header has columns")
+            raise ProblemSetError(
+                f"{ROW.format(shown=shown, index=index)}: more cells than the header has columns"
+            )
     return f"CSV file {path.resolve()}", _rows(shown, records)
 
 
@@ -116,11 +119,14 @@ def _saved(shown: str, path: Path) -> tuple[str, Iterator[tuple[str, str, Any]]]
     except (FileNotFoundError, ValueError) as exc:
         raise ProblemSetError(
             f"{shown}: not a dataset folder written by save_to_disk: {_first_line(exc)}",
-            hint="a folder must hold one saved Dataset (or DatasetDict)") from None
+            hint="a folder must hold one saved Dataset (or DatasetDict)",
+        ) from None
     if isinstance(data, datasets.DatasetDict):
         splits = ", ".join(data)
-        raise ProblemSetError(f"{shown}: a dataset with splits {splits}: name one",
-                              hint=f"--problems {Path(shown) / next(iter(data))}")
+        raise ProblemSetError(
+            f"{shown}: a dataset with splits {splits}: name one",
+            hint=f"--problems {Path(shown) / next(iter(data))}",
+        )
     return f"saved dataset {path.resolve()}", _rows(shown, data.to_list())
 
 
@@ -129,8 +135,10 @@ def _hub(spec: str) -> tuple[str, Iterator[tuple[str, str, Any]]]:
     local cache when the Hub cannot be reached (or HF_DATASETS_OFFLINE=1)."""
     parts = spec[3:].split(":")
     if len(parts) not in (2, 3) or not all(parts):
-        raise ProblemSetError(f"bad problem set {spec!r}", hint="use hf:NAME:SPLIT or "
-                              "hf:NAME:CONFIG:SPLIT, e.g. hf:openai/gsm8k:main:test")
+        raise ProblemSetError(
+            f"bad problem set {spec!r}",
+            hint="use hf:NAME:SPLIT or hf:NAME:CONFIG:SPLIT, e.g. hf:openai/gsm8k:main:test",
+        )
     name, config, split = parts[0], (parts[1] if len(parts) == 3 else None), parts[-1]
     datasets = _module("datasets", f"{spec}")
     try:
@@ -139,10 +147,12 @@ def _hub(spec: str) -> tuple[str, Iterator[tuple[str, str, Any]]]:
         raise ProblemSetError(
             f"{spec}: cannot load: {type(exc).__name__}: {_first_line(exc)}",
             hint="offline, the dataset must be in the datasets cache (HF_DATASETS_OFFLINE=1 "
-                 "skips the network)") from None
+            "skips the network)",
+        ) from None
     where = f"{name}" + (f" ({config})" if config else "") + f" split {split}"
     return f"Hugging Face dataset {where}, datasets {datasets.__version__}", _rows(
-        spec, data.to_list())
+        spec, data.to_list()
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -33,8 +33,14 @@ class Verification:
     stores each verdict and reports it. Submitting never blocks the sampling thread."""
 
     def __init__(
-        self, session: Session, verifier: Verifier, sandbox: Any, observer: RunObserver,
-        *, workers: int | None = None, on_submit: Callable[[int], None] | None = None,
+        self,
+        session: Session,
+        verifier: Verifier,
+        sandbox: Any,
+        observer: RunObserver,
+        *,
+        workers: int | None = None,
+        on_submit: Callable[[int], None] | None = None,
     ) -> None:
         self.session = session
         self.on_submit = on_submit  # told of each submission (progress totals)
@@ -93,8 +99,13 @@ def pending(
 
 
 def verify_session(
-    session: Session, verifier: Verifier, sandbox: Any, observer: RunObserver,
-    *, force: bool = False, workers: int | None = None,
+    session: Session,
+    verifier: Verifier,
+    sandbox: Any,
+    observer: RunObserver,
+    *,
+    force: bool = False,
+    workers: int | None = None,
 ) -> VerifySummary:
     """Judge every sample lacking a current verdict (all of them with `force`)."""
     t0 = time.perf_counter()
@@ -112,5 +123,6 @@ def verify_session(
         verification.wait()
     finally:
         verification.close()
-    return VerifySummary(len(todo), total - len(todo), dict(verification.statuses),
-                         time.perf_counter() - t0)
+    return VerifySummary(
+        len(todo), total - len(todo), dict(verification.statuses), time.perf_counter() - t0
+    )

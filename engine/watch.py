@@ -135,11 +135,12 @@ class LiveReload:
         self.verification.verifier = verifier
         current = self.session.meta("verifier")
         if current is None or current["name"] == verifier.name:
-            self.session.set_meta("verifier", {"name": verifier.name,
-                                               "version": verifier.version})
+            self.session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
         todo = pending(self.session, verifier)
-        self.notify(f"verifier {verifier.name} changed ({old.version} -> {verifier.version}): "
-                    f"re-judging {len(todo)} samples")
+        self.notify(
+            f"verifier {verifier.name} changed ({old.version} -> {verifier.version}): "
+            f"re-judging {len(todo)} samples"
+        )
         for problem, index, text in todo:
             self.verification.submit(problem, index, text)
 
@@ -147,12 +148,17 @@ class LiveReload:
         assert self.problem_file is not None
         updated, refused = refresh_problems(self.session, str(self.problem_file))
         if refused:
-            self.notify(f"{len(refused)} problems changed their prompt and were left as they "
-                        f"were (their samples answer the old prompt): {', '.join(refused[:5])}")
+            self.notify(
+                f"{len(refused)} problems changed their prompt and were left as they "
+                f"were (their samples answer the old prompt): {', '.join(refused[:5])}"
+            )
         if not updated:
             return
-        todo = [t for t in pending(self.session, self.verification.verifier)
-                if t[0]["id"] in set(updated)]
+        todo = [
+            t
+            for t in pending(self.session, self.verification.verifier)
+            if t[0]["id"] in set(updated)
+        ]
         self.notify(f"tests changed for {len(updated)} problems: re-judging {len(todo)} samples")
         for problem, index, text in todo:
             self.verification.submit(problem, index, text)

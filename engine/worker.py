@@ -79,9 +79,10 @@ class _Queue:
         """Samples not yet started take these temperatures (None: the session's)."""
         temps = temperatures or self.temperatures
         with self._cond:
-            self._items = deque(WorkItem(w.prompt, w.sample_index, w.seed,
-                                         temps[w.sample_index % len(temps)])
-                                for w in self._items)
+            self._items = deque(
+                WorkItem(w.prompt, w.sample_index, w.seed, temps[w.sample_index % len(temps)])
+                for w in self._items
+            )
 
     def next_item(self) -> WorkItem | None:
         with self._cond:
@@ -126,11 +127,20 @@ class _Collector:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, TokensDecoded):
-            self._events.append(("d", event.slot, event.problem_id, event.sample_index,
-                                 event.delta, event.n_tokens))
+            self._events.append(
+                ("d", event.slot, event.problem_id, event.sample_index, event.delta, event.n_tokens)
+            )
         elif isinstance(event, SampleStarted):
-            self._events.append(("s", event.slot, event.problem_id, event.sample_index,
-                                 event.temperature, event.seed))
+            self._events.append(
+                (
+                    "s",
+                    event.slot,
+                    event.problem_id,
+                    event.sample_index,
+                    event.temperature,
+                    event.seed,
+                )
+            )
         elif isinstance(event, SampleFinished):
             self._events.append(("f", event.slot, event.record))
         elif isinstance(event, PromptEvaluated):
@@ -187,8 +197,9 @@ class Worker:
             except TroopError as exc:
                 self.send(("reply", rid, False, (type(exc).__name__, exc.message, exc.hint)))
             except Exception as exc:  # a bug: the supervisor reports it as one line
-                self.send(("reply", rid, False, ("EngineError",
-                                                 f"{type(exc).__name__}: {exc}", None)))
+                self.send(
+                    ("reply", rid, False, ("EngineError", f"{type(exc).__name__}: {exc}", None))
+                )
         elif kind == "sample":
             self.control = RunControl(0)
             self.queue = _Queue(self.control)
@@ -223,8 +234,7 @@ class Worker:
         """Load the model; what the supervisor needs to know of it."""
         if self.model is not None:
             self.model.close()
-        self.model = llamacpp.Model(Path(path), gpu_layers=gpu_layers,
-                                    extra_buffers=extra_buffers)
+        self.model = llamacpp.Model(Path(path), gpu_layers=gpu_layers, extra_buffers=extra_buffers)
         self.extra_buffers = extra_buffers
         model = self.model
         bos, eos = model.bos_eos()
@@ -232,8 +242,10 @@ class Worker:
             "shape": asdict(model.shape()),
             "metadata": model.metadata(),
             "chat_template": model.chat_template(),
-            "bos": bos, "eos": eos,
-            "bos_text": model.token_text(bos), "eos_text": model.token_text(eos),
+            "bos": bos,
+            "eos": eos,
+            "bos_text": model.token_text(bos),
+            "eos_text": model.token_text(eos),
             "gpu_offload": llamacpp.gpu_offload_supported(),
             # Measured with the weights loaded: what a context's KV cache may still take.
             "gpu_free": llamacpp.gpu_memory_free(),
@@ -265,21 +277,22 @@ class Worker:
                 plan, params, logprobs, device = self.jobs.popleft()
             self._sample(plan, params, logprobs, device)
 
-    def _sample(self, plan: ContextPlan, params: SamplingParams, logprobs: bool,
-                device: str) -> None:
+    def _sample(
+        self, plan: ContextPlan, params: SamplingParams, logprobs: bool, device: str
+    ) -> None:
         assert self.model is not None
         ctx = llamacpp.Context(self.model, plan)
         if self.fault == "sigill" and self.extra_buffers:
             _fault_at_first_decode(ctx)
-        sampler = BatchedSampler(self.model, ctx, params, logprobs=logprobs,
-                                 sampler_device=device)
+        sampler = BatchedSampler(self.model, ctx, params, logprobs=logprobs, sampler_device=device)
         self.send(("device", sampler.sampler_device, sampler.sampler_note))
         collector = _Collector(self)
         steps = 0
         try:
             while True:
-                stats = sampler.run(self.queue, _unchanged, collector, self.control,
-                                    on_step=collector.flush)
+                stats = sampler.run(
+                    self.queue, _unchanged, collector, self.control, on_step=collector.flush
+                )
                 steps += stats.steps
                 collector.flush()
                 if self.control.cancelled:

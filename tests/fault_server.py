@@ -21,8 +21,18 @@ MODEL = "fault-model"
 #: "drop": two chunks, then the connection closes without ending the chunked body;
 #: "malformed": a data line that is not JSON; "garbage": a line that is not SSE at all;
 #: "error-event": an {"error": ...} event mid-stream; "no-finish": [DONE] but no finish reason.
-FAULTS = ("429", "500", "503", "400", "slow", "drop", "malformed", "garbage", "error-event",
-          "no-finish")
+FAULTS = (
+    "429",
+    "500",
+    "503",
+    "400",
+    "slow",
+    "drop",
+    "malformed",
+    "garbage",
+    "error-event",
+    "no-finish",
+)
 
 
 @dataclass
@@ -140,8 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self._refused():
             return
         if self.path == "/v1/models":
-            self._json(200, {"object": "list",
-                             "data": [{"id": MODEL, "object": "model", "owned_by": "tests"}]})
+            self._json(
+                200,
+                {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "tests"}]},
+            )
         else:
             self._error(404, f"no route {self.path}")
 
@@ -176,18 +188,24 @@ class _Handler(BaseHTTPRequestHandler):
             choice["message"] = {"role": "assistant", "content": "".join(text)}
         else:
             choice["text"] = "".join(text)
-        self._json(200, {"object": "chat.completion" if chat else "text_completion",
-                         "model": MODEL, "choices": [choice],
-                         "usage": {"prompt_tokens": len(tokens_of(prompt)),
-                                   "completion_tokens": len(text)}})
+        self._json(
+            200,
+            {
+                "object": "chat.completion" if chat else "text_completion",
+                "model": MODEL,
+                "choices": [choice],
+                "usage": {"prompt_tokens": len(tokens_of(prompt)), "completion_tokens": len(text)},
+            },
+        )
 
     def _chunk(self, payload: bytes) -> None:
         self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
         self.wfile.flush()
 
     def _event(self, obj: Any) -> None:
-        self._chunk(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode())
-                    + b"\n\n")
+        self._chunk(
+            b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n"
+        )
 
     def _stream(self, body: dict[str, Any], prompt: str, chat: bool, fault: str | None) -> None:
         b = self.owner.behaviour
@@ -216,8 +234,9 @@ class _Handler(BaseHTTPRequestHandler):
                 token_id = 1000 + step
                 if chat:
                     delta: dict[str, Any] = {"delta": {"content": tok}}
-                    lp: dict[str, Any] = {"content": [{"token": tok, "logprob": -0.5,
-                                                       "id": token_id}]}
+                    lp: dict[str, Any] = {
+                        "content": [{"token": tok, "logprob": -0.5, "id": token_id}]
+                    }
                 else:
                     delta = {"text": tok}
                     lp = {"tokens": [tok], "token_logprobs": [-0.5]}
@@ -239,9 +258,17 @@ class _Handler(BaseHTTPRequestHandler):
             fin.update({"delta": {}} if chat else {"text": ""})
             self._event({"object": "chunk", "model": MODEL, "choices": [fin]})
         if b.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
-            self._event({"object": "chunk", "model": MODEL, "choices": [],
-                         "usage": {"prompt_tokens": len(tokens_of(prompt)),
-                                   "completion_tokens": sum(len(p) for p in pieces)}})
+            self._event(
+                {
+                    "object": "chunk",
+                    "model": MODEL,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": len(tokens_of(prompt)),
+                        "completion_tokens": sum(len(p) for p in pieces),
+                    },
+                }
+            )
         self._event(b"[DONE]")
         self._chunk(b"")
 
@@ -253,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault == "malformed":
-            self._chunk(b"data: {\"choices\": [\n\n")
+            self._chunk(b'data: {"choices": [\n\n')
         elif fault == "garbage":
             self._chunk(b"this is not a server-sent event\n\n")
         elif fault == "error-event":

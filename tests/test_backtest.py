@@ -26,16 +26,17 @@ def run_backtest(outcomes: np.ndarray) -> backtest.Backtest:
     c = outcomes.sum(axis=1)
     cov = passk.coverage(np.full(problems, n), c, np.array([n]), replicates=1000, seed=0)
     ms = backtest.prefixes(n)
-    passes = backtest.prefix_passes([np.flatnonzero(row) for row in outcomes],
-                                    [m for _, m in ms])
-    return backtest.backtest(n, passes, ms, float(cov.pass_at_k[-1]), float(cov.low[-1]),
-                             float(cov.high[-1]), 0.95)
+    passes = backtest.prefix_passes([np.flatnonzero(row) for row in outcomes], [m for _, m in ms])
+    return backtest.backtest(
+        n, passes, ms, float(cov.pass_at_k[-1]), float(cov.low[-1]), float(cov.high[-1]), 0.95
+    )
 
 
-@pytest.mark.parametrize(("alpha", "beta", "seed"), [(0.3, 3.0, 0), (0.5, 8.0, 1),
-                                                     (0.2, 1.0, 2)])
+@pytest.mark.parametrize(("alpha", "beta", "seed"), [(0.3, 3.0, 0), (0.5, 8.0, 1), (0.2, 1.0, 2)])
 def test_a_planted_beta_population_is_forecast_closely_by_the_beta_binomial_law(
-    alpha: float, beta: float, seed: int,
+    alpha: float,
+    beta: float,
+    seed: int,
 ) -> None:
     result = run_backtest(planted(600, 256, alpha, beta, seed))
     assert [(f.fraction, f.m) for f in result.forecasts][::2] == [(16, 16), (8, 32), (4, 64)]
@@ -93,8 +94,11 @@ def test_prefix_coverage_is_the_mean_unbiased_estimator(m: int) -> None:
 def test_prefix_passes_counts_passes_before_m() -> None:
     positions = [np.array([0, 5, 9]), np.array([], dtype=np.int64), np.array([4])]
     # Positions are 0-based: a pass at position 4 is within the first 5, not the first 4.
-    assert backtest.prefix_passes(positions, [4, 5, 10]).tolist() == [[1, 0, 0], [1, 0, 1],
-                                                                       [3, 0, 1]]
+    assert backtest.prefix_passes(positions, [4, 5, 10]).tolist() == [
+        [1, 0, 0],
+        [1, 0, 1],
+        [3, 0, 1],
+    ]
 
 
 def test_prefixes_and_refusals() -> None:
@@ -102,14 +106,14 @@ def test_prefixes_and_refusals() -> None:
     assert backtest.prefixes(40) == [(8, 5), (4, 10)]
     assert backtest.prefixes(100) == [(16, 6), (8, 12), (4, 25)]
     assert backtest.refusal(64) is None
-    assert backtest.refusal(15) == ("needs at least 16 verified samples per problem (a quarter "
-                                    "of them to fit on), has 15")
+    assert backtest.refusal(15) == (
+        "needs at least 16 verified samples per problem (a quarter of them to fit on), has 15"
+    )
 
 
 def test_every_analysis_carries_the_backtest(tmp_path: Path) -> None:
     outcomes = planted(30, 64, 0.5, 3.0, 7)
-    statuses = {f"q{j}": ["pass" if x else "fail" for x in row]
-                for j, row in enumerate(outcomes)}
+    statuses = {f"q{j}": ["pass" if x else "fail" for x in row] for j, row in enumerate(outcomes)}
     # An unjudged sample is skipped: the prefix is of each problem's judged samples.
     statuses["q0"] = [None, *statuses["q0"]]
     result = analyse_path(_make_session(tmp_path / "s.troop", statuses))
@@ -117,8 +121,13 @@ def test_every_analysis_carries_the_backtest(tmp_path: Path) -> None:
     bt = result["backtest"]
     assert bt["n"] == 64 and bt["observed"] == result["coverage"]["pass_at_k"][-1]
     assert [(f["law"], f["m"]) for f in bt["forecasts"]] == [
-        ("power_law", 4), ("beta_binomial", 4), ("power_law", 8), ("beta_binomial", 8),
-        ("power_law", 16), ("beta_binomial", 16)]
+        ("power_law", 4),
+        ("beta_binomial", 4),
+        ("power_law", 8),
+        ("beta_binomial", 8),
+        ("power_law", 16),
+        ("beta_binomial", 16),
+    ]
     by = {(f["law"], f["m"]): f for f in bt["forecasts"]}
     expected = run_backtest(outcomes)
     for f in expected.forecasts:
@@ -128,14 +137,22 @@ def test_every_analysis_carries_the_backtest(tmp_path: Path) -> None:
 
 
 def test_the_backtest_is_refused_with_a_reason(tmp_path: Path) -> None:
-    few = analyse_path(_make_session(tmp_path / "few.troop",
-                                     {"a": ["pass", "fail"] * 4, "b": ["fail"] * 8}))
-    assert few["backtest"] == {"refused": "needs at least 16 verified samples per problem (a "
-                                          "quarter of them to fit on), has 8"}
-    adaptive = analyse_path(_make_session(tmp_path / "adaptive.troop",
-                                          {"a": ["fail"] * 20 + ["pass"]},
-                                          meta={"coverage_only": True}))
-    assert adaptive["backtest"] == {"refused": "coverage-only session: its budget followed "
-                                               "the verdicts"}
+    few = analyse_path(
+        _make_session(tmp_path / "few.troop", {"a": ["pass", "fail"] * 4, "b": ["fail"] * 8})
+    )
+    assert few["backtest"] == {
+        "refused": "needs at least 16 verified samples per problem (a "
+        "quarter of them to fit on), has 8"
+    }
+    adaptive = analyse_path(
+        _make_session(
+            tmp_path / "adaptive.troop",
+            {"a": ["fail"] * 20 + ["pass"]},
+            meta={"coverage_only": True},
+        )
+    )
+    assert adaptive["backtest"] == {
+        "refused": "coverage-only session: its budget followed the verdicts"
+    }
     none = analyse_path(_make_session(tmp_path / "none.troop", {"a": [None] * 20}))
     assert "refused" in none["backtest"]

@@ -88,8 +88,20 @@ def test_bad_session_file(tmp_path: Path) -> None:
 @pytest.mark.model
 def test_headless_run_prints_a_summary_and_show_reads_it(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
-    out = troop("run", "--headless", "--limit", "2", "--samples", "3", "--parallel", "3",
-                "--max-tokens", "16", "--session", str(path))
+    out = troop(
+        "run",
+        "--headless",
+        "--limit",
+        "2",
+        "--samples",
+        "3",
+        "--parallel",
+        "3",
+        "--max-tokens",
+        "16",
+        "--session",
+        str(path),
+    )
     assert out.returncode == 0, out.stderr
     assert "run completed" in out.stdout and "6 / 6" in out.stdout
     assert "Traceback" not in out.stderr
@@ -120,11 +132,23 @@ def _count(path: Path) -> int:
 @pytest.mark.model
 def test_kill_9_mid_run_loses_only_samples_in_flight(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
-    args = ["--limit", "4", "--samples", "6", "--parallel", "4", "--max-tokens", "48",
-            "--session", str(path)]
+    args = [
+        "--limit",
+        "4",
+        "--samples",
+        "6",
+        "--parallel",
+        "4",
+        "--max-tokens",
+        "48",
+        "--session",
+        str(path),
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "troop", "run", "--headless", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
     )
     deadline = time.monotonic() + 240
     while _count(path) < 5 and time.monotonic() < deadline and proc.poll() is None:
@@ -152,9 +176,24 @@ def test_kill_9_mid_run_loses_only_samples_in_flight(tmp_path: Path) -> None:
 def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "troop", "run", "--headless", "--limit", "4", "--samples", "8",
-         "--max-tokens", "48", "--session", str(path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "troop",
+            "run",
+            "--headless",
+            "--limit",
+            "4",
+            "--samples",
+            "8",
+            "--max-tokens",
+            "48",
+            "--session",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 240
     while _count(path) < 2 and time.monotonic() < deadline and proc.poll() is None:

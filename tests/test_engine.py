@@ -29,8 +29,12 @@ pytestmark = pytest.mark.model
 SMALL = dict(problems="arithmetic", limit=3, samples=4, parallel=4, max_tokens=24)
 
 
-def run(path: Path, observer: object | None = None, control: RunControl | None = None,
-        **overrides: object):
+def run(
+    path: Path,
+    observer: object | None = None,
+    control: RunControl | None = None,
+    **overrides: object,
+):
     settings = RunSettings(session=path, **{**SMALL, **overrides})  # type: ignore[arg-type]
     prep = prepare(settings)
     try:
@@ -108,8 +112,15 @@ def test_chat_template_from_the_gguf_is_used_and_stored(tmp_path: Path) -> None:
 
 
 def test_raw_prompts_stop_at_stop_strings(tmp_path: Path) -> None:
-    run(tmp_path / "s.sqlite", problems="humaneval", limit=2, samples=3, max_tokens=96,
-        prompt_format="raw", temperatures=(0.8,))
+    run(
+        tmp_path / "s.sqlite",
+        problems="humaneval",
+        limit=2,
+        samples=3,
+        max_tokens=96,
+        prompt_format="raw",
+        temperatures=(0.8,),
+    )
     with Session.open(tmp_path / "s.sqlite") as s:
         records = list(s.samples())
         prompt = s.problems()[0].prompt
@@ -250,9 +261,14 @@ def test_stored_logprob_matches_rescoring_the_sample(tmp_path: Path) -> None:
     extra = json.loads(settings)["cpu_extra_buffers"] == "on"
     model = llamacpp.Model(model_path, gpu_layers=0, extra_buffers=extra)
     prompt_tokens = model.tokenize(prompt)
-    plan = plan_context(parallel=1, max_prompt_tokens=len(prompt_tokens),
-                                 max_tokens=16, kv_unified=True, n_threads=2,
-                                 n_ctx_train=8192)
+    plan = plan_context(
+        parallel=1,
+        max_prompt_tokens=len(prompt_tokens),
+        max_tokens=16,
+        kv_unified=True,
+        n_threads=2,
+        n_ctx_train=8192,
+    )
     checked = 0
     for r in records:
         ctx = llamacpp.Context(model, plan)

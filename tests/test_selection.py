@@ -20,8 +20,13 @@ from troop.engine.selection import (
 )
 
 
-def problem(answers: list[str | None], correct: list[bool], score: list[float] | None = None,
-            reference: str | None = None, pid: str = "p/0") -> ProblemAnswers:
+def problem(
+    answers: list[str | None],
+    correct: list[bool],
+    score: list[float] | None = None,
+    reference: str | None = None,
+    pid: str = "p/0",
+) -> ProblemAnswers:
     score = score if score is not None else [0.0] * len(answers)
     return ProblemAnswers(pid, answers, np.array(correct), np.array(score), reference)
 
@@ -64,8 +69,11 @@ def test_a_tie_scores_the_share_of_tied_answers_that_are_correct() -> None:
 
 
 def test_samples_without_an_answer_do_not_vote() -> None:
-    p = problem([None, None, None, "a", "b", "b"], [False, False, False, True, False, False],
-                score=[9, 9, 9, 1, 0, 0])
+    p = problem(
+        [None, None, None, "a", "b", "b"],
+        [False, False, False, True, False, False],
+        score=[9, 9, 9, 1, 0, 0],
+    )
     out = curves(p, [6])
     assert out["majority"] == [0.0]  # "b" wins 2 to 1; the three None do not count
     assert out["best_of_k"] == [1.0]  # the best-scoring *answered* sample is "a"
@@ -79,8 +87,7 @@ def test_maj_at_1_is_mean_correctness() -> None:
     rng = np.random.default_rng(3)
     answers = [str(a) for a in rng.integers(0, 5, 40)]
     correct = [a == "0" for a in answers]
-    out = curves(problem(answers, correct, score=list(rng.normal(size=40))), [1],
-                 replicates=20_000)
+    out = curves(problem(answers, correct, score=list(rng.normal(size=40))), [1], replicates=20_000)
     mean = float(np.mean(correct))
     for key in ("majority", "best_of_k", "best_of_majority", "coverage"):
         assert out[key][0] == pytest.approx(mean, abs=0.01)
@@ -133,8 +140,7 @@ def test_the_vectorised_estimate_matches_brute_force(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 260))
     kinds = int(rng.integers(1, 30))
-    answers = [None if rng.random() < 0.15 else str(int(rng.integers(0, kinds)))
-               for _ in range(n)]
+    answers = [None if rng.random() < 0.15 else str(int(rng.integers(0, kinds))) for _ in range(n)]
     correct = [a == "0" or (a == "1" and seed % 2 == 0 and rng.random() < 0.5) for a in answers]
     score = rng.normal(size=n)
     if seed % 3 == 0:
@@ -179,8 +185,11 @@ def test_problems_of_different_sizes_average_their_own_curves() -> None:
     problems = []
     for i, n in enumerate((30, 80, 30)):
         answers = [str(a) for a in rng.integers(0, 4, n)]
-        problems.append(problem(answers, [a == "0" for a in answers],
-                                score=list(rng.normal(size=n)), pid=f"p/{i}"))
+        problems.append(
+            problem(
+                answers, [a == "0" for a in answers], score=list(rng.normal(size=n)), pid=f"p/{i}"
+            )
+        )
     ks = [1, 4, 30]
     together = curves(problems, ks, replicates=50)
     alone = [curves(p, ks, replicates=50) for p in problems]
@@ -237,8 +246,14 @@ def test_guessing_baseline_matches_expected_rank_by_brute_force() -> None:
     problems = []
     for i in range(30):
         answers = [str(int(a)) for a in rng.integers(0, 12, int(rng.integers(1, 20)))]
-        problems.append(problem(answers, [False] * len(answers), pid=f"p/{i}",
-                                reference=str(int(rng.integers(0, 14)))))
+        problems.append(
+            problem(
+                answers,
+                [False] * len(answers),
+                pid=f"p/{i}",
+                reference=str(int(rng.integers(0, 14))),
+            )
+        )
     ks = [1, 2, 3, 5, 8, 13]
     out = guessing_baseline(problems, ks)
     expected = np.zeros(len(ks))
@@ -257,12 +272,25 @@ def test_guessing_baseline_matches_expected_rank_by_brute_force() -> None:
 
 
 def test_false_positive_rate_counts() -> None:
-    visible = {("A/1", 0): "pass", ("A/1", 1): "pass", ("A/1", 2): "fail",
-               ("A/2", 0): "pass", ("A/2", 1): "invalid",
-               ("A/10", 0): "pass", ("A/10", 1): "infra_error", ("A/3", 0): "pass"}
-    hidden = {("A/1", 0): "pass", ("A/1", 1): "fail", ("A/1", 2): "fail",
-              ("A/2", 0): "timeout", ("A/2", 1): "pass",
-              ("A/10", 0): "pass", ("A/10", 1): "pass"}
+    visible = {
+        ("A/1", 0): "pass",
+        ("A/1", 1): "pass",
+        ("A/1", 2): "fail",
+        ("A/2", 0): "pass",
+        ("A/2", 1): "invalid",
+        ("A/10", 0): "pass",
+        ("A/10", 1): "infra_error",
+        ("A/3", 0): "pass",
+    }
+    hidden = {
+        ("A/1", 0): "pass",
+        ("A/1", 1): "fail",
+        ("A/1", 2): "fail",
+        ("A/2", 0): "timeout",
+        ("A/2", 1): "pass",
+        ("A/10", 0): "pass",
+        ("A/10", 1): "pass",
+    }
     out = false_positive_rate(visible, hidden)
     assert out["visible"] == "python-examples" and out["hidden"] == "python-tests"
     assert out["samples"] == 6  # ("A/10", 1) is an infra error, ("A/3", 0) unpaired
@@ -275,8 +303,13 @@ def test_false_positive_rate_counts() -> None:
     assert out["problems_with_false_positive"] == 2
     assert out["problems_falsely_solved"] == 0  # A/2's hidden tests pass another sample
     assert [r["id"] for r in out["by_problem"]] == ["A/1", "A/2", "A/10"]
-    assert out["by_problem"][1] == {"id": "A/2", "samples": 2, "visible_pass": 1,
-                                    "hidden_pass": 1, "false_positive": 1,
-                                    "false_negative": 1}
+    assert out["by_problem"][1] == {
+        "id": "A/2",
+        "samples": 2,
+        "visible_pass": 1,
+        "hidden_pass": 1,
+        "false_positive": 1,
+        "false_negative": 1,
+    }
     empty = false_positive_rate({}, {})
     assert empty["rate"] is None and empty["visible_pass"] == 0

@@ -14,16 +14,30 @@ from troop.engine.session import SCHEMA_VERSION, Session, StoredProblem
 
 def record(i: int, text: str = "42") -> SampleRecord:
     return SampleRecord(
-        problem_id="p1", sample_index=i, seed=123, temperature=0.8, top_k=40, top_p=0.95,
-        min_p=0.0, max_tokens=16, text=text, tokens=(1, 2, 70000), prompt_tokens=9,
-        finish_reason="eos", stop=None, wall_s=0.5, logprob=-1.5, run_id=1,
+        problem_id="p1",
+        sample_index=i,
+        seed=123,
+        temperature=0.8,
+        top_k=40,
+        top_p=0.95,
+        min_p=0.0,
+        max_tokens=16,
+        text=text,
+        tokens=(1, 2, 70000),
+        prompt_tokens=9,
+        finish_reason="eos",
+        stop=None,
+        wall_s=0.5,
+        logprob=-1.5,
+        run_id=1,
     )
 
 
 def new(path: Path) -> Session:
     s = Session.create(path, {"config": {"seed": 0}, "budget": 2})
-    s.add_problems([StoredProblem("p1", 0, "arithmetic", "What is 6*7?", 9, ("\n\n",),
-                                  {"answer": "42"})])
+    s.add_problems(
+        [StoredProblem("p1", 0, "arithmetic", "What is 6*7?", 9, ("\n\n",), {"answer": "42"})]
+    )
     s.begin_run({"parallel": 1})
     return s
 
@@ -33,8 +47,15 @@ def test_schema_has_the_documented_columns(tmp_path: Path) -> None:
         s.add_sample(record(0, "The answer is 42.\x1b[31m[bold]"))
     con = sqlite3.connect(tmp_path / "s.sqlite")
     cols = {r[1] for r in con.execute("PRAGMA table_info(samples)")}
-    assert {"problem_id", "sample_index", "seed", "temperature", "text", "completion_tokens",
-            "finish_reason"} <= cols
+    assert {
+        "problem_id",
+        "sample_index",
+        "seed",
+        "temperature",
+        "text",
+        "completion_tokens",
+        "finish_reason",
+    } <= cols
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     row = con.execute("SELECT text, completion_tokens FROM samples").fetchone()
     assert row == ("The answer is 42.\x1b[31m[bold]", 3)  # raw text, exactly as given

@@ -20,8 +20,18 @@ from troop.engine.lock import SessionBusy, SessionLock, holder
 from troop.engine.run import RunSettings, execute, prepare
 from troop.engine.supervisor import Death, findings_path, is_extra_buffers_fault
 
-ARGS = ["--limit", "3", "--samples", "6", "--parallel", "4", "--max-tokens", "40",
-        "--verifier", "none"]
+ARGS = [
+    "--limit",
+    "3",
+    "--samples",
+    "6",
+    "--parallel",
+    "4",
+    "--max-tokens",
+    "40",
+    "--verifier",
+    "none",
+]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -47,8 +57,9 @@ def _worker_pid(path: Path) -> int | None:
     try:
         con = _connect(path)
         try:
-            row = con.execute("SELECT settings FROM runs WHERE status = 'running' "
-                              "ORDER BY run_id DESC LIMIT 1").fetchone()
+            row = con.execute(
+                "SELECT settings FROM runs WHERE status = 'running' ORDER BY run_id DESC LIMIT 1"
+            ).fetchone()
         finally:
             con.close()
     except sqlite3.Error:
@@ -68,8 +79,10 @@ def _wait(predicate: object, timeout: float = 300) -> None:
 def _texts(path: Path) -> dict[tuple[str, int], str]:
     con = sqlite3.connect(path)
     try:
-        return {(p, i): t for p, i, t in con.execute(
-            "SELECT problem_id, sample_index, text FROM samples")}
+        return {
+            (p, i): t
+            for p, i, t in con.execute("SELECT problem_id, sample_index, text FROM samples")
+        }
     finally:
         con.close()
 
@@ -82,7 +95,9 @@ def test_a_killed_worker_ends_the_headless_run_in_one_line_and_a_rerun_completes
     path = tmp_path / "s.sqlite"
     proc = subprocess.Popen(
         [sys.executable, "-m", "troop", "run", "--headless", "--session", str(path), *ARGS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
     )
     try:
@@ -162,11 +177,14 @@ def test_only_a_sigill_with_amx_and_extra_buffers_is_the_known_fault() -> None:
 def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     # A real holder: another process takes the session's lock and keeps it.
-    code = ("import sys, time; from pathlib import Path; from troop.engine.lock import "
-            "SessionLock; SessionLock(Path(sys.argv[1])).acquire(); print('held', flush=True);"
-            " time.sleep(120)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                            text=True)
+    code = (
+        "import sys, time; from pathlib import Path; from troop.engine.lock import "
+        "SessionLock; SessionLock(Path(sys.argv[1])).acquire(); print('held', flush=True);"
+        " time.sleep(120)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         who = holder(path)
@@ -189,15 +207,19 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path) ->
 
 
 def test_the_command_line_loads_neither_llama_cpp_nor_scipy() -> None:
-    code = ("import sys; from troop.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('llama_cpp', 'scipy', 'textual') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
+    code = (
+        "import sys; from troop.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('llama_cpp', 'scipy', 'textual') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
 def test_the_worker_waits_passively_at_a_lower_priority_unless_told_otherwise(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """OpenMP's spin-waiting stalls a worker beside any busy process (README, "The TUI"): a
     real worker starts with OMP_WAIT_POLICY=passive at nice 5; the user's settings win."""
     from troop.engine.supervisor import WORKER_NICE, WorkerProcess

@@ -24,8 +24,10 @@ from troop.engine.tables import parse_fields
 
 GSM8K_ROWS = [
     GSM8K,
-    {"question": "Ann has 12 pens and gives away 5. How many are left?",
-     "answer": "12 - 5 = 7\n#### 7"},
+    {
+        "question": "Ann has 12 pens and gives away 5. How many are left?",
+        "answer": "12 - 5 = 7\n#### 7",
+    },
     {"question": "What is 2 + 2?", "answer": "#### 4"},
 ]
 
@@ -51,15 +53,18 @@ def test_parquet_reads_as_the_same_jsonl_would(tmp_path: Path) -> None:
         assert table.digest == lines.digest  # the same problems, whatever the container
         assert table.problems[0].source == f"{tmp_path / 'p.parquet'} row 0"
     assert load_problem_set(str(tmp_path / "p.parquet")).problems[0].test_list == tuple(
-        MBPP["test_list"])  # a Parquet list column stays a list
+        MBPP["test_list"]
+    )  # a Parquet list column stays a list
 
 
 def test_csv_reads_answer_problems(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "gsm8k.csv", GSM8K_ROWS)
     pset = load_problem_set(str(path), limit=2)
     assert pset.format == "gsm8k" and [p.answer for p in pset.problems] == ["7", "7"]
-    assert pset.digest == load_problem_set(str(write_jsonl(tmp_path / "g.jsonl", GSM8K_ROWS)),
-                                           limit=2).digest
+    assert (
+        pset.digest
+        == load_problem_set(str(write_jsonl(tmp_path / "g.jsonl", GSM8K_ROWS)), limit=2).digest
+    )
 
 
 def test_saved_dataset_folders_and_their_splits(tmp_path: Path) -> None:
@@ -67,8 +72,12 @@ def test_saved_dataset_folders_and_their_splits(tmp_path: Path) -> None:
     pset = load_problem_set(str(tmp_path / "gsm8k"))
     assert pset.format == "gsm8k" and len(pset.problems) == 3
     assert "saved dataset" in pset.source
-    splits = datasets.DatasetDict({"train": datasets.Dataset.from_list(GSM8K_ROWS[:2]),
-                                   "test": datasets.Dataset.from_list(GSM8K_ROWS[2:])})
+    splits = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list(GSM8K_ROWS[:2]),
+            "test": datasets.Dataset.from_list(GSM8K_ROWS[2:]),
+        }
+    )
     splits.save_to_disk(str(tmp_path / "both"))
     with pytest.raises(ProblemSetError, match="splits train, test: name one"):
         load_problem_set(str(tmp_path / "both"))
@@ -117,8 +126,11 @@ def test_fields_map_columns_named_otherwise(tmp_path: Path) -> None:
         ([GSM8K, {**GSM8K, "answer": "7"}], "parquet", "row 1: GSM8K answer has no '####"),
         ([MBPP, {**MBPP, "task_id": None}], "parquet", "row 1: field 'task_id' must not be null"),
         ([{**MBPP, "test_list": "assert f()"}], "csv", "row 0: field 'test_list' must be a"),
-        ([{**GSM8K, "id": "a"}, {**GSM8K, "id": "b"}, {**GSM8K, "id": "a"}], "csv",
-         "row 2: duplicate id 'a' (first on row 0)"),
+        (
+            [{**GSM8K, "id": "a"}, {**GSM8K, "id": "b"}, {**GSM8K, "id": "a"}],
+            "csv",
+            "row 2: duplicate id 'a' (first on row 0)",
+        ),
         ([{"input": "x", "label": "y"}], "parquet", "row 0: unrecognised fields"),
     ],
 )
@@ -140,10 +152,12 @@ def test_unreadable_tables_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
     (tmp_path / "empty.csv").write_text("question,answer\n")
     (tmp_path / "folder").mkdir()
-    for spec, fragment in (("junk.parquet", "not a readable Parquet file"),
-                           ("empty.csv", "no problems"),
-                           ("folder", "not a dataset folder"),
-                           ("missing.parquet", "no such file")):
+    for spec, fragment in (
+        ("junk.parquet", "not a readable Parquet file"),
+        ("empty.csv", "no problems"),
+        ("folder", "not a dataset folder"),
+        ("missing.parquet", "no such file"),
+    ):
         with pytest.raises(ProblemSetError, match=fragment):
             load_problem_set(str(tmp_path / spec))
 
@@ -152,10 +166,8 @@ def test_a_bad_table_stops_the_run_before_a_session_exists(
     tmp_path: Path, sessions_home: Path
 ) -> None:
     path = write_parquet(tmp_path / "bad.parquet", [GSM8K, {**GSM8K, "answer": None}])
-    one_line_error(troop("run", "--headless", "--problems", str(path)),
-                   f"{path} row 1", "'answer'")
-    one_line_error(troop("run", "--headless", "--problems", str(path), "--fields", "x"),
-                   "--fields")
+    one_line_error(troop("run", "--headless", "--problems", str(path)), f"{path} row 1", "'answer'")
+    one_line_error(troop("run", "--headless", "--problems", str(path), "--fields", "x"), "--fields")
     assert not sessions_home.exists() or not any(sessions_home.iterdir())
 
 
@@ -165,8 +177,21 @@ def test_a_bad_table_stops_the_run_before_a_session_exists(
 def _run_and_count(problems: str, tmp_path: Path, name: str, *extra: str) -> dict[str, Any]:
     path = tmp_path / f"{name}.sqlite"
     env_note = os.environ.get("TROOP_CPU_EXTRA_BUFFERS")  # set by whoever runs the model
-    out = troop("run", "--headless", "--problems", problems, "--samples", "2", "--parallel",
-                "2", "--max-tokens", "24", "--session", str(path), *extra)
+    out = troop(
+        "run",
+        "--headless",
+        "--problems",
+        problems,
+        "--samples",
+        "2",
+        "--parallel",
+        "2",
+        "--max-tokens",
+        "24",
+        "--session",
+        str(path),
+        *extra,
+    )
     assert out.returncode == 0, (env_note, out.stderr)
     shown = json.loads(troop("show", str(path)).stdout)
     with sqlite3.connect(path) as conn:
@@ -183,14 +208,23 @@ def test_sampling_from_parquet_and_a_saved_dataset(tmp_path: Path) -> None:
 
     rows = [{"problem": r["question"], "solution": r["answer"]} for r in GSM8K_ROWS[:2]]
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
-    done = _run_and_count(str(tmp_path / "saved"), tmp_path, "saved",
-                          "--fields", "question=problem,answer=solution")
+    done = _run_and_count(
+        str(tmp_path / "saved"), tmp_path, "saved", "--fields", "question=problem,answer=solution"
+    )
     problem_set = done["shown"]["config"]["problem_set"]
     assert problem_set["fields"] == {"question": "problem", "answer": "solution"}
     assert done["shown"]["samples_stored"] == 4 and done["verdicts"] == 4
     # Resuming with a larger budget reads the folder again through the stored mapping.
     again = _run_and_count(str(tmp_path / "saved"), tmp_path, "saved", "--samples", "3")
     assert again["shown"]["samples_stored"] == 6
-    one_line_error(troop("run", "--headless", "--session", str(tmp_path / "saved.sqlite"),
-                         "--fields", "question=problem"),
-                   "--fields question=problem,answer=solution, not question=problem")
+    one_line_error(
+        troop(
+            "run",
+            "--headless",
+            "--session",
+            str(tmp_path / "saved.sqlite"),
+            "--fields",
+            "question=problem",
+        ),
+        "--fields question=problem,answer=solution, not question=problem",
+    )

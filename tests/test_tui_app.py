@@ -53,11 +53,13 @@ def fake_app(path: Path, clock: Clock, runs: list[FakeRun]) -> TroopApp:
         return run
 
     launch = Launch(RunSettings(session=path, parallel=4))
-    return TroopApp(lambda: LiveScreen(launch=launch, run_factory=factory, clock=clock),
-                    watch_themes=False)
+    return TroopApp(
+        lambda: LiveScreen(launch=launch, run_factory=factory, clock=clock), watch_themes=False
+    )
 
 
 # -- the observer and the engine's steering hooks -----------------------------------------------
+
 
 def test_observer_coalesces_a_token_flood_into_one_update_per_slot() -> None:
     clock = Clock(0.0)
@@ -89,11 +91,15 @@ def test_scheduler_takes_a_new_temperature_and_added_problems_mid_run() -> None:
     control.add_prompts([b, a])  # `a` again: already scheduled, not duplicated
     items = [sched.next_item() for _ in range(4)]
     assert [(i.prompt.problem_id, i.sample_index, i.temperature) for i in items if i] == [
-        ("a", 1, 1.0), ("b", 0, 0.2), ("b", 1, 1.0)]
+        ("a", 1, 1.0),
+        ("b", 0, 0.2),
+        ("b", 1, 1.0),
+    ]
     assert items[-1] is None
 
 
 # -- themes -----------------------------------------------------------------------------------
+
 
 def test_shipped_themes_validate_one_dark_one_light() -> None:
     loaded = themes.load_themes([themes.builtin_dir()])
@@ -102,15 +108,19 @@ def test_shipped_themes_validate_one_dark_one_light() -> None:
     assert loaded.themes["troop-dark"].dark and not loaded.themes["troop-light"].dark
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("name = 'x'\n[colors]\nprimary = 'not-a-colour'\n", "colors.primary"),
-    ("name = 'x'\nshade = 1\n[colors]\nprimary = '#fff'\n", "unknown key 'shade'"),
-    ("name = 'x'\n[colors]\nsecondary = '#fff'\n", "needs 'primary'"),
-    ("name = = 'x'\n", "not valid TOML"),
-    ("name = 'x'\ndark = 'yes'\n[colors]\nprimary = '#fff'\n", "'dark'"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("name = 'x'\n[colors]\nprimary = 'not-a-colour'\n", "colors.primary"),
+        ("name = 'x'\nshade = 1\n[colors]\nprimary = '#fff'\n", "unknown key 'shade'"),
+        ("name = 'x'\n[colors]\nsecondary = '#fff'\n", "needs 'primary'"),
+        ("name = = 'x'\n", "not valid TOML"),
+        ("name = 'x'\ndark = 'yes'\n[colors]\nprimary = '#fff'\n", "'dark'"),
+    ],
+)
 def test_a_broken_theme_file_is_refused_with_its_path_and_field(
-        tmp_path: Path, text: str, needle: str) -> None:
+    tmp_path: Path, text: str, needle: str
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(themes.ThemeError) as info:
@@ -169,8 +179,9 @@ def test_editing_a_theme_file_restyles_the_running_app(config_home: Path) -> Non
             await pilot.pause()
             assert app.theme == "mine"
             before = app.theme_variables["primary"]
-            path.write_text("name = 'mine'\n[colors]\nprimary = '#aa5500'\n"
-                            "background = '#000000'\n")
+            path.write_text(
+                "name = 'mine'\n[colors]\nprimary = '#aa5500'\nbackground = '#000000'\n"
+            )
             await until(pilot, lambda: app.current_theme.primary == "#aa5500")
             assert app.theme_variables["primary"] != before  # the stylesheet was rebuilt
             path.write_text("name = 'mine'\n[colors]\nprimary = 'nope'\n")  # broken: reported
@@ -181,6 +192,7 @@ def test_editing_a_theme_file_restyles_the_running_app(config_home: Path) -> Non
 
 
 # -- the setup screen -------------------------------------------------------------------------
+
 
 def test_setup_is_prefilled_so_enter_starts_the_default_session() -> None:
     started: list[Launch] = []
@@ -221,7 +233,11 @@ def test_setup_starts_a_server_session_when_a_url_is_given() -> None:
     asyncio.run(go())
     s = started[0].settings
     assert (s.backend, s.base_url, s.model, s.api_key_env) == (
-        "openai", "http://127.0.0.1:9/v1", "served-model", "MY_KEY")
+        "openai",
+        "http://127.0.0.1:9/v1",
+        "served-model",
+        "MY_KEY",
+    )
 
 
 def test_setup_flags_invalid_values_inline_and_refuses_to_start() -> None:
@@ -232,12 +248,19 @@ def test_setup_flags_invalid_values_inline_and_refuses_to_start() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             screen = app.screen
-            for key, value in (("samples", "0"), ("temperatures", "-1"), ("top_p", "2"),
-                               ("model", "no-such-model"), ("problems", "nope.jsonl")):
+            for key, value in (
+                ("samples", "0"),
+                ("temperatures", "-1"),
+                ("top_p", "2"),
+                ("model", "no-such-model"),
+                ("problems", "nope.jsonl"),
+            ):
                 screen.query_one(f"#f-{key}", Input).value = value
             await pilot.pause()
-            errors = {key: str(screen.query_one(f"#e-{key}", Static).render())
-                      for key in ("samples", "temperatures", "top_p", "model", "problems")}
+            errors = {
+                key: str(screen.query_one(f"#e-{key}", Static).render())
+                for key in ("samples", "temperatures", "top_p", "model", "problems")
+            }
             assert "at least 1" in errors["samples"]
             assert ">= 0" in errors["temperatures"]
             assert "(0, 1]" in errors["top_p"]
@@ -276,6 +299,7 @@ def test_setup_lists_recent_sessions_and_opens_one(sessions_home: Path) -> None:
 
 # -- the live screen (fake sampler) --------------------------------------------------------------
 
+
 def test_live_screen_shows_streams_problems_and_status(tmp_path: Path) -> None:
     path = make_session(tmp_path / "fixture.sqlite")
     clock, runs = Clock(), []
@@ -298,15 +322,19 @@ def test_live_screen_shows_streams_problems_and_status(tmp_path: Path) -> None:
             table = screen.query_one("#problems", DataTable)
             assert table.row_count == 4
             assert [str(c) for c in table.get_row("arith/000")] == [
-                "arith/000", "8", "8", "4", "0.50", "solved"]
+                "arith/000",
+                "8",
+                "8",
+                "4",
+                "0.50",
+                "solved",
+            ]
             status = str(screen.query_one("#status").render())
-            for needle in ("sampling", "tok/s", "samples/s", "ETA", "FLOPs", "$",
-                           "sandbox bwrap"):
+            for needle in ("sampling", "tok/s", "samples/s", "ETA", "FLOPs", "$", "sandbox bwrap"):
                 assert needle in status, (needle, status)
             before = str(table.get_cell("arith/000", "status").style)
             await pilot.press("ctrl+t")  # the light theme: status colours follow it
-            await until(pilot, lambda: str(table.get_cell("arith/000", "status").style)
-                        != before)
+            await until(pilot, lambda: str(table.get_cell("arith/000", "status").style) != before)
             clock.now = 112.0  # the flash fades
             await until(pilot, lambda: not screen.query_one("#stream-0").has_class("-pass"))
 
@@ -361,8 +389,7 @@ def test_live_keys_steer_the_run(tmp_path: Path) -> None:
             await pilot.press("s")
             await until(pilot, lambda: screen.state.phase == "cancelled")
             await pilot.press("r")  # continue: a new run on the same session
-            await until(pilot, lambda: screen.state.phase == "sampling" and
-                        run.running.is_set())
+            await until(pilot, lambda: screen.state.phase == "sampling" and run.running.is_set())
             await pilot.press("q")
             await until(pilot, lambda: run.closed)
 
@@ -391,6 +418,7 @@ def test_help_lists_every_key_of_the_live_screen(tmp_path: Path) -> None:
 
 # -- the real thing ---------------------------------------------------------------------------
 
+
 @pytest.mark.model
 def test_real_session_from_setup_to_a_failed_sample_and_a_report(sessions_home: Path) -> None:
     """Setup -> Enter -> the real model samples and the verifier judges -> the problems table
@@ -401,16 +429,23 @@ def test_real_session_from_setup_to_a_failed_sample_and_a_report(sessions_home: 
         async with app.run_test(size=(140, 40)) as pilot:
             await pilot.pause()
             setup = app.screen
-            for key, value in (("subset", "3"), ("samples", "4"), ("parallel", "4"),
-                               ("max_tokens", "24")):
+            for key, value in (
+                ("subset", "3"),
+                ("samples", "4"),
+                ("parallel", "4"),
+                ("max_tokens", "24"),
+            ):
                 setup.query_one(f"#f-{key}", Input).value = value
             setup.query_one("#f-model", Input).focus()
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, LiveScreen))
             live = app.screen
             await until(pilot, lambda: live.state.phase == "completed", timeout=500)
-            await until(pilot, lambda: live.analysis is not None
-                        and live.analysis["session"]["verified"] == 12, timeout=30)
+            await until(
+                pilot,
+                lambda: live.analysis is not None and live.analysis["session"]["verified"] == 12,
+                timeout=30,
+            )
             table = live.query_one("#problems", DataTable)
             await until(pilot, lambda: table.row_count == 3)
             assert all(str(table.get_row_at(i)[1]) == "4" for i in range(3))
@@ -430,8 +465,7 @@ def test_real_session_from_setup_to_a_failed_sample_and_a_report(sessions_home: 
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is live)
             await pilot.press("e")
-            await until(pilot, lambda: getattr(live, "last_export", None) is not None,
-                        timeout=120)
+            await until(pilot, lambda: getattr(live, "last_export", None) is not None, timeout=120)
             report = live.last_export
             assert report.is_file() and report.suffix == ".html"
             assert failed in report.read_text(encoding="utf-8")
@@ -447,8 +481,9 @@ def test_real_run_takes_a_raised_budget_and_a_new_temperature(sessions_home: Pat
     """Paused at once, the run gets temperature 0.3 and a budget of 3; resumed, it draws the
     remaining samples at 0.3 (recorded per sample) up to 3 per problem."""
     path = sessions_home / "steer.sqlite"
-    launch = Launch(RunSettings(session=path, problems="arithmetic:2", samples=2, parallel=2,
-                                max_tokens=12))
+    launch = Launch(
+        RunSettings(session=path, problems="arithmetic:2", samples=2, parallel=2, max_tokens=12)
+    )
 
     async def go() -> None:
         app = TroopApp(lambda: LiveScreen(launch=launch), watch_themes=False)
@@ -471,7 +506,8 @@ def test_real_run_takes_a_raised_budget_and_a_new_temperature(sessions_home: Pat
 
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT problem_id, sample_index, temperature FROM samples").fetchall()
-        budget = json.loads(conn.execute(
-            "SELECT value FROM meta WHERE key = 'budget'").fetchone()[0])
+        budget = json.loads(
+            conn.execute("SELECT value FROM meta WHERE key = 'budget'").fetchone()[0]
+        )
     assert budget == 3 and len(rows) == 6
     assert any(t == pytest.approx(0.3) for _, _, t in rows)  # drawn after the change

@@ -30,7 +30,7 @@ GOOD = "Here you go:\n```python\ndef add(a, b):\n    return a + b\n```\n"
 BAD = "Sure!\n```python\ndef add(a, b):\n    return a - b\n```\nThis adds them."
 SLOW = "```python\ndef add(a, b):\n    while True:\n        pass\n```"
 TRACEBACK = (
-    "Traceback (most recent call last):\n  File \"check.py\", line 3, in check\n"
+    'Traceback (most recent call last):\n  File "check.py", line 3, in check\n'
     "    assert add(2, 3) == 5\nAssertionError"
 )
 
@@ -73,8 +73,24 @@ def run(scenario: Any) -> None:
 
 
 def record(pid: str, i: int, text: str, temperature: float) -> SampleRecord:
-    return SampleRecord(pid, i, 7000 + i, temperature, 40, 0.95, 0.0, 64, text,
-                        tuple(range(len(text) // 4)), 18, "eos", None, 0.25, -12.5, 1)
+    return SampleRecord(
+        pid,
+        i,
+        7000 + i,
+        temperature,
+        40,
+        0.95,
+        0.0,
+        64,
+        text,
+        tuple(range(len(text) // 4)),
+        18,
+        "eos",
+        None,
+        0.25,
+        -12.5,
+        1,
+    )
 
 
 def verdict(status: Status, detail: str, output: str = "") -> Verdict:
@@ -86,8 +102,7 @@ def synthetic(path: Path) -> Path:
     unverified sample (4); add/1 only fails. Temperatures alternate 0.2 / 0.8."""
     s = Session.create(path, {"budget": 5, "config": {"model": {"name": "synthetic"}}})
     data = {"prompt": PROMPT, "entry_point": "add", "test": "assert add(2, 3) == 5"}
-    problems = [StoredProblem(f"add/{i}", i, "humaneval", PROMPT, 20, (), data)
-                for i in range(2)]
+    problems = [StoredProblem(f"add/{i}", i, "humaneval", PROMPT, 20, (), data) for i in range(2)]
     s.add_problems(problems)
     s.begin_run({"parallel": 1})
     s.set_meta("verifier", {"name": "python-tests", "version": "3"})
@@ -96,8 +111,11 @@ def synthetic(path: Path) -> Path:
         ("add/0", GOOD, verdict(Status.PASS, "all tests passed")),
         ("add/0", BAD, verdict(Status.FAIL, "AssertionError in check()", TRACEBACK)),
         ("add/0", SLOW, verdict(Status.TIMEOUT, "wall time limit 3 s")),
-        ("add/0", HOSTILE, verdict(Status.INVALID, "no code block",
-                                   "[red]boom[/red] \x1b[31mred\x1b[0m\x07")),
+        (
+            "add/0",
+            HOSTILE,
+            verdict(Status.INVALID, "no code block", "[red]boom[/red] \x1b[31mred\x1b[0m\x07"),
+        ),
         ("add/0", "def add(a, b): return b + a", None),
         ("add/1", BAD, verdict(Status.FAIL, "AssertionError in check()", TRACEBACK)),
     ]
@@ -126,14 +144,14 @@ def test_marks_are_stored_in_the_session_and_survive_reopening(tmp_path: Path) -
             s.add_mark("add/0", 1, "  ")
     with Session.open(path) as s:
         assert sorted((m.problem_id, m.sample_index, m.label, m.note) for m in s.marks()) == [
-            ("add/0", 1, "false positive", "edited"), ("add/0", 1, "flaky test", ""),
+            ("add/0", 1, "false positive", "edited"),
+            ("add/0", 1, "flaky test", ""),
         ]
         assert s.marks("add/1") == []
         assert s.remove_mark("add/0", 1, "flaky test") is True
         assert s.remove_mark("add/0", 1, "flaky test") is False
     con = sqlite3.connect(path)
-    assert con.execute("SELECT label, note FROM marks").fetchall() == [("false positive",
-                                                                        "edited")]
+    assert con.execute("SELECT label, note FROM marks").fetchall() == [("false positive", "edited")]
     con.close()
 
 
@@ -154,8 +172,7 @@ def test_an_older_session_file_gains_the_marks_table_on_open(tmp_path: Path) -> 
 def test_inert_leaves_no_control_character() -> None:
     shown = inert(HOSTILE + "\x9b31m\u202eevil\u2066")
     assert "[bold red]x[/]" in shown and "␛[2J" in shown and "␛]0;title␇" in shown
-    assert all(ch in "\n\t" or (ord(ch) >= 0x20 and not 0x7F <= ord(ch) < 0xA0)
-               for ch in shown)
+    assert all(ch in "\n\t" or (ord(ch) >= 0x20 and not 0x7F <= ord(ch) < 0xA0) for ch in shown)
     assert "\u202e" not in shown and "<U+202E>" in shown and "\u2066" not in shown
 
 
@@ -214,8 +231,12 @@ def test_filters_by_status_problem_and_temperature(tmp_path: Path) -> None:
         app = Host(synthetic(tmp_path / "s.troop"), status=FAILED)
         async with app.run_test(size=SIZE) as pilot:
             b = browser(app)
-            assert [e.key for e in b.shown] == [("add/0", 1), ("add/0", 2), ("add/0", 3),
-                                               ("add/1", 0)]
+            assert [e.key for e in b.shown] == [
+                ("add/0", 1),
+                ("add/0", 2),
+                ("add/0", 3),
+                ("add/1", 0),
+            ]
             app.screen.query_one("#status-filter", Select).value = "timeout"
             await pilot.pause()
             assert [e.key for e in b.shown] == [("add/0", 2)]
@@ -280,7 +301,8 @@ def test_mark_with_a_note_and_copy_to_a_file(tmp_path: Path) -> None:
             assert not isinstance(app.screen, SampleBrowser)
         with Session.open(path) as s:
             assert [(m.sample_index, m.label, m.note) for m in s.marks("add/0")] == [
-                (1, "flaky test", "[b]fails once")]
+                (1, "flaky test", "[b]fails once")
+            ]
 
     run(scenario())
 
@@ -334,8 +356,9 @@ def test_snapshot_mark_dialog(snap_compare: Any, tmp_path: Path) -> None:
         for field in pilot.app.screen.query(Input):
             field.cursor_blink = False
 
-    assert snap_compare(Host(synthetic(tmp_path / "s.troop")), terminal_size=SIZE,
-                        run_before=still_cursor)
+    assert snap_compare(
+        Host(synthetic(tmp_path / "s.troop")), terminal_size=SIZE, run_before=still_cursor
+    )
 
 
 # -- a real session: the model's own failures ---------------------------------------------
@@ -344,8 +367,20 @@ def test_snapshot_mark_dialog(snap_compare: Any, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def real_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("browse") / "real.troop"
-    result = troop("run", "--headless", "--problems", "arithmetic:3", "--samples", "4",
-                   "--parallel", "4", "--max-tokens", "48", "--session", str(path))
+    result = troop(
+        "run",
+        "--headless",
+        "--problems",
+        "arithmetic:3",
+        "--samples",
+        "4",
+        "--parallel",
+        "4",
+        "--max-tokens",
+        "48",
+        "--session",
+        str(path),
+    )
     assert result.returncode == 0, result.stderr
     return path
 
@@ -388,15 +423,22 @@ def test_browses_the_failures_of_a_real_run(real_session: Path, tmp_path: Path) 
             assert (tmp_path / f"real-{safe}-{first[1]}.txt").read_text() == first[4]
         with Session.open(path) as s:
             assert [(m.problem_id, m.sample_index, m.label, m.note) for m in s.marks()] == [
-                (first[0], first[1], "wrong reference", "checked")]
+                (first[0], first[1], "wrong reference", "checked")
+            ]
 
     run(scenario())
 
 
 def test_the_verdict_panel_shows_partial_credit() -> None:
-    row = {"status": "fail", "detail": "AssertionError at test line 10", "duration_s": 0.05,
-           "tier": "rlimits", "output": "", "truncated": 0,
-           "extra": '{"outcome": "returned", "tests_passed": 3, "tests_run": 7}'}
+    row = {
+        "status": "fail",
+        "detail": "AssertionError at test line 10",
+        "duration_s": 0.05,
+        "tier": "rlimits",
+        "output": "",
+        "truncated": 0,
+        "extra": '{"outcome": "returned", "tests_passed": 3, "tests_run": 7}',
+    }
     shown = SampleBrowser._verdict_text(row).plain
     assert "3 of 7 tests passed · 0.05 s · sandbox rlimits" in shown
     older = SampleBrowser._verdict_text({**row, "extra": '{"outcome": "returned"}'}).plain

@@ -23,24 +23,42 @@ SIZE = (100, 30)
 
 
 def contract_analysis(
-    name: str = "smollm2-135m", a: float = -1.6, b: float = -0.45, n: int = 64,
-    problems: int = 20, tokens_per_sample: float = 60.0, fit_refused: str | None = None,
-    cost_refused: str | None = None, path: str = "/sessions/a.troop",
+    name: str = "smollm2-135m",
+    a: float = -1.6,
+    b: float = -0.45,
+    n: int = 64,
+    problems: int = 20,
+    tokens_per_sample: float = 60.0,
+    fit_refused: str | None = None,
+    cost_refused: str | None = None,
+    path: str = "/sessions/a.troop",
 ) -> dict[str, Any]:
     """A dict shaped exactly as troop.engine.analysis' contract: coverage exp(a k^b) with a
     band around it, a power-law fit to 100x the budget, and cost axes linear in k."""
     ks = list(range(1, min(n, 100) + 1))
     cov = [math.exp(a * k**b) for k in ks]
     curve_k = sorted({float(k) for k in ks[::7]} | {n * 10 ** (i / 20) for i in range(41)})
-    law: dict[str, Any] = {"refused": fit_refused} if fit_refused else {
-        "a": a, "b": b, "rmse": 0.012, "k_from": 1, "k_to": n,
-        "forecast": [{"k": 10 * n, "coverage": math.exp(a * (10 * n) ** b), "low": 0.0,
-                      "high": 1.0}],
-        "curve": {"k": curve_k, "coverage": [math.exp(a * k**b) for k in curve_k],
-                  "low": [math.exp(1.1 * a * k**b) for k in curve_k],
-                  "high": [math.exp(0.9 * a * k**b) for k in curve_k]},
-        "budget_for": [],
-    }
+    law: dict[str, Any] = (
+        {"refused": fit_refused}
+        if fit_refused
+        else {
+            "a": a,
+            "b": b,
+            "rmse": 0.012,
+            "k_from": 1,
+            "k_to": n,
+            "forecast": [
+                {"k": 10 * n, "coverage": math.exp(a * (10 * n) ** b), "low": 0.0, "high": 1.0}
+            ],
+            "curve": {
+                "k": curve_k,
+                "coverage": [math.exp(a * k**b) for k in curve_k],
+                "low": [math.exp(1.1 * a * k**b) for k in curve_k],
+                "high": [math.exp(0.9 * a * k**b) for k in curve_k],
+            },
+            "budget_for": [],
+        }
+    )
     per_k = problems * tokens_per_sample
     axes = {
         "samples": [float(k) for k in ks],
@@ -53,11 +71,16 @@ def contract_analysis(
         "schema": 1,
         "session": {"path": path, "model": {"name": name}, "coverage_only": False},
         "coverage": {
-            "k": ks, "pass_at_k": cov,
+            "k": ks,
+            "pass_at_k": cov,
             "low": [max(0.0, c - 0.08 * (1 - c) - 0.03) for c in cov],
             "high": [min(1.0, c + 0.06 * (1 - c) + 0.03) for c in cov],
-            "confidence": 0.95, "n_min": n, "n_max": n, "problems": problems,
-            "solved": round(cov[-1] * problems), "coverage_only": False,
+            "confidence": 0.95,
+            "n_min": n,
+            "n_max": n,
+            "problems": problems,
+            "solved": round(cov[-1] * problems),
+            "coverage_only": False,
         },
         "fit": {"power_law": law, "beta_binomial": {"refused": "not fitted"}, "better": None},
         "cost": {"refused": cost_refused} if cost_refused else {"axes": axes},
@@ -67,8 +90,9 @@ def contract_analysis(
 class PlotHost(App[None]):
     """The plot alone, fed one analysis (and optionally an overlay) on mount."""
 
-    def __init__(self, analysis: dict[str, Any] | None,
-                 overlay: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, analysis: dict[str, Any] | None, overlay: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.analysis = analysis
         self.overlay = overlay
@@ -193,22 +217,60 @@ async def _test_overlay_draws_a_second_session_with_its_label() -> None:
 def _synthetic_session(path: Path, coverage_only: bool = False) -> None:
     """A real session file with known verdicts: 12 problems x 24 samples, problem i passing
     every (i+2)-th sample from index i on, so coverage climbs with k and some stay unsolved."""
-    s = Session.create(path, {"budget": 24, "coverage_only": coverage_only, "config": {"model": {
-        "name": "synthetic-135m", "n_params": 134_515_008, "n_layer": 30, "n_embd": 576}}})
-    problems = [StoredProblem(f"p{i:02d}", i, "arithmetic", f"What is {i} + 1?", 12, (),
-                              {"answer": str(i + 1)}) for i in range(12)]
+    s = Session.create(
+        path,
+        {
+            "budget": 24,
+            "coverage_only": coverage_only,
+            "config": {
+                "model": {
+                    "name": "synthetic-135m",
+                    "n_params": 134_515_008,
+                    "n_layer": 30,
+                    "n_embd": 576,
+                }
+            },
+        },
+    )
+    problems = [
+        StoredProblem(
+            f"p{i:02d}", i, "arithmetic", f"What is {i} + 1?", 12, (), {"answer": str(i + 1)}
+        )
+        for i in range(12)
+    ]
     s.add_problems(problems)
     run = s.begin_run({"parallel": 4})
     s.set_meta("verifier", {"name": "math-answer", "version": "1"})
     for p in problems:
         i = p.position
         for j in range(24):
-            s.add_sample(SampleRecord(p.problem_id, j, 1000 * i + j, 0.8, 40, 0.95, 0.0, 32,
-                                      "answer", tuple(range(20)), 12, "eos", None, 0.1, -3.0,
-                                      run))
+            s.add_sample(
+                SampleRecord(
+                    p.problem_id,
+                    j,
+                    1000 * i + j,
+                    0.8,
+                    40,
+                    0.95,
+                    0.0,
+                    32,
+                    "answer",
+                    tuple(range(20)),
+                    12,
+                    "eos",
+                    None,
+                    0.1,
+                    -3.0,
+                    run,
+                )
+            )
             ok = i < 9 and j >= i and (j - i) % (i + 2) == 0
-            s.add_verdict(p.problem_id, j, session_file.tests_digest(p.data), Verdict(
-                Status.PASS if ok else Status.FAIL, "math-answer", "1", 0.01, ""))
+            s.add_verdict(
+                p.problem_id,
+                j,
+                session_file.tests_digest(p.data),
+                Verdict(Status.PASS if ok else Status.FAIL, "math-answer", "1", 0.01, ""),
+            )
     s.finish_run(run, "completed")
     s.close()
 
@@ -282,8 +344,10 @@ def test_snapshot_overlay_on_the_tokens_axis(snap_compare: Any) -> None:
     """A correct picture: after one press of x the axis reads "tokens (prompt + completion)"
     with ticks in k/M; two sessions, smollm2-135m (blue, with its band and orange dashed
     forecast) and gemma3-270m (green, higher, with its own green dashes), named in the legend."""
-    app = PlotHost(contract_analysis(),
-                   contract_analysis("gemma3-270m", a=-1.2, b=-0.5, n=32, path="/s/b.troop"))
+    app = PlotHost(
+        contract_analysis(),
+        contract_analysis("gemma3-270m", a=-1.2, b=-0.5, n=32, path="/s/b.troop"),
+    )
     assert snap_compare(app, press=["x"], terminal_size=SIZE)
 
 

@@ -45,8 +45,9 @@ def _live_app(tmp_path: Path) -> tuple[TroopApp, Clock]:
         return FakeRun(launch, observer, path=path)
 
     launch = Launch(RunSettings(session=path, parallel=4))
-    app = TroopApp(lambda: LiveScreen(launch=launch, run_factory=factory, clock=clock),
-                   watch_themes=False)
+    app = TroopApp(
+        lambda: LiveScreen(launch=launch, run_factory=factory, clock=clock), watch_themes=False
+    )
     return app, clock
 
 

@@ -38,8 +38,10 @@ def test_the_tui_survives_a_killed_worker_and_r_completes_the_run(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     path = tmp_path / "s.sqlite"
-    launch = Launch(RunSettings(session=path, problems="arithmetic:3", samples=6, parallel=4,
-                                max_tokens=40), VerifyOptions(verifier="none"))
+    launch = Launch(
+        RunSettings(session=path, problems="arithmetic:3", samples=6, parallel=4, max_tokens=40),
+        VerifyOptions(verifier="none"),
+    )
     seen: dict[str, Any] = {}
 
     async def go() -> None:
@@ -75,7 +77,8 @@ def test_open_follows_a_session_another_process_samples(tmp_path: Path) -> None:
     args = [*ARGS[:3], "8", *ARGS[4:]]  # 3 problems x 8 samples
     proc = subprocess.Popen(
         [sys.executable, "-m", "troop", "run", "--headless", "--session", str(path), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     seen: dict[str, Any] = {}
     try:
@@ -84,8 +87,7 @@ def test_open_follows_a_session_another_process_samples(tmp_path: Path) -> None:
         assert who is not None and who.pid == proc.pid
 
         async def go() -> None:
-            app = TroopApp(lambda: LiveScreen(session_path=path, follow=who),
-                           watch_themes=False)
+            app = TroopApp(lambda: LiveScreen(session_path=path, follow=who), watch_themes=False)
             async with app.run_test(size=SIZE) as pilot:
                 live = app.screen
                 assert isinstance(live, LiveScreen) and live.state.phase == "following"
@@ -93,13 +95,11 @@ def test_open_follows_a_session_another_process_samples(tmp_path: Path) -> None:
                 first = live.analysis["session"]["samples"]
                 seen["first"] = first
                 # Rows the writer adds reach the table and the status without a key press.
-                await until(pilot, lambda: live.analysis["session"]["samples"] > first,
-                            timeout=300)
+                await until(pilot, lambda: live.analysis["session"]["samples"] > first, timeout=300)
                 await pilot.press("r")  # refused: the other process holds the session
                 assert not live.sampling
                 await until(pilot, lambda: live.state.phase == "browsing", timeout=400)
-                await until(pilot, lambda: live.analysis["session"]["samples"] == 24,
-                            timeout=60)
+                await until(pilot, lambda: live.analysis["session"]["samples"] == 24, timeout=60)
                 seen["table_rows"] = live.query_one("#problems").row_count
                 await pilot.press("q")
 
@@ -138,8 +138,9 @@ def test_a_whole_tui_run_never_loads_llama_cpp_in_the_front_end(tmp_path: Path) 
         asyncio.run(go())
         print("llama_cpp loaded:", "llama_cpp" in sys.modules)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
     assert "phase completed" in out.stdout, out.stderr[-2000:]
     assert "llama_cpp loaded: False" in out.stdout
 
@@ -159,7 +160,11 @@ def test_a_tui_whose_terminal_disappears_stops_cleanly(tmp_path: Path) -> None:
     env = {**os.environ, "TERM": "xterm-256color", "TROOP_CONFIG_HOME": str(tmp_path / "c")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "troop", "run", "--session", str(path), *ARGS],
-        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
     )
     os.close(slave)
     seen = bytearray()

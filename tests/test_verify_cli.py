@@ -25,8 +25,20 @@ def statuses(path: Path) -> dict[str, int]:
 
 def test_run_verifies_every_sample_and_verify_only_fills_gaps(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
-    out = troop("run", "--headless", "--limit", "4", "--samples", "4", "--parallel", "4",
-                "--max-tokens", "32", "--session", str(path))
+    out = troop(
+        "run",
+        "--headless",
+        "--limit",
+        "4",
+        "--samples",
+        "4",
+        "--parallel",
+        "4",
+        "--max-tokens",
+        "32",
+        "--session",
+        str(path),
+    )
     assert out.returncode == 0, out.stderr
     assert "sandbox:" in out.stderr and "verifier: math-answer" in out.stderr
     assert "problems solved (any pass)" in out.stdout
@@ -87,10 +99,13 @@ def test_third_party_verifier_registers_through_the_entry_point_group(tmp_path: 
     site = tmp_path / "site"
     (site / "lenient_verifier-0.1.dist-info").mkdir(parents=True)
     (site / "lenient_verifier-0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: lenient-verifier\nVersion: 0.1\n")
+        "Metadata-Version: 2.1\nName: lenient-verifier\nVersion: 0.1\n"
+    )
     (site / "lenient_verifier-0.1.dist-info" / "entry_points.txt").write_text(
-        "[troop.verifiers]\nlenient = lenient_verifier:Lenient\nbroken = lenient_verifier:nope\n")
-    (site / "lenient_verifier.py").write_text(textwrap.dedent('''
+        "[troop.verifiers]\nlenient = lenient_verifier:Lenient\nbroken = lenient_verifier:nope\n"
+    )
+    (site / "lenient_verifier.py").write_text(
+        textwrap.dedent('''
         from troop.verifiers.base import Status, Verdict
 
         class Lenient:
@@ -105,7 +120,8 @@ def test_third_party_verifier_registers_through_the_entry_point_group(tmp_path: 
                 ok = any(c.isdigit() for c in check.text)
                 return Verdict(Status.PASS if ok else Status.FAIL, self.name, self.version,
                                0.0, "")
-    '''))
+    ''')
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
     sample = tmp_path / "s.txt"
     sample.write_text("no digits here")
@@ -113,17 +129,38 @@ def test_third_party_verifier_registers_through_the_entry_point_group(tmp_path: 
     import sys
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "troop", *args], capture_output=True,
-                              text=True, env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "troop", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
 
     listed = run("verifiers")
     assert "lenient" in listed.stdout and "python-tests" in listed.stdout
-    out = run("check", "--problems", "arithmetic", "--problem", "arith/000",
-              "--verifier", "lenient", str(sample))
+    out = run(
+        "check",
+        "--problems",
+        "arithmetic",
+        "--problem",
+        "arith/000",
+        "--verifier",
+        "lenient",
+        str(sample),
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "fail"
-    broken = run("check", "--problems", "arithmetic", "--problem", "arith/000",
-                 "--verifier", "broken", str(sample))
+    broken = run(
+        "check",
+        "--problems",
+        "arithmetic",
+        "--problem",
+        "arith/000",
+        "--verifier",
+        "broken",
+        str(sample),
+    )
     assert broken.returncode == 2 and "failed to load" in broken.stderr
     assert "installed:" in broken.stderr and "math-answer" in broken.stderr
 

@@ -134,28 +134,40 @@ def test_a_bare_doctest_call_expects_none_and_text_output_is_compared_as_text() 
     prompt = 'def g(s):\n    """\n    >>> g("")\n    >>> g("a")\n    <A>\n    """\n'
     found = find_examples(prompt, "g")
     assert [(e.call, e.expected, e.literal) for e in found] == [
-        ("g('')", "None", True), ("g('a')", "<A>", False)]
+        ("g('')", "None", True),
+        ("g('a')", "<A>", False),
+    ]
 
 
 def test_an_mbpp_prompt_shows_its_first_assert(tmp_path: Path, box: Sandbox) -> None:
     data = tmp_path / "mbpp.jsonl"
     records = [
-        {"task_id": 1, "text": "Write a function to add two numbers.",
-         "code": "def add(a, b):\n    return a + b",
-         "test_list": ["assert add(1, 2) == 3", "assert add(2, 2) == 4",
-                       "assert add(-1, 1) == 0"]},
-        {"task_id": 2, "text": "Write a function that keeps the even numbers.",
-         "code": "def evens(xs):\n    return [x for x in xs if x % 2 == 0]",
-         "test_list": ["assert set(evens([1, 2, 4])) == set([2, 4])",
-                       "assert evens([3]) == []"]},
+        {
+            "task_id": 1,
+            "text": "Write a function to add two numbers.",
+            "code": "def add(a, b):\n    return a + b",
+            "test_list": [
+                "assert add(1, 2) == 3",
+                "assert add(2, 2) == 4",
+                "assert add(-1, 1) == 0",
+            ],
+        },
+        {
+            "task_id": 2,
+            "text": "Write a function that keeps the even numbers.",
+            "code": "def evens(xs):\n    return [x for x in xs if x % 2 == 0]",
+            "test_list": ["assert set(evens([1, 2, 4])) == set([2, 4])", "assert evens([3]) == []"],
+        },
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     add, evens = (problem_record(p) for p in load_problem_set(str(data)).problems)
-    assert [(e.call, e.expected, e.expression) for e in
-            find_examples(add["prompt"], add["entry_point"])] == [("add(1, 2)", "3", False)]
-    assert [(e.call, e.expected, e.expression) for e in
-            find_examples(evens["prompt"], evens["entry_point"])] == [
-        ("set(evens([1, 2, 4]))", "set([2, 4])", True)]
+    assert [
+        (e.call, e.expected, e.expression) for e in find_examples(add["prompt"], add["entry_point"])
+    ] == [("add(1, 2)", "3", False)]
+    assert [
+        (e.call, e.expected, e.expression)
+        for e in find_examples(evens["prompt"], evens["entry_point"])
+    ] == [("set(evens([1, 2, 4]))", "set([2, 4])", True)]
     samples = [
         (add, "def add(a, b):\n    return a + b", "pass", "pass"),
         (add, "def add(a, b):\n    return 3", "pass", "fail"),  # only the shown test
@@ -165,13 +177,16 @@ def test_an_mbpp_prompt_shows_its_first_assert(tmp_path: Path, box: Sandbox) -> 
     ]
     for problem, code, visible, hidden in samples:
         check = Check(fenced(code), problem)
-        assert (str(VISIBLE.verify(check, box).status), str(HIDDEN.verify(check, box).status)) \
-            == (visible, hidden), code
+        assert (str(VISIBLE.verify(check, box).status), str(HIDDEN.verify(check, box).status)) == (
+            visible,
+            hidden,
+        ), code
 
 
 def test_humaneval_problems_with_examples() -> None:
-    without = {number(p["id"]) for p in HUMANEVAL
-               if not find_examples(p["prompt"], p["entry_point"])}
+    without = {
+        number(p["id"]) for p in HUMANEVAL if not find_examples(p["prompt"], p["entry_point"])
+    }
     assert without == NO_EXAMPLES
     assert len(HUMANEVAL) - len(without) == 152
     total = sum(len(find_examples(p["prompt"], p["entry_point"])) for p in HUMANEVAL)
@@ -202,8 +217,10 @@ def test_canonical_solutions_pass_their_examples(box: Sandbox) -> None:
     invalid = verdicts[38]
     assert "shows no example" in invalid.detail
     median = verdicts[47]
-    assert median.detail == ("VisibleExampleFailed: example 2: median([-10, 4, 6, 1000, 10, "
-                             "20]) returned 8.0, expected 15.0")
+    assert median.detail == (
+        "VisibleExampleFailed: example 2: median([-10, 4, 6, 1000, 10, "
+        "20]) returned 8.0, expected 15.0"
+    )
 
 
 def test_wrong_code_fails(box: Sandbox) -> None:
@@ -215,15 +232,16 @@ def test_wrong_code_fails(box: Sandbox) -> None:
     for code, detail in [
         ("def truncate_number(x):\n    return x", "returned 3.5, expected 0.5"),
         ("def truncate_number(x):\n    raise ValueError('no')", "raised ValueError: no"),
-        ("class Oops(Exception):\n    pass\n\ndef truncate_number(x):\n    raise Oops('mine')",
-         "raised Oops: mine"),
+        (
+            "class Oops(Exception):\n    pass\n\ndef truncate_number(x):\n    raise Oops('mine')",
+            "raised Oops: mine",
+        ),
         ("def truncate_number(x):\n    print(0.5)", "returned None, expected 0.5"),
     ]:
         verdict = VISIBLE.verify(Check(fenced(code), two), box)
         assert verdict.status is Status.FAIL
         assert verdict.detail == f"VisibleExampleFailed: example 1: truncate_number(3.5) {detail}"
-    spin = VISIBLE.verify(Check(fenced("def truncate_number(x):\n    while True: pass"), two),
-                          box)
+    spin = VISIBLE.verify(Check(fenced("def truncate_number(x):\n    while True: pass"), two), box)
     assert spin.status is Status.TIMEOUT
     assert VISIBLE.verify(Check("no code here", two), box).status is Status.INVALID
 
@@ -232,8 +250,10 @@ def test_wrong_code_fails(box: Sandbox) -> None:
 # (HumanEval/2: truncate_number(3.5) is the only example), and a plausible bug (HumanEval/0:
 # comparing neighbours in the given order only, which the two examples cannot tell apart).
 HARD_CODED = "def truncate_number(number: float) -> float:\n    return 0.5\n"
-NEIGHBOURS = ("def has_close_elements(numbers, threshold):\n"
-              "    return any(abs(a - b) < threshold for a, b in zip(numbers, numbers[1:]))\n")
+NEIGHBOURS = (
+    "def has_close_elements(numbers, threshold):\n"
+    "    return any(abs(a - b) < threshold for a, b in zip(numbers, numbers[1:]))\n"
+)
 
 
 def test_false_positives_against_the_hidden_tests(box: Sandbox) -> None:
@@ -248,22 +268,34 @@ def test_false_positives_against_the_hidden_tests(box: Sandbox) -> None:
     checks = [Check(fenced(code), BY_ID[pid]) for pid, code in samples]
     visible_verdicts = verify_all(box, VISIBLE, checks)
     hidden_verdicts = verify_all(box, HIDDEN, checks)
-    keys = [(pid, sum(1 for q, _ in samples[:i] if q == pid)) for i, (pid, _) in
-            enumerate(samples)]
+    keys = [(pid, sum(1 for q, _ in samples[:i] if q == pid)) for i, (pid, _) in enumerate(samples)]
     visible = {k: str(v.status) for k, v in zip(keys, visible_verdicts, strict=True)}
     hidden = {k: str(v.status) for k, v in zip(keys, hidden_verdicts, strict=True)}
-    assert visible == {("HumanEval/0", 0): "pass", ("HumanEval/0", 1): "pass",
-                       ("HumanEval/0", 2): "fail", ("HumanEval/2", 0): "pass",
-                       ("HumanEval/2", 1): "pass", ("HumanEval/47", 0): "fail"}
-    assert hidden == {("HumanEval/0", 0): "pass", ("HumanEval/0", 1): "fail",
-                      ("HumanEval/0", 2): "fail", ("HumanEval/2", 0): "pass",
-                      ("HumanEval/2", 1): "fail", ("HumanEval/47", 0): "pass"}
+    assert visible == {
+        ("HumanEval/0", 0): "pass",
+        ("HumanEval/0", 1): "pass",
+        ("HumanEval/0", 2): "fail",
+        ("HumanEval/2", 0): "pass",
+        ("HumanEval/2", 1): "pass",
+        ("HumanEval/47", 0): "fail",
+    }
+    assert hidden == {
+        ("HumanEval/0", 0): "pass",
+        ("HumanEval/0", 1): "fail",
+        ("HumanEval/0", 2): "fail",
+        ("HumanEval/2", 0): "pass",
+        ("HumanEval/2", 1): "fail",
+        ("HumanEval/47", 0): "pass",
+    }
     out = false_positive_rate(visible, hidden)
     assert out["visible_pass"] == 4 and out["hidden_fail_of_visible_pass"] == 2
     assert out["rate"] == 0.5
     assert out["hidden_pass"] == 3 and out["visible_fail_of_hidden_pass"] == 1  # HumanEval/47
     assert [(r["id"], r["false_positive"]) for r in out["by_problem"]] == [
-        ("HumanEval/0", 1), ("HumanEval/2", 1), ("HumanEval/47", 0)]
+        ("HumanEval/0", 1),
+        ("HumanEval/2", 1),
+        ("HumanEval/47", 0),
+    ]
 
 
 def test_check_and_list_through_the_cli(tmp_path: Path) -> None:
@@ -273,8 +305,16 @@ def test_check_and_list_through_the_cli(tmp_path: Path) -> None:
     sample.write_text(fenced(HARD_CODED))
     verdicts = {}
     for name in ("python-examples", "python-tests"):
-        out = troop("check", "--problems", "humaneval", "--problem", "HumanEval/2",
-                    "--verifier", name, str(sample))
+        out = troop(
+            "check",
+            "--problems",
+            "humaneval",
+            "--problem",
+            "HumanEval/2",
+            "--verifier",
+            name,
+            str(sample),
+        )
         assert out.returncode == 0, out.stderr
         verdicts[name] = json.loads(out.stdout)
     assert verdicts["python-examples"]["status"] == "pass"
@@ -285,8 +325,22 @@ def test_check_and_list_through_the_cli(tmp_path: Path) -> None:
 @pytest.mark.model
 def test_verify_stores_a_second_verifiers_verdicts_next_to_the_first(tmp_path: Path) -> None:
     path = tmp_path / "he.troop"
-    run = troop("run", "--headless", "--problems", "humaneval", "--limit", "2", "--samples", "2",
-                "--parallel", "2", "--max-tokens", "24", "--session", str(path))
+    run = troop(
+        "run",
+        "--headless",
+        "--problems",
+        "humaneval",
+        "--limit",
+        "2",
+        "--samples",
+        "2",
+        "--parallel",
+        "2",
+        "--max-tokens",
+        "24",
+        "--session",
+        str(path),
+    )
     assert run.returncode == 0, run.stderr
     out = troop("verify", str(path), "--verifier", "python-examples")
     assert out.returncode == 0, out.stderr

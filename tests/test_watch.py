@@ -38,12 +38,15 @@ def wait_for(cond: Callable[[], bool], timeout: float = 30) -> None:
 @pytest.fixture()
 def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
     problems = tmp_path / "gsm.jsonl"
-    rows = [{"question": f"What is {a} + {a}?", "answer": f"{a} plus {a}.\n#### {2 * a}"}
-            for a in (2, 3)]
+    rows = [
+        {"question": f"What is {a} + {a}?", "answer": f"{a} plus {a}.\n#### {2 * a}"}
+        for a in (2, 3)
+    ]
     problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = tmp_path / "s.sqlite"
-    prep = prepare(RunSettings(session=path, problems=str(problems), samples=2, parallel=2,
-                               max_tokens=12))
+    prep = prepare(
+        RunSettings(session=path, problems=str(problems), samples=2, parallel=2, max_tokens=12)
+    )
     try:
         execute(prep, Recorder())
     finally:
@@ -74,8 +77,14 @@ def test_edits_rejudge_and_a_broken_verifier_keeps_the_old_one(setup) -> None:  
 
     notes: list[str] = []
     verification = Verification(session, first, sandbox, Recorder())
-    reload = LiveReload(session, verification, problem_file=problems, verifier_file=script,
-                        rebuild=build, notify=notes.append).start()
+    reload = LiveReload(
+        session,
+        verification,
+        problem_file=problems,
+        verifier_file=script,
+        rebuild=build,
+        notify=notes.append,
+    ).start()
     try:
         # 1. The program changes: a new version, every sample judged again, now all fail.
         script.write_text(CHECK.format(rule="False"))

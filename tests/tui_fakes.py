@@ -25,11 +25,23 @@ from troop.verifiers.base import Status, Verdict
 
 #: A fixed moment for every stored timestamp, so analyses (and pictures) never change.
 EPOCH = 1_750_000_000.0
-MODEL = {"name": "smollm2-135m", "path": "/models/SmolLM2-135M-Instruct.Q4_1.gguf",
-         "file_bytes": 98362432, "sha256": "b179c952" * 8, "architecture": "llama",
-         "general_name": "SmolLM2 135M", "file_type": "3", "description": "llama 256M Q4_1",
-         "n_params": 134515008, "n_layer": 30, "n_embd": 576, "n_ctx_train": 8192,
-         "n_vocab": 49152, "size_bytes": 96576768, "kv_bytes_per_token": 23040}
+MODEL = {
+    "name": "smollm2-135m",
+    "path": "/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+    "file_bytes": 98362432,
+    "sha256": "b179c952" * 8,
+    "architecture": "llama",
+    "general_name": "SmolLM2 135M",
+    "file_type": "3",
+    "description": "llama 256M Q4_1",
+    "n_params": 134515008,
+    "n_layer": 30,
+    "n_embd": 576,
+    "n_ctx_train": 8192,
+    "n_vocab": 49152,
+    "size_bytes": 96576768,
+    "kv_bytes_per_token": 23040,
+}
 
 
 def passes(problem: int, index: int) -> bool:
@@ -43,16 +55,27 @@ def make_session(path: Path, *, problems: int = 4, budget: int = 8) -> Path:
     config = {
         "model": MODEL,
         "prompt_format": {"kind": "chat", "template": "", "requested": "auto"},
-        "problem_set": {"name": "arithmetic", "format": "arithmetic",
-                        "source": f"generated: {problems} problems, seed 0"},
-        "sampling": {"temperatures": [0.8], "top_k": 40, "top_p": 0.95, "min_p": 0.0,
-                     "max_tokens": 64},
+        "problem_set": {
+            "name": "arithmetic",
+            "format": "arithmetic",
+            "source": f"generated: {problems} problems, seed 0",
+        },
+        "sampling": {
+            "temperatures": [0.8],
+            "top_k": 40,
+            "top_p": 0.95,
+            "min_p": 0.0,
+            "max_tokens": 64,
+        },
         "seed": 0,
     }
-    with Session.create(path, {"config": config, "budget": budget,
-                               "troop_version": "0.1.0"}) as session:
-        rows = [StoredProblem(p.id, i, p.format, p.prompt, 40 + i, (), problem_record(p))
-                for i, p in enumerate(pset.problems)]
+    with Session.create(
+        path, {"config": config, "budget": budget, "troop_version": "0.1.0"}
+    ) as session:
+        rows = [
+            StoredProblem(p.id, i, p.format, p.prompt, 40 + i, (), problem_record(p))
+            for i, p in enumerate(pset.problems)
+        ]
         session.add_problems(rows)
         run_id = session.begin_run({"parallel": 4, "policy": {"name": "fixed"}})
         session.set_meta("verifier", {"name": "math-answer", "version": "1"})
@@ -62,14 +85,35 @@ def make_session(path: Path, *, problems: int = 4, budget: int = 8) -> Path:
             for j in range(budget):
                 ok = passes(i, j)
                 text = f"The answer is {answer if ok else int(answer) + j + 1}."
-                session.add_sample(SampleRecord(
-                    problem_id=row.problem_id, sample_index=j, seed=1000 * i + j,
-                    temperature=0.8, top_k=40, top_p=0.95, min_p=0.0, max_tokens=64, text=text,
-                    tokens=tuple(range(10 + j)), prompt_tokens=row.prompt_tokens,
-                    finish_reason="eos", stop=None, wall_s=0.5, logprob=-3.0 - j,
-                    run_id=run_id))
-                verdict = Verdict(Status.PASS if ok else Status.FAIL, "math-answer", "1", 0.01,
-                                  "", detail="" if ok else "wrong answer", tier="bwrap")
+                session.add_sample(
+                    SampleRecord(
+                        problem_id=row.problem_id,
+                        sample_index=j,
+                        seed=1000 * i + j,
+                        temperature=0.8,
+                        top_k=40,
+                        top_p=0.95,
+                        min_p=0.0,
+                        max_tokens=64,
+                        text=text,
+                        tokens=tuple(range(10 + j)),
+                        prompt_tokens=row.prompt_tokens,
+                        finish_reason="eos",
+                        stop=None,
+                        wall_s=0.5,
+                        logprob=-3.0 - j,
+                        run_id=run_id,
+                    )
+                )
+                verdict = Verdict(
+                    Status.PASS if ok else Status.FAIL,
+                    "math-answer",
+                    "1",
+                    0.01,
+                    "",
+                    detail="" if ok else "wrong answer",
+                    tier="bwrap",
+                )
                 session.add_verdict(row.problem_id, j, tests_digest(row.data), verdict)
         session.finish_run(run_id, "completed")
     with sqlite3.connect(path) as conn:  # pin every clock the analysis reads
@@ -84,8 +128,16 @@ class FakeRun:
     """SessionRunner's interface over an existing session: prepare() loads nothing, run_once() waits
     until stopped. Steering calls are recorded so tests can assert on them."""
 
-    def __init__(self, launch: Any, observer: Any, *, path: Path, problems: int = 4,
-                 budget: int = 8, notify: Any = None) -> None:
+    def __init__(
+        self,
+        launch: Any,
+        observer: Any,
+        *,
+        path: Path,
+        problems: int = 4,
+        budget: int = 8,
+        notify: Any = None,
+    ) -> None:
         self.launch = launch
         self.observer = observer
         self.session_path = path
@@ -102,8 +154,9 @@ class FakeRun:
         self.closed = False
 
     def prepare(self) -> Any:
-        self.prep = SimpleNamespace(created=False, budget=self._budget,
-                                    prompts=[None] * self._problems)
+        self.prep = SimpleNamespace(
+            created=False, budget=self._budget, prompts=[None] * self._problems
+        )
         return self.prep
 
     def run_once(self) -> Any:
@@ -117,8 +170,13 @@ class FakeRun:
         finally:
             self.running.clear()
         stored = self._problems * self._budget
-        return SimpleNamespace(status="cancelled", samples=0, wall_s=0.0, stored=stored,
-                               target=self.prep.budget * self._problems)
+        return SimpleNamespace(
+            status="cancelled",
+            samples=0,
+            wall_s=0.0,
+            stored=stored,
+            target=self.prep.budget * self._problems,
+        )
 
     def raise_budget(self, samples: int) -> int:
         self.raised.append(samples)
@@ -153,9 +211,12 @@ def script(observer: Any, clock: Any, *, slots: int = 4) -> None:
     clock.now = 100.0
     observer.on_event(RunStarted(1, 32, 0, 8, 4))
     observer.snapshot()  # the rates' starting point, at t=100
-    texts = ["The answer is 14.", "7 + 7 = 14, so the answer is 14.",
-             "Let me compute 9 * 62 step by step:\n9 * 60 = 540\n9 * 2 = 18\n540 + 18 = 558",
-             "The answer is 61."]
+    texts = [
+        "The answer is 14.",
+        "7 + 7 = 14, so the answer is 14.",
+        "Let me compute 9 * 62 step by step:\n9 * 60 = 540\n9 * 2 = 18\n540 + 18 = 558",
+        "The answer is 61.",
+    ]
     for slot in range(slots):
         pid = f"arith/00{slot}"
         observer.on_event(SampleStarted(slot, pid, slot, 0.8, 7 + slot))
@@ -164,12 +225,29 @@ def script(observer: Any, clock: Any, *, slots: int = 4) -> None:
     clock.now = 110.0
     for slot in (0, 3):  # two samples finish; their verdicts arrive now (panes flash)
         pid = f"arith/00{slot}"
-        record = SampleRecord(pid, slot, 7 + slot, 0.8, 40, 0.95, 0.0, 64, texts[slot],
-                              tuple(range(5)), 40, "eos", None, 0.5, -2.0, 1)
+        record = SampleRecord(
+            pid,
+            slot,
+            7 + slot,
+            0.8,
+            40,
+            0.95,
+            0.0,
+            64,
+            texts[slot],
+            tuple(range(5)),
+            40,
+            "eos",
+            None,
+            0.5,
+            -2.0,
+            1,
+        )
         observer.on_event(SampleFinished(slot, record))
         status = Status.PASS if slot == 0 else Status.FAIL
-        observer.on_event(SampleVerified(pid, slot, Verdict(status, "math-answer", "1", 0.01,
-                                                            "", tier="bwrap")))
+        observer.on_event(
+            SampleVerified(pid, slot, Verdict(status, "math-answer", "1", 0.01, "", tier="bwrap"))
+        )
 
 
 class Clock:

@@ -22,8 +22,10 @@ def verify_options(args: argparse.Namespace) -> Any:
     from troop.engine.runner import VerifyOptions
 
     return VerifyOptions(
-        verifier=getattr(args, "verifier", None), command=getattr(args, "command", None),
-        pattern=getattr(args, "pattern", None), sandbox=getattr(args, "sandbox", "auto"),
+        verifier=getattr(args, "verifier", None),
+        command=getattr(args, "command", None),
+        pattern=getattr(args, "pattern", None),
+        sandbox=getattr(args, "sandbox", "auto"),
         verify_workers=getattr(args, "verify_workers", None),
         problems=getattr(args, "problems", None),
     )
@@ -42,16 +44,32 @@ def run_settings(args: argparse.Namespace) -> Any:
     from troop.engine.tables import parse_fields
 
     settings = RunSettings(
-        session=args.session, model=args.model, problems=args.problems,
-        fields=tuple(parse_fields(args.fields).items()) if args.fields else (), limit=args.limit,
-        problem_ids=tuple(args.problem), samples=args.samples, temperatures=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, max_tokens=args.max_tokens,
-        seed=args.seed, prompt_format=args.prompt_format, parallel=args.parallel,
-        gpu_layers=args.gpu_layers, threads=args.threads, kv_cache=args.kv_cache,
-        logprobs=not args.no_logprobs, sampler_device=args.sampler_device,
+        session=args.session,
+        model=args.model,
+        problems=args.problems,
+        fields=tuple(parse_fields(args.fields).items()) if args.fields else (),
+        limit=args.limit,
+        problem_ids=tuple(args.problem),
+        samples=args.samples,
+        temperatures=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        prompt_format=args.prompt_format,
+        parallel=args.parallel,
+        gpu_layers=args.gpu_layers,
+        threads=args.threads,
+        kv_cache=args.kv_cache,
+        logprobs=not args.no_logprobs,
+        sampler_device=args.sampler_device,
         policy=_policy(args),
-        backend=args.backend, base_url=args.base_url, api_key_env=args.api_key_env,
-        n_per_request=args.n_per_request, cpu_extra_buffers=args.cpu_extra_buffers,
+        backend=args.backend,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        n_per_request=args.n_per_request,
+        cpu_extra_buffers=args.cpu_extra_buffers,
     )
     check_settings(settings)
     return settings
@@ -105,18 +123,27 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
         solved = runner.solved() if summary.status == "completed" else None
         observer.close()
-        Console().print(summary_table(
-            status=summary.status, session=str(summary.session_path), samples=summary.samples,
-            stored=summary.stored, target=summary.target, wall_s=summary.wall_s,
-            completion_tokens=summary.completion_tokens, prompt_tokens=summary.prompt_tokens,
-            finish_reasons=summary.finish_reasons, solved=solved,
-        ))
+        Console().print(
+            summary_table(
+                status=summary.status,
+                session=str(summary.session_path),
+                samples=summary.samples,
+                stored=summary.stored,
+                target=summary.target,
+                wall_s=summary.wall_s,
+                completion_tokens=summary.completion_tokens,
+                prompt_tokens=summary.prompt_tokens,
+                finish_reasons=summary.finish_reasons,
+                solved=solved,
+            )
+        )
     finally:
         observer.close()
         runner.close()
     # An adaptive policy may complete below the budget: it stopped the problems it could.
-    if summary.stored < summary.target and (summary.status != "completed"
-                                            or not launch.settings.policy.adaptive):
+    if summary.stored < summary.target and (
+        summary.status != "completed" or not launch.settings.policy.adaptive
+    ):
         err.print(f"resume with: troop run --headless --session {summary.session_path}")
     return 130 if summary.status == "cancelled" else 0
 
@@ -125,16 +152,29 @@ def _policy(args: argparse.Namespace) -> Any:
     """The budget policy from --policy and its parameter flags (each only with its policy)."""
     from troop.engine.policy import PolicySpec
 
-    given = {"cap": args.policy_cap, "chunk": args.policy_chunk,
-             "threshold": args.consistency_threshold, "min_votes": args.consistency_min,
-             "credit": args.policy_credit}
-    flags = {"cap": "--policy-cap", "chunk": "--policy-chunk",
-             "threshold": "--consistency-threshold", "min_votes": "--consistency-min",
-             "credit": "--policy-credit"}
+    given = {
+        "cap": args.policy_cap,
+        "chunk": args.policy_chunk,
+        "threshold": args.consistency_threshold,
+        "min_votes": args.consistency_min,
+        "credit": args.policy_credit,
+    }
+    flags = {
+        "cap": "--policy-cap",
+        "chunk": "--policy-chunk",
+        "threshold": "--consistency-threshold",
+        "min_votes": "--consistency-min",
+        "credit": "--policy-credit",
+    }
     adaptive = ("until-solved", "until-consistent", "promising")
     consistent = ("until-consistent",)
-    needs = {"cap": adaptive, "chunk": adaptive, "threshold": consistent, "min_votes": consistent,
-             "credit": ("promising",)}
+    needs = {
+        "cap": adaptive,
+        "chunk": adaptive,
+        "threshold": consistent,
+        "min_votes": consistent,
+        "credit": ("promising",),
+    }
     for key, value in given.items():
         if value is not None and args.policy not in needs[key]:
             raise TroopError(f"{flags[key]} goes with --policy {' or '.join(needs[key])}")
@@ -158,15 +198,19 @@ def verify(args: argparse.Namespace) -> int:
             from troop.engine.watch import refresh_problems
 
             updated, refused = refresh_problems(session, args.problems)
-            err.print(f"{len(updated)} problems took new tests from {args.problems}"
-                      + (f"; {len(refused)} refused (prompt changed)" if refused else ""))
+            err.print(
+                f"{len(updated)} problems took new tests from {args.problems}"
+                + (f"; {len(refused)} refused (prompt changed)" if refused else "")
+            )
         options = verify_options(args)
         verifier = make_verifier(options, problems[0].format)
         sandbox = open_sandbox(options, stack)
         _say_tier(sandbox)
         todo = len(pending(session, verifier, force=args.force))
-        err.print(f"verifier: [bold]{verifier.name}[/] {verifier.version}; "
-                  f"{todo} of {session.sample_count()} samples to judge")
+        err.print(
+            f"verifier: [bold]{verifier.name}[/] {verifier.version}; "
+            f"{todo} of {session.sample_count()} samples to judge"
+        )
         observer = ConsoleObserver(err)
         observer.expect_verdicts(todo)
         try:
@@ -192,8 +236,9 @@ def verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch(args: argparse.Namespace, session: Any, verifier: Any, sandbox: Any,
-           observer: Any) -> Any:
+def _watch(
+    args: argparse.Namespace, session: Any, verifier: Any, sandbox: Any, observer: Any
+) -> Any:
     """Re-judge on every change of the watched files until Ctrl-C; returns the verifier."""
     import time
 
@@ -204,10 +249,13 @@ def _watch(args: argparse.Namespace, session: Any, verifier: Any, sandbox: Any,
     options = verify_options(args)
     problem_file, verifier_file = watched_files(options, session)
     if problem_file is None and verifier_file is None:
-        raise TroopError("--watch has nothing to watch: the session's problems are built in "
-                         "and no --command verifier was given")
-    verification = Verification(session, verifier, sandbox, observer,
-                                on_submit=observer.expect_verdicts)
+        raise TroopError(
+            "--watch has nothing to watch: the session's problems are built in "
+            "and no --command verifier was given"
+        )
+    verification = Verification(
+        session, verifier, sandbox, observer, on_submit=observer.expect_verdicts
+    )
 
     def rebuild() -> Any:
         return make_verifier(options, session.problems()[0].format)
@@ -215,8 +263,14 @@ def _watch(args: argparse.Namespace, session: Any, verifier: Any, sandbox: Any,
     def notify(message: str) -> None:
         err.print(message)
 
-    reload = LiveReload(session, verification, problem_file=problem_file,
-                        verifier_file=verifier_file, rebuild=rebuild, notify=notify).start()
+    reload = LiveReload(
+        session,
+        verification,
+        problem_file=problem_file,
+        verifier_file=verifier_file,
+        rebuild=rebuild,
+        notify=notify,
+    ).start()
     watched = ", ".join(str(p) for p in (problem_file, verifier_file) if p is not None)
     err.print(f"watching {watched} (Ctrl-C to stop)")
     try:
@@ -251,12 +305,21 @@ def check(args: argparse.Namespace) -> int:
         sandbox = open_sandbox(options, stack)
         _say_tier(sandbox)
         verdict = verifier.verify(Check(text=text, problem=problem), sandbox)
-    json.dump({
-        "status": str(verdict.status), "verifier": verdict.verifier, "version": verdict.version,
-        "duration_s": round(verdict.duration_s, 6), "output": verdict.output,
-        "truncated": verdict.truncated, "detail": verdict.detail, "tier": verdict.tier,
-        "extra": verdict.extra,
-    }, sys.stdout, indent=2)
+    json.dump(
+        {
+            "status": str(verdict.status),
+            "verifier": verdict.verifier,
+            "version": verdict.version,
+            "duration_s": round(verdict.duration_s, 6),
+            "output": verdict.output,
+            "truncated": verdict.truncated,
+            "detail": verdict.detail,
+            "tier": verdict.tier,
+            "extra": verdict.extra,
+        },
+        sys.stdout,
+        indent=2,
+    )
     sys.stdout.write("\n")
     return 0
 
@@ -309,13 +372,22 @@ def show(args: argparse.Namespace) -> int:
         problems = session.problems()
         budget = session.meta("budget")
         stored = session.sample_count()
-        print(json.dumps({
-            "session": str(args.session), "budget": budget, "problems": len(problems),
-            "samples_stored": stored, "samples_target": budget * len(problems),
-            "verifier": session.meta("verifier"), "config": config,
-            "policy": session.meta("policy", {"name": "fixed"}),
-            "coverage_only": bool(session.meta("coverage_only", False)),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "session": str(args.session),
+                    "budget": budget,
+                    "problems": len(problems),
+                    "samples_stored": stored,
+                    "samples_target": budget * len(problems),
+                    "verifier": session.meta("verifier"),
+                    "config": config,
+                    "policy": session.meta("policy", {"name": "fixed"}),
+                    "coverage_only": bool(session.meta("coverage_only", False)),
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

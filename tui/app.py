@@ -34,8 +34,13 @@ class TroopApp(App[int]):
         Binding("ctrl+q", "quit", "quit", key_display="Ctrl+Q", priority=True),
     ]
 
-    def __init__(self, start: Callable[[], Screen[None]] | None = None, *,
-                 watch_themes: bool = True, watch_terminal: bool = False) -> None:
+    def __init__(
+        self,
+        start: Callable[[], Screen[None]] | None = None,
+        *,
+        watch_themes: bool = True,
+        watch_terminal: bool = False,
+    ) -> None:
         driver = None
         if watch_terminal and sys.platform != "win32":
             from troop.tui.terminal import HangupSafeDriver
@@ -76,8 +81,10 @@ class TroopApp(App[int]):
 
     def _check_terminal(self) -> None:
         poller = select.poll()
-        poller.register(sys.__stdin__.fileno() if sys.__stdin__ else 0,
-                        select.POLLHUP | select.POLLERR | select.POLLNVAL)
+        poller.register(
+            sys.__stdin__.fileno() if sys.__stdin__ else 0,
+            select.POLLHUP | select.POLLERR | select.POLLNVAL,
+        )
         if poller.poll(0):
             self.on_terminal_hangup()
 
@@ -108,8 +115,10 @@ class TroopApp(App[int]):
         name = self.chosen_theme
         if name not in self.available_themes:
             if self.is_mounted and name != themes.DEFAULT_THEME:
-                self.notify(f"theme {name!r} is unavailable; using {themes.DEFAULT_THEME}",
-                            severity="warning")
+                self.notify(
+                    f"theme {name!r} is unavailable; using {themes.DEFAULT_THEME}",
+                    severity="warning",
+                )
             name = themes.DEFAULT_THEME
         if name not in self.available_themes:
             name = LAST_RESORT_THEME
@@ -156,10 +165,12 @@ class TroopApp(App[int]):
 
 # -- entry points (troop/commands.py) ------------------------------------------------------
 
+
 def _run(start: Callable[[], Screen[None]] | None) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise TroopError("the TUI needs a terminal",
-                         hint="use `troop run --headless` to sample without one")
+        raise TroopError(
+            "the TUI needs a terminal", hint="use `troop run --headless` to sample without one"
+        )
     app = TroopApp(start, watch_terminal=True)
     app.run()
     return app.return_code or 0

@@ -17,7 +17,7 @@ Check = Callable[[str], str | None]
 
 
 def parse_temperatures(text: str) -> tuple[float, ...] | None:
-    """"0.2,0.8" -> (0.2, 0.8); None unless every value is a finite number >= 0."""
+    """ "0.2,0.8" -> (0.2, 0.8); None unless every value is a finite number >= 0."""
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -36,9 +36,16 @@ class AskScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, title: str, *, value: str = "", placeholder: str = "",
-                 check: Check | None = None, suggestions: Iterable[str] = (),
-                 note: str = "") -> None:
+    def __init__(
+        self,
+        title: str,
+        *,
+        value: str = "",
+        placeholder: str = "",
+        check: Check | None = None,
+        suggestions: Iterable[str] = (),
+        note: str = "",
+    ) -> None:
         super().__init__()
         self.title_text = title  # the question
         self.value = value  # prefilled answer
@@ -51,8 +58,13 @@ class AskScreen(ModalScreen[str | None]):
         with Vertical(id="ask", classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             suggester = SuggestFromList(self.suggestions) if self.suggestions else None
-            yield Input(self.value, placeholder=self.placeholder, id="ask-input",
-                        suggester=suggester, select_on_focus=True)
+            yield Input(
+                self.value,
+                placeholder=self.placeholder,
+                id="ask-input",
+                suggester=suggester,
+                select_on_focus=True,
+            )
             yield Static("", id="ask-error", classes="field-error")
             if self.note:
                 yield Static(self.note, classes="dialog-note", markup=False)
@@ -114,7 +126,8 @@ def key_list(*binding_lists: Iterable[Binding | tuple[str, ...]]) -> list[tuple[
         for b in bindings:
             binding = b if isinstance(b, Binding) else Binding(*b)
             shown = binding.key_display or ", ".join(
-                _KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(","))
+                _KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(",")
+            )
             if shown in seen:
                 continue
             seen.add(shown)
@@ -122,6 +135,15 @@ def key_list(*binding_lists: Iterable[Binding | tuple[str, ...]]) -> list[tuple[
     return out
 
 
-_KEY_NAMES = {"question_mark": "?", "plus": "+", "enter": "Enter", "escape": "Escape",
-              "ctrl+t": "Ctrl+T", "ctrl+q": "Ctrl+Q", "ctrl+p": "Ctrl+P", "tab": "Tab",
-              "ctrl+s": "Ctrl+S", "ctrl+o": "Ctrl+O"}
+_KEY_NAMES = {
+    "question_mark": "?",
+    "plus": "+",
+    "enter": "Enter",
+    "escape": "Escape",
+    "ctrl+t": "Ctrl+T",
+    "ctrl+q": "Ctrl+Q",
+    "ctrl+p": "Ctrl+P",
+    "tab": "Tab",
+    "ctrl+s": "Ctrl+S",
+    "ctrl+o": "Ctrl+O",
+}

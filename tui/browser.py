@@ -117,8 +117,9 @@ class SampleBrowser(Screen[None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="browser-filters"):
             for name in ("status", "problem", "temperature"):
-                yield Select[str]([(Text(f"{name}: {ALL}"), ALL)], id=f"{name}-filter",
-                                  allow_blank=False)
+                yield Select[str](
+                    [(Text(f"{name}: {ALL}"), ALL)], id=f"{name}-filter", allow_blank=False
+                )
             yield Static(id="browser-position")
         with Grid(id="browser-panels"):
             for name in ("sample", "code", "verdict", "diff"):
@@ -147,8 +148,13 @@ class SampleBrowser(Screen[None]):
         self._loading = True
         self._load_in_background()
 
-    @work(thread=True, exclusive=True, group="browser-reload", exit_on_error=False,
-          description="re-read the session's sample index")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="browser-reload",
+        exit_on_error=False,
+        description="re-read the session's sample index",
+    )
     def _load_in_background(self) -> None:
         # Reading a large session's index takes a while (0.3 s for 16k samples): off the UI
         # thread while a run writes; only the result crosses over.
@@ -169,9 +175,9 @@ class SampleBrowser(Screen[None]):
         verifier = self.session.meta("verifier")
         # Statuses only: re-read while a run writes, so captured outputs stay on disk.
         statuses = (
-            self.session.current_verdicts(verifier["name"], verifier["version"],
-                                          statuses_only=True)
-            if verifier else {}
+            self.session.current_verdicts(verifier["name"], verifier["version"], statuses_only=True)
+            if verifier
+            else {}
         )
         entries = [
             Entry(pid, idx, temp, statuses.get((pid, idx), {}).get("status", UNVERIFIED))
@@ -180,7 +186,10 @@ class SampleBrowser(Screen[None]):
         return version, problems, verifier, entries
 
     def _apply_index(
-        self, version: int, problems: dict[str, StoredProblem], verifier: Any,
+        self,
+        version: int,
+        problems: dict[str, StoredProblem],
+        verifier: Any,
         entries: list[Entry],
     ) -> None:
         if not self.is_attached:
@@ -212,8 +221,12 @@ class SampleBrowser(Screen[None]):
     def _apply_filters(self) -> None:
         def keep(e: Entry) -> bool:
             return (
-                (self.status_filter == ALL
-                 or (e.failed if self.status_filter == FAILED else e.status == self.status_filter))
+                (
+                    self.status_filter == ALL
+                    or (
+                        e.failed if self.status_filter == FAILED else e.status == self.status_filter
+                    )
+                )
                 and self.problem_filter in (ALL, e.problem_id)
                 and self.temperature_filter in (ALL, _temperature(e.temperature))
             )
@@ -225,7 +238,9 @@ class SampleBrowser(Screen[None]):
         self._select(current or (self.shown[0] if self.shown else None))
 
     def set_filters(
-        self, status: str | None = None, problem: str | None = None,
+        self,
+        status: str | None = None,
+        problem: str | None = None,
         temperature: str | None = None,
     ) -> None:
         """Change filters (None leaves one as it is); the view follows."""
@@ -240,8 +255,11 @@ class SampleBrowser(Screen[None]):
         if event.value != event.select.value:
             return  # stale: the filter was set again since (e.g. by _fill_filters)
         value = str(event.value)
-        name = {"status-filter": "status", "problem-filter": "problem",
-                "temperature-filter": "temperature"}.get(event.select.id or "")
+        name = {
+            "status-filter": "status",
+            "problem-filter": "problem",
+            "temperature-filter": "temperature",
+        }.get(event.select.id or "")
         if name is not None:
             self.set_filters(**{name: value})
 
@@ -353,10 +371,12 @@ class SampleBrowser(Screen[None]):
             self._show_marks()
             return
         at = self.shown.index(entry) + 1
-        position.update(Text(
-            f"{entry.problem_id} #{entry.sample_index} · {entry.status}"
-            f" · {at} of {len(self.shown)} shown · {failed} failed"
-        ))
+        position.update(
+            Text(
+                f"{entry.problem_id} #{entry.sample_index} · {entry.status}"
+                f" · {at} of {len(self.shown)} shown · {failed} failed"
+            )
+        )
         passing = self._passing(entry)
         if self._rendered == (entry, passing):
             self._show_marks()
@@ -369,13 +389,20 @@ class SampleBrowser(Screen[None]):
         code_format = problem is not None and problem.format in _CODE_FORMATS
         title = f"sample {entry.sample_index} of {entry.problem_id} · T={entry.temperature:g}"
         if record is not None:
-            title += (f" · seed {record.seed} · {record.completion_tokens} tokens"
-                      f" · {record.finish_reason}")
+            title += (
+                f" · seed {record.seed} · {record.completion_tokens} tokens"
+                f" · {record.finish_reason}"
+            )
         self._panel("sample", title, self._highlight(text, code_format, markdown=True))
         code = self._extracted(record.text if record else "", problem) if code_format else None
         if code_format:
-            self._panel("code", "extracted code", self._highlight(inert(code), True)
-                        if code is not None else Text("no code found in the sample"))
+            self._panel(
+                "code",
+                "extracted code",
+                self._highlight(inert(code), True)
+                if code is not None
+                else Text("no code found in the sample"),
+            )
         else:
             self._panel("code", "extracted answer", self._answer(verdict, problem))
         self._panel("verdict", "verifier", self._verdict_text(verdict))
@@ -389,7 +416,8 @@ class SampleBrowser(Screen[None]):
         if self._verifier is None:
             return None
         rows = self.session.current_verdicts(
-            self._verifier["name"], self._verifier["version"], *entry.key)
+            self._verifier["name"], self._verifier["version"], *entry.key
+        )
         row: dict[str, Any] | None = rows.get(entry.key)
         return row
 
@@ -411,8 +439,9 @@ class SampleBrowser(Screen[None]):
         if problem is None:
             return None
         try:
-            code: str | None = extract_code(text, problem.data.get("prompt") or "",
-                                            problem.data.get("entry_point"))
+            code: str | None = extract_code(
+                text, problem.data.get("prompt") or "", problem.data.get("entry_point")
+            )
             return code
         except Exception as exc:  # an extraction bug must not close the browser
             return f"# extraction failed: {exc!r}"
@@ -439,11 +468,21 @@ class SampleBrowser(Screen[None]):
 
     def _passing(self, entry: Entry) -> Entry | None:
         """The first passing sample of the entry's problem other than itself."""
-        return next((e for e in self.entries if e.problem_id == entry.problem_id
-                     and e.status == "pass" and e.key != entry.key), None)
+        return next(
+            (
+                e
+                for e in self.entries
+                if e.problem_id == entry.problem_id and e.status == "pass" and e.key != entry.key
+            ),
+            None,
+        )
 
     def _show_diff(
-        self, entry: Entry, passing: Entry | None, text: str, code: str | None,
+        self,
+        entry: Entry,
+        passing: Entry | None,
+        text: str,
+        code: str | None,
         problem: StoredProblem | None,
     ) -> None:
         if passing is None:
@@ -457,15 +496,22 @@ class SampleBrowser(Screen[None]):
             if other_code is not None:
                 text, other_text, what = code, other_code, "extracted code"
         lines = difflib.unified_diff(
-            inert(other_text).splitlines(), inert(text).splitlines(),
-            f"sample {passing.sample_index} (pass)", f"sample {entry.sample_index}",
+            inert(other_text).splitlines(),
+            inert(text).splitlines(),
+            f"sample {passing.sample_index} (pass)",
+            f"sample {entry.sample_index}",
             lineterm="",
         )
         diff = Text()
         added, removed = self._theme_colour("text-success"), self._theme_colour("text-error")
         for line in lines:
-            style = (added if line.startswith("+") and not line.startswith("+++")
-                     else removed if line.startswith("-") and not line.startswith("---") else "")
+            style = (
+                added
+                if line.startswith("+") and not line.startswith("+++")
+                else removed
+                if line.startswith("-") and not line.startswith("---")
+                else ""
+            )
             diff.append(line + "\n", style=style)
         title = f"diff of the {what} against passing sample {passing.sample_index}"
         self._panel("diff", title, diff if diff.plain else Text("identical"))
@@ -477,13 +523,15 @@ class SampleBrowser(Screen[None]):
     def _show_marks(self) -> None:
         line = self.query_one("#browser-marks", Static)
         e = self.current
-        marks = [] if e is None else [
-            m for m in self.session.marks(e.problem_id) if m.sample_index == e.sample_index
-        ]
+        marks = (
+            []
+            if e is None
+            else [m for m in self.session.marks(e.problem_id) if m.sample_index == e.sample_index]
+        )
         line.set_class(bool(marks), "-marked")
         if not marks:
             line.update(Text("no marks · m marks this sample"))
             return
-        line.update(Text(inert(" · ".join(
-            f"{m.label}: {m.note}" if m.note else m.label for m in marks
-        ))))
+        line.update(
+            Text(inert(" · ".join(f"{m.label}: {m.note}" if m.note else m.label for m in marks)))
+        )

@@ -36,8 +36,12 @@ class MarkDialog(ModalScreen[tuple[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Text(f"mark sample {self.entry.sample_index} of {self.entry.problem_id}"))
-            yield Input(value=self.labels[0], placeholder="label", id="mark-label",
-                        suggester=SuggestFromList(self.labels, case_sensitive=False))
+            yield Input(
+                value=self.labels[0],
+                placeholder="label",
+                id="mark-label",
+                suggester=SuggestFromList(self.labels, case_sensitive=False),
+            )
             yield Input(placeholder="note (optional)", id="mark-note")
             yield Label(Text("enter: store · escape: cancel"), classes="browser-hint")
 

@@ -172,8 +172,11 @@ class LiveScreen(Steering, Screen[None]):
     def _title(self) -> None:
         name = self.session_path.name if self.session_path else "new session"
         s = self.launch.settings
-        what = f"{s.model or 'smollm2-135m'} · {s.problems or 'arithmetic'}" \
-            if self.state.phase == "loading" else ""
+        what = (
+            f"{s.model or 'smollm2-135m'} · {s.problems or 'arithmetic'}"
+            if self.state.phase == "loading"
+            else ""
+        )
         if self.analysis is not None:
             info = self.analysis["session"]
             what = f"{info['model'].get('name', '?')} · {info['problem_set'].get('name', '?')}"
@@ -195,8 +198,11 @@ class LiveScreen(Steering, Screen[None]):
                 self._redraw_every = max(1 / TICKS_PER_S, self._redraw_every / 1.5)
             self._cpu_mark = (wall, cpu)
         # No run and no event since the last redraw: nothing on screen can have changed.
-        idle = (self._last is not None and not self._last.running
-                and self.observer.revision == self._last.revision)
+        idle = (
+            self._last is not None
+            and not self._last.running
+            and self.observer.revision == self._last.revision
+        )
         # Behind another screen (help, browser) the panes are not drawn: skip the work.
         if force or (wall >= self._next_redraw and not idle and self.is_current):
             self._next_redraw = wall + self._redraw_every
@@ -216,8 +222,10 @@ class LiveScreen(Steering, Screen[None]):
 
         assert self.session_path is not None
         mark: tuple[float, ...] = ()
-        for path in (self.session_path, self.session_path.with_name(
-                self.session_path.name + "-wal")):
+        for path in (
+            self.session_path,
+            self.session_path.with_name(self.session_path.name + "-wal"),
+        ):
             with contextlib.suppress(OSError):
                 st = path.stat()
                 mark += (st.st_mtime_ns, st.st_size)
@@ -229,8 +237,10 @@ class LiveScreen(Steering, Screen[None]):
             self.following = None
             self._phase("browsing")
             self.request_analysis(force=True)
-            self.notify(f"the run of pid {who.pid if who else '?'} ended; `r` continues "
-                        "sampling here", title="session")
+            self.notify(
+                f"the run of pid {who.pid if who else '?'} ended; `r` continues sampling here",
+                title="session",
+            )
 
     def request_analysis(self, *, force: bool = False) -> None:
         """Analyse again if samples or verdicts arrived and enough time has passed."""
@@ -242,8 +252,9 @@ class LiveScreen(Steering, Screen[None]):
         snap = self._last
         counts = (snap.samples, snap.verdicts, snap.problems) if snap else (0, 0, 0)
         now = time.perf_counter()
-        if not force and (counts == self._analysed_counts
-                          or now - self._analysed_at < self._analysis_wait):
+        if not force and (
+            counts == self._analysed_counts or now - self._analysed_at < self._analysis_wait
+        ):
             return
         self._analysing = True
         self._analysed_at = now
@@ -251,8 +262,9 @@ class LiveScreen(Steering, Screen[None]):
         self._analyse(self.session_path, self.overlay_path, self.overlay)
 
     @work(thread=True, group="analysis", exit_on_error=False, description="analysing")
-    def _analyse(self, path: Path, overlay_path: Path | None,
-                 overlay: dict[str, Any] | None) -> None:
+    def _analyse(
+        self, path: Path, overlay_path: Path | None, overlay: dict[str, Any] | None
+    ) -> None:
         from troop.engine.analysis import AnalysisOptions, analyse_path
 
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -267,8 +279,11 @@ class LiveScreen(Steering, Screen[None]):
         finally:
             self._analysing = False
         if analysis is not None:
-            self.post_message(AnalysisUpdated(analysis, overlay, time.perf_counter() - t0,
-                                              time.thread_time() - c0))
+            self.post_message(
+                AnalysisUpdated(
+                    analysis, overlay, time.perf_counter() - t0, time.thread_time() - c0
+                )
+            )
 
     def on_analysis_updated(self, message: AnalysisUpdated) -> None:
         # Stretched as far as the redraws are (their CPU share counts this analysis too):
@@ -286,8 +301,13 @@ class LiveScreen(Steering, Screen[None]):
         info = message.analysis["session"]
         problems = message.analysis["problems"]
         stored = info.get("samples", 0)
-        self.state = RunState(self.state.phase, self.state.tier, self.state.temperatures,
-                              stored, (info.get("budget") or 0) * len(problems))
+        self.state = RunState(
+            self.state.phase,
+            self.state.tier,
+            self.state.temperatures,
+            stored,
+            (info.get("budget") or 0) * len(problems),
+        )
         self.query_one(ProblemsTable).update_problems(problems)
         if CoveragePlot is not None:
             self.query_one(CoveragePlot).update_analysis(message.analysis, message.overlay)
@@ -298,8 +318,10 @@ class LiveScreen(Steering, Screen[None]):
 
     def start_sampling(self) -> None:
         """Start (or continue) sampling in a thread worker; no-op if already sampling."""
-        if self.sampler is not None and self.sampler.state in (WorkerState.PENDING,
-                                                                 WorkerState.RUNNING):
+        if self.sampler is not None and self.sampler.state in (
+            WorkerState.PENDING,
+            WorkerState.RUNNING,
+        ):
             return
         if self.run is None:
             self.run = self.new_run()
@@ -308,6 +330,7 @@ class LiveScreen(Steering, Screen[None]):
 
     def new_run(self) -> Any:
         """The run object, made on first use; its news (live reloads) become notifications."""
+
         def notify(text: str) -> None:  # called from a watcher thread
             self.app.call_from_thread(self.notify, text, title="troop")
 
@@ -326,9 +349,16 @@ class LiveScreen(Steering, Screen[None]):
         try:
             if run.prep is None:
                 run.prepare()
-                self.post_message(RunPrepared(run.session_path, run.prep.created, run.tier,
-                                              run.verifier_name, run.prep.budget,
-                                              len(run.prep.prompts)))
+                self.post_message(
+                    RunPrepared(
+                        run.session_path,
+                        run.prep.created,
+                        run.tier,
+                        run.verifier_name,
+                        run.prep.budget,
+                        len(run.prep.prompts),
+                    )
+                )
             summary = run.run_once()
         except TroopError as exc:
             self.post_message(RunFailed(exc.message, exc.hint))
@@ -336,13 +366,21 @@ class LiveScreen(Steering, Screen[None]):
         except Exception as exc:  # a bug: say so rather than let the worker die silently
             self.post_message(RunFailed(f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(RunEnded(summary.status, summary.samples, summary.wall_s,
-                                   summary.stored, summary.target))
+        self.post_message(
+            RunEnded(
+                summary.status, summary.samples, summary.wall_s, summary.stored, summary.target
+            )
+        )
 
     def on_run_prepared(self, message: RunPrepared) -> None:
         self.session_path = message.session_path
-        self.state = RunState("sampling", message.tier, self.state.temperatures,
-                              self.state.stored, message.budget * message.problems)
+        self.state = RunState(
+            "sampling",
+            message.tier,
+            self.state.temperatures,
+            self.state.stored,
+            message.budget * message.problems,
+        )
         self._title()
         verb = "created" if message.created else "resumed"
         self.notify(f"{verb} {message.session_path}", title="session")
@@ -351,8 +389,10 @@ class LiveScreen(Steering, Screen[None]):
         self._phase(message.status)
         self.request_analysis(force=True)
         if message.status == "completed":
-            self.notify(f"{message.stored}/{message.target} samples stored "
-                        f"in {message.wall_s:.1f} s", title="run completed")
+            self.notify(
+                f"{message.stored}/{message.target} samples stored in {message.wall_s:.1f} s",
+                title="run completed",
+            )
 
     def on_run_failed(self, message: RunFailed) -> None:
         if self.state.phase in ("loading", "sampling", "stopping", "paused"):
@@ -368,8 +408,10 @@ class LiveScreen(Steering, Screen[None]):
 
     @property
     def sampling(self) -> bool:
-        return self.sampler is not None and self.sampler.state in (WorkerState.PENDING,
-                                                                     WorkerState.RUNNING)
+        return self.sampler is not None and self.sampler.state in (
+            WorkerState.PENDING,
+            WorkerState.RUNNING,
+        )
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -427,9 +469,16 @@ class LiveScreen(Steering, Screen[None]):
             self.overlay = None
             self.request_analysis(force=True)
 
-        self.app.push_screen(AskScreen(
-            "Overlay a second session on the coverage plot:", value=others[0] if others else "",
-            check=check, suggestions=others, placeholder="path to a .sqlite session"), done)
+        self.app.push_screen(
+            AskScreen(
+                "Overlay a second session on the coverage plot:",
+                value=others[0] if others else "",
+                check=check,
+                suggestions=others,
+                placeholder="path to a .sqlite session",
+            ),
+            done,
+        )
 
     def action_browse(self, problem_id: str | None = None) -> None:
         try:
@@ -515,4 +564,3 @@ class LiveScreen(Steering, Screen[None]):
         if self.run is not None:
             run, self.run = self.run, None
             await asyncio.to_thread(run.close)
-

@@ -114,7 +114,12 @@ class LiveObserver:
             elif isinstance(event, SampleStarted):
                 old = self._streams.get(event.slot)
                 self._streams[event.slot] = StreamState(
-                    event.slot, event.problem_id, event.sample_index, event.temperature, 0, "",
+                    event.slot,
+                    event.problem_id,
+                    event.sample_index,
+                    event.temperature,
+                    0,
+                    "",
                     verdict=old.verdict if old else None,
                     verdict_of=old.verdict_of if old else None,
                     verdict_at=old.verdict_at if old else 0.0,
@@ -134,8 +139,9 @@ class LiveObserver:
                 key = (event.problem_id, event.sample_index)
                 slot = self._owner.pop(key, None)
                 if slot is not None and slot in self._streams:
-                    self._streams[slot] = replace(self._streams[slot], verdict=status,
-                                                  verdict_of=key, verdict_at=self.clock())
+                    self._streams[slot] = replace(
+                        self._streams[slot], verdict=status, verdict_of=key, verdict_at=self.clock()
+                    )
                     self._dirty.add(slot)
             elif isinstance(event, RunStarted):
                 t = self._totals
@@ -179,10 +185,19 @@ class LiveObserver:
             eta = left / sps if sps > 0 else (0.0 if left == 0 and t.started else None)
             end = t.ended if t.ended is not None else now
             return Snapshot(
-                running=running, streams=streams, samples=t.samples,
-                stored=t.already + t.samples, planned=t.planned, budget=t.budget,
-                problems=t.problems, tokens=t.tokens, verdicts=t.verdicts,
-                statuses=dict(t.statuses), tokens_per_s=tps, samples_per_s=sps, eta_s=eta,
+                running=running,
+                streams=streams,
+                samples=t.samples,
+                stored=t.already + t.samples,
+                planned=t.planned,
+                budget=t.budget,
+                problems=t.problems,
+                tokens=t.tokens,
+                verdicts=t.verdicts,
+                statuses=dict(t.statuses),
+                tokens_per_s=tps,
+                samples_per_s=sps,
+                eta_s=eta,
                 elapsed_s=(end - t.started) if t.started is not None else 0.0,
                 revision=self._revision,
             )

@@ -95,7 +95,10 @@ def curves(analysis: dict[str, Any], axis: str) -> Curves:
         coverage=[float(pass_at_k[i]) for i in keep],
         low=[float(low[i]) for i in keep] if band else [],
         high=[float(high[i]) for i in keep] if band else [],
-        fit_x=fit_x, fit_y=fit_y, forecast_x=forecast_x, forecast_y=forecast_y,
+        fit_x=fit_x,
+        fit_y=fit_y,
+        forecast_x=forecast_x,
+        forecast_y=forecast_y,
         notes=tuple(notes),
     )
 
@@ -312,14 +315,22 @@ class CoveragePlot(Widget, can_focus=True):
         if main.low:
             _band(plt, main, per_column, rows, colours["band"])
         for curve, line, fit in zip(
-            drawable, (colours["main"], colours["overlay"]), (colours["fit"], colours["overlay"]),
+            drawable,
+            (colours["main"], colours["overlay"]),
+            (colours["fit"], colours["overlay"]),
             strict=False,
         ):
             if curve.fit_x:
                 plt.plot(curve.fit_x, curve.fit_y, marker="braille", color=fit)
             if curve.forecast_x:
-                _dashed(plt, curve.forecast_x, curve.forecast_y, per_column, fit,
-                        f"{curve.label} forecast")
+                _dashed(
+                    plt,
+                    curve.forecast_x,
+                    curve.forecast_y,
+                    per_column,
+                    fit,
+                    f"{curve.label} forecast",
+                )
             plt.plot(curve.x, curve.coverage, marker="braille", color=line, label=curve.label)
 
     def _colours(self) -> dict[str, tuple[int, int, int]]:
@@ -353,8 +364,12 @@ def _band(
 
 
 def _dashed(
-    plt: Plot, xs: Sequence[float], ys: Sequence[float], per_column: float,
-    colour: tuple[int, int, int], label: str,
+    plt: Plot,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    per_column: float,
+    colour: tuple[int, int, int],
+    label: str,
 ) -> None:
     """Draw a curve as dashes of _DASH columns with _GAP-column gaps (Plotext has no dash style)."""
     u0, u1 = math.log(xs[0]), math.log(xs[-1])
@@ -364,8 +379,13 @@ def _dashed(
     while u < u1:
         end = min(u + _DASH * step, u1)
         us = [u + (end - u) * i / 4 for i in range(5)]
-        plt.plot([math.exp(v) for v in us], [_interp(v, xs, ys) for v in us], marker="braille",
-                 color=colour, label=label if first else None)
+        plt.plot(
+            [math.exp(v) for v in us],
+            [_interp(v, xs, ys) for v in us],
+            marker="braille",
+            color=colour,
+            label=label if first else None,
+        )
         first = False
         u = end + _GAP * step
 

@@ -17,8 +17,13 @@ COLUMNS = (
     ("status", "status"),
 )
 #: The orders `o` cycles through: (column key, label).
-SORTS = (("position", "work order"), ("pass_at_1", "pass@1"), ("n", "samples"),
-         ("status", "status"), ("id", "problem"))
+SORTS = (
+    ("position", "work order"),
+    ("pass_at_1", "pass@1"),
+    ("n", "samples"),
+    ("status", "status"),
+    ("id", "problem"),
+)
 #: Status -> theme variable its text is coloured with.
 STATUS_COLOUR = {"solved": "success", "unsolved": "error", "unverified": "warning"}
 

@@ -91,6 +91,7 @@ def _describe(path: Path) -> RecentSession:
 
 # -- checks ---------------------------------------------------------------------------------
 
+
 def _int(low: int | None, noun: str) -> Callable[[str], str | None]:
     def check(text: str) -> str | None:
         try:
@@ -100,6 +101,7 @@ def _int(low: int | None, noun: str) -> Callable[[str], str | None]:
         if low is not None and value < low:
             return f"{noun}: at least {low}"
         return None
+
     return check
 
 
@@ -171,13 +173,24 @@ def check_top_p(text: str) -> str | None:
 
 FIELDS = (
     Field("model", "model", "smollm2-135m", "registry name or .gguf path", check_model),
-    Field("problems", "problem set", "arithmetic", "arithmetic, humaneval or a .jsonl file",
-          check_problems),
+    Field(
+        "problems",
+        "problem set",
+        "arithmetic",
+        "arithmetic, humaneval or a .jsonl file",
+        check_problems,
+    ),
     Field("subset", "subset", FIRST_PROBLEMS, "all; N = first N; or ids a,b,c", check_subset),
-    Field("samples", "samples/problem", str(DEFAULT_SAMPLES), "budget",
-          _int(1, "samples per problem")),
-    Field("parallel", "parallel slots", str(DEFAULT_PARALLEL), "sequences decoded together",
-          _int(1, "parallel slots")),
+    Field(
+        "samples", "samples/problem", str(DEFAULT_SAMPLES), "budget", _int(1, "samples per problem")
+    ),
+    Field(
+        "parallel",
+        "parallel slots",
+        str(DEFAULT_PARALLEL),
+        "sequences decoded together",
+        _int(1, "parallel slots"),
+    ),
     Field("temperatures", "temperature(s)", "0.8", "T or T1,T2 (cycled)", check_temperatures),
     Field("top_p", "top-p", "0.95", "nucleus mass, 1 = off", check_top_p),
     Field("max_tokens", "max tokens", "256", "per sample", _int(1, "max tokens")),
@@ -185,13 +198,11 @@ FIELDS = (
     Field("gpu_layers", "GPU layers", "-1", "-1 = all (GPU builds)", _int(-1, "GPU layers")),
     # llama.cpp's CPU extra buffer types (AMX and other repacking): auto turns them off on a
     # machine where they were seen to fault.
-    Field("cpu_extra_buffers", "CPU extra buffers", "auto", "auto, on or off",
-          check_extra_buffers),
+    Field("cpu_extra_buffers", "CPU extra buffers", "auto", "auto, on or off", check_extra_buffers),
     # An OpenAI-compatible server (llama-server, vLLM, SGLang) instead of in-process llama.cpp:
     # the model field then names the served model.
     Field("base_url", "server URL", "", "empty: local; else OpenAI API root", check_url),
-    Field("api_key_env", "API key variable", "", "server only: env var with the key",
-          check_env),
+    Field("api_key_env", "API key variable", "", "server only: env var with the key", check_env),
 )
 
 
@@ -207,8 +218,11 @@ class SetupScreen(Screen[None]):
         Binding("question_mark", "help", "help", key_display="?", show=False),
     ]
 
-    def __init__(self, start: Callable[[Launch], None] | None = None,
-                 open_session: Callable[[Path], None] | None = None) -> None:
+    def __init__(
+        self,
+        start: Callable[[Launch], None] | None = None,
+        open_session: Callable[[Path], None] | None = None,
+    ) -> None:
         super().__init__()
         self.on_start = start  # called with the launch (default: push the live screen)
         self.on_open = open_session  # called with a recent session's path
@@ -222,14 +236,24 @@ class SetupScreen(Screen[None]):
                     with Horizontal(classes="field"):
                         yield Label(f.label, classes="field-label")
                         with Vertical(classes="field-input"):
-                            yield Input(f.value, placeholder=f.placeholder, id=f"f-{f.key}",
-                                        compact=True, suggester=self._suggester(f.key))
+                            yield Input(
+                                f.value,
+                                placeholder=f.placeholder,
+                                id=f"f-{f.key}",
+                                compact=True,
+                                suggester=self._suggester(f.key),
+                            )
                             yield Static("", id=f"e-{f.key}", classes="field-error")
                 with Horizontal(classes="field"):
                     yield Label("verifier", classes="field-label")
                     with Vertical(classes="field-input"):
-                        yield Select(self._verifiers(), value=AUTO, allow_blank=False,
-                                     id="f-verifier", compact=True)
+                        yield Select(
+                            self._verifiers(),
+                            value=AUTO,
+                            allow_blank=False,
+                            id="f-verifier",
+                            compact=True,
+                        )
                         yield Static("", id="e-verifier", classes="field-error")
                 yield Button("Start sampling", id="start", variant="primary")
             with Vertical(id="recent-box"):
@@ -263,8 +287,11 @@ class SetupScreen(Screen[None]):
         from troop.verifiers import registry
 
         names = sorted(n for n in registry.installed() if n not in ("command", "regex"))
-        return ([("auto (by problem format)", AUTO)] + [(n, n) for n in names]
-                + [("none (do not verify)", NONE)])
+        return (
+            [("auto (by problem format)", AUTO)]
+            + [(n, n) for n in names]
+            + [("none (do not verify)", NONE)]
+        )
 
     def _load_recent(self) -> None:
         self.recent = recent_sessions()
@@ -274,8 +301,9 @@ class SetupScreen(Screen[None]):
             when = datetime.fromtimestamp(r.modified).strftime("%m-%d %H:%M")
             samples = "?" if r.samples is None else str(r.samples)
             target = "" if r.budget is None or r.problems is None else f"/{r.budget * r.problems}"
-            table.add_row(r.path.name, samples + target, when, r.model, r.problem_set,
-                          key=str(r.path))
+            table.add_row(
+                r.path.name, samples + target, when, r.model, r.problem_set, key=str(r.path)
+            )
         if not self.recent:
             table.add_row("(none yet)", "", "", "", "")
 
@@ -313,15 +341,25 @@ class SetupScreen(Screen[None]):
             return None
         subset = values["subset"]
         limit = int(subset) if subset.isdigit() else None
-        ids = () if limit is not None or not subset else tuple(
-            s.strip() for s in subset.split(",") if s.strip())
+        ids = (
+            ()
+            if limit is not None or not subset
+            else tuple(s.strip() for s in subset.split(",") if s.strip())
+        )
         settings = RunSettings(
-            model=values["model"], problems=values["problems"], limit=limit, problem_ids=ids,
-            samples=int(values["samples"]), parallel=int(values["parallel"]),
+            model=values["model"],
+            problems=values["problems"],
+            limit=limit,
+            problem_ids=ids,
+            samples=int(values["samples"]),
+            parallel=int(values["parallel"]),
             temperatures=tuple(float(v) for v in values["temperatures"].split(",") if v.strip()),
-            top_p=float(values["top_p"]), max_tokens=int(values["max_tokens"]),
-            seed=int(values["seed"]), gpu_layers=int(values["gpu_layers"]),
-            backend="openai" if server else None, base_url=values["base_url"] or None,
+            top_p=float(values["top_p"]),
+            max_tokens=int(values["max_tokens"]),
+            seed=int(values["seed"]),
+            gpu_layers=int(values["gpu_layers"]),
+            backend="openai" if server else None,
+            base_url=values["base_url"] or None,
             api_key_env=values["api_key_env"] or None,
             cpu_extra_buffers=values["cpu_extra_buffers"],
         )
@@ -336,19 +374,28 @@ class SetupScreen(Screen[None]):
         from troop.engine.run import check_settings
 
         s = launch.settings
-        checks: list[tuple[str, Callable[[], Any]]] = [] if s.backend == "openai" else [
-            ("model", lambda: resolve_model(s.model))]
+        checks: list[tuple[str, Callable[[], Any]]] = (
+            [] if s.backend == "openai" else [("model", lambda: resolve_model(s.model))]
+        )
         checks += [
-            ("subset", lambda: load_problem_set(s.problems or "arithmetic", limit=s.limit,
-                                                problem_ids=list(s.problem_ids) or None)),
+            (
+                "subset",
+                lambda: load_problem_set(
+                    s.problems or "arithmetic",
+                    limit=s.limit,
+                    problem_ids=list(s.problem_ids) or None,
+                ),
+            ),
             ("parallel", lambda: check_settings(s)),
         ]
         for key, check in checks:
             try:
                 check()
             except TroopError as exc:
-                self._flag("problems" if "problem set" in exc.message and key == "subset"
-                           else key, str(exc))
+                self._flag(
+                    "problems" if "problem set" in exc.message and key == "subset" else key,
+                    str(exc),
+                )
                 self.query_one(f"#f-{key}", Input).focus()
                 return False
         return True
@@ -392,10 +439,14 @@ class SetupScreen(Screen[None]):
         self.app.push_screen(LiveScreen(session_path=Path(key)))
 
     def action_help(self) -> None:
-        keys = key_list(self.BINDINGS) + [
-            ("Enter", "in a field: start sampling; on a recent session: open it"),
-            ("Tab / Shift+Tab", "next / previous field"),
-        ] + key_list(self.app.BINDINGS)
+        keys = (
+            key_list(self.BINDINGS)
+            + [
+                ("Enter", "in a field: start sampling; on a recent session: open it"),
+                ("Tab / Shift+Tab", "next / previous field"),
+            ]
+            + key_list(self.app.BINDINGS)
+        )
         self.app.push_screen(HelpScreen("Keys of the setup screen", keys))
 
     def on_screen_resume(self) -> None:

@@ -23,9 +23,15 @@ class RunState:
     target: int = 0  # samples the budget asks for (budget x problems)
 
 
-PHASE_COLOUR = {"sampling": "$success", "paused": "$warning", "stopping": "$warning",
-                "failed": "$error", "cancelled": "$warning", "loading": "$accent",
-                "following": "$accent"}
+PHASE_COLOUR = {
+    "sampling": "$success",
+    "paused": "$warning",
+    "stopping": "$warning",
+    "failed": "$error",
+    "cancelled": "$warning",
+    "loading": "$accent",
+    "following": "$accent",
+}
 
 
 def duration(seconds: float | None) -> str:
@@ -64,8 +70,9 @@ class StatusBar(Static):
 
     _shown: Content | None = None  # what the bar shows now
 
-    def render_status(self, state: RunState, snap: Snapshot | None,
-                      analysis: dict[str, Any] | None) -> None:
+    def render_status(
+        self, state: RunState, snap: Snapshot | None, analysis: dict[str, Any] | None
+    ) -> None:
         cost = (analysis or {}).get("cost") or {}
         if "refused" in cost:
             cost = {}
@@ -81,8 +88,11 @@ class StatusBar(Static):
             done = snap.stored
             target = snap.budget * snap.problems or target
         colour = PHASE_COLOUR.get(state.phase, "$foreground")
-        rates = (f"{snap.tokens_per_s:.1f} tok/s · {snap.samples_per_s:.2f} samples/s"
-                 if live and snap else "- tok/s · - samples/s")
+        rates = (
+            f"{snap.tokens_per_s:.1f} tok/s · {snap.samples_per_s:.2f} samples/s"
+            if live and snap
+            else "- tok/s · - samples/s"
+        )
         eta = duration(snap.eta_s) if live and snap else "-"
         parts = [
             Content.from_markup(f"[bold {colour}]$phase[/]", phase=state.phase),

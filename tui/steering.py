@@ -42,10 +42,15 @@ class Steering:
             if value is not None:
                 self._steer("raise", int(value))
 
-        self.app.push_screen(AskScreen(
-            f"Raise the budget (now {current} samples per problem) to:",
-            value=str(max(1, current) * 2), check=check,
-            note="Stored samples stay; sampling continues up to the new budget."), done)
+        self.app.push_screen(
+            AskScreen(
+                f"Raise the budget (now {current} samples per problem) to:",
+                value=str(max(1, current) * 2),
+                check=check,
+                note="Stored samples stay; sampling continues up to the new budget.",
+            ),
+            done,
+        )
 
     def action_add_problems(self) -> None:
         def check(text: str) -> str | None:
@@ -64,15 +69,23 @@ class Steering:
             else:
                 self._steer("add", tuple(v.strip() for v in value.split(",") if v.strip()))
 
-        self.app.push_screen(AskScreen(
-            "Add problems from the session's problem set:", value="5", check=check,
-            placeholder="N (the next N problems) or ids: a,b,c",
-            note="They are stored in the session and sampled up to the budget."), done)
+        self.app.push_screen(
+            AskScreen(
+                "Add problems from the session's problem set:",
+                value="5",
+                check=check,
+                placeholder="N (the next N problems) or ids: a,b,c",
+                note="They are stored in the session and sampled up to the budget.",
+            ),
+            done,
+        )
 
     def action_temperature(self) -> None:
         current = self.state.temperatures or tuple(
             (self.analysis or {}).get("session", {}).get("sampling", {}).get("temperatures")
-            or self.launch.settings.temperatures or (0.8,))
+            or self.launch.settings.temperatures
+            or (0.8,)
+        )
 
         def done(value: str | None) -> None:
             if value is None:
@@ -84,14 +97,20 @@ class Steering:
             self.run.set_temperatures(temps)
             s = self.state
             self.state = RunState(s.phase, s.tier, temps, s.stored, s.target)
-            self.notify("samples not yet started use temperature "
-                        + ",".join(f"{t:g}" for t in temps))
+            self.notify(
+                "samples not yet started use temperature " + ",".join(f"{t:g}" for t in temps)
+            )
 
-        self.app.push_screen(AskScreen(
-            "Temperature(s) for the remaining samples:",
-            value=",".join(f"{t:g}" for t in current), check=check_temperatures,
-            note="A comma list is cycled over sample indices. Each sample records its own "
-                 "temperature."), done)
+        self.app.push_screen(
+            AskScreen(
+                "Temperature(s) for the remaining samples:",
+                value=",".join(f"{t:g}" for t in current),
+                check=check_temperatures,
+                note="A comma list is cycled over sample indices. Each sample records its own "
+                "temperature.",
+            ),
+            done,
+        )
 
     # -- steering in a worker (may load the model first) -----------------------------------
 
@@ -139,7 +158,10 @@ class Steering:
 
     def on_problems_added(self, message: ProblemsAdded) -> None:
         if message.added:
-            self.notify(f"added {len(message.added)}: {', '.join(message.added[:6])}"
-                        + ("…" if len(message.added) > 6 else ""), title="problems")
+            self.notify(
+                f"added {len(message.added)}: {', '.join(message.added[:6])}"
+                + ("…" if len(message.added) > 6 else ""),
+                title="problems",
+            )
         else:
             self.notify("no new problems: the session already has them", severity="warning")

@@ -31,13 +31,15 @@ class StreamPane(Static):
     def show(self, state: StreamState, now: float) -> None:
         """Redraw for a changed slot."""
         self.state = state
-        self.border_title = (f"{state.problem_id} #{state.sample_index} "
-                             f"T{state.temperature:g}")
+        self.border_title = f"{state.problem_id} #{state.sample_index} T{state.temperature:g}"
         verdict = ""
         if state.verdict is not None and state.verdict_of is not None:
             pid, index = state.verdict_of
-            verdict = f" · #{index} {state.verdict}" if pid == state.problem_id else \
-                f" · {pid} #{index} {state.verdict}"
+            verdict = (
+                f" · #{index} {state.verdict}"
+                if pid == state.problem_id
+                else f" · {pid} #{index} {state.verdict}"
+            )
         self.border_subtitle = f"{state.n_tokens} tok{' done' if state.done else ''}{verdict}"
         self.set_class(state.done, "-done")
         # The pane's size is fixed by the grid: repaint it without a layout pass.
@@ -57,7 +59,7 @@ class StreamPane(Static):
         width = max(1, self.content_size.width)
         height = max(1, self.content_size.height)
         # Only the last few hundred characters can be visible; wrapping more is wasted work.
-        body = Text(text[-width * height * 2:] if text else "", no_wrap=False)
+        body = Text(text[-width * height * 2 :] if text else "", no_wrap=False)
         lines = body.wrap(self.app.console, width)
         return Text("\n").join(lines[-height:])
 

@@ -23,8 +23,17 @@ from troop.engine.errors import TroopError
 DEFAULT_THEME = "troop-dark"
 #: The colours a theme file may set (Textual's base colours); only `primary` is required.
 COLOR_KEYS = (
-    "primary", "secondary", "accent", "warning", "error", "success", "foreground",
-    "background", "surface", "panel", "boost",
+    "primary",
+    "secondary",
+    "accent",
+    "warning",
+    "error",
+    "success",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
 )
 _TOP_KEYS = {"name", "dark", "colors", "variables", "luminosity_spread", "text_alpha"}
 
@@ -80,8 +89,9 @@ def load_theme_file(path: Path) -> Theme:
 def theme_from_dict(data: dict[str, Any], where: str) -> Theme:
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise ThemeError(f"{where}: unknown key {unknown[0]!r} (allowed: "
-                         f"{', '.join(sorted(_TOP_KEYS))})")
+        raise ThemeError(
+            f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_TOP_KEYS))})"
+        )
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ThemeError(f"{where}: 'name' must be a non-empty string")
@@ -115,7 +125,7 @@ def theme_from_dict(data: dict[str, Any], where: str) -> Theme:
 
 def _check_color(where: str, key: str, value: object) -> None:
     if not isinstance(value, str):
-        raise ThemeError(f"{where}: {key} must be a colour string, e.g. \"#4fa3e0\"")
+        raise ThemeError(f'{where}: {key} must be a colour string, e.g. "#4fa3e0"')
     try:
         Color.parse(value)
     except ColorParseError:
@@ -142,6 +152,7 @@ def load_themes(dirs: Iterable[Path] | None = None) -> LoadedThemes:
 
 
 # -- the persisted choice -----------------------------------------------------------------
+
 
 def _settings_path() -> Path:
     return config_dir() / "tui.json"
@@ -176,6 +187,7 @@ def save_theme(name: str) -> None:
 
 
 # -- watching -----------------------------------------------------------------------------
+
 
 class _Handler(FileSystemEventHandler):
     def __init__(self, notify: Callable[[Path], None]) -> None:

@@ -52,8 +52,15 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: Errors that mean a resource limit was hit rather than a bug in the job.
 RESOURCE_ERRNOS = frozenset(
-    {errno.EFBIG, errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOSPC, errno.EDQUOT,
-     errno.ENOMEM}
+    {
+        errno.EFBIG,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.EAGAIN,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.ENOMEM,
+    }
 )
 
 #: Outcomes a job's process may report itself (besides returning a value).
@@ -398,8 +405,17 @@ def run_job(worker: Worker, message: dict[str, Any]) -> dict[str, Any] | None:
     st_r, st_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the intermediate process
-        _intermediate(worker, fn, message["payload"], limits, job_dir, out_w, res_w, st_w,
-                      (out_r, res_r, st_r))
+        _intermediate(
+            worker,
+            fn,
+            message["payload"],
+            limits,
+            job_dir,
+            out_w,
+            res_w,
+            st_w,
+            (out_r, res_r, st_r),
+        )
     for fd in (out_w, res_w, st_w):
         os.close(fd)
     capture = _Capture(int(limits["output_bytes"]))
@@ -655,8 +671,13 @@ def _reply(
 
 
 def _classify(
-    limits: dict[str, Any], timed_out: bool, progress: _Progress, result: bytes,
-    overflow: bool, capture: _Capture, start: float,
+    limits: dict[str, Any],
+    timed_out: bool,
+    progress: _Progress,
+    result: bytes,
+    overflow: bool,
+    capture: _Capture,
+    start: float,
 ) -> dict[str, Any]:
     """Turn what the worker observed into an outcome and its reason."""
     output, truncated = bytes(capture.data), capture.truncated
@@ -709,8 +730,15 @@ def cpu_seconds(cpu_s: float) -> int:
 
 
 def _intermediate(  # pragma: no cover - runs in the forked intermediate
-    worker: Worker, fn: Callable[[Any], Any], payload: Any, limits: dict[str, Any],
-    job_dir: str, out_w: int, res_w: int, st_w: int, parent_ends: tuple[int, ...],
+    worker: Worker,
+    fn: Callable[[Any], Any],
+    payload: Any,
+    limits: dict[str, Any],
+    job_dir: str,
+    out_w: int,
+    res_w: int,
+    st_w: int,
+    parent_ends: tuple[int, ...],
 ) -> None:
     code = 0
     try:
@@ -746,8 +774,14 @@ def _intermediate(  # pragma: no cover - runs in the forked intermediate
 
 
 def _job(  # pragma: no cover - runs in the forked job process
-    worker: Worker, fn: Callable[[Any], Any], payload: Any, limits: dict[str, Any],
-    job_dir: str, out_w: int, res_w: int, go_r: int,
+    worker: Worker,
+    fn: Callable[[Any], Any],
+    payload: Any,
+    limits: dict[str, Any],
+    job_dir: str,
+    out_w: int,
+    res_w: int,
+    go_r: int,
 ) -> None:
     result_fd = res_w  # fd 3 once the descriptors are set up
     try:
@@ -797,8 +831,11 @@ def _setup_fds(out_w: int, res_w: int) -> None:
 def _text_stream(fd: int) -> io.TextIOWrapper:
     raw = io.FileIO(fd, "w", closefd=False)
     return io.TextIOWrapper(
-        io.BufferedWriter(raw), encoding="utf-8", errors="backslashreplace",
-        line_buffering=True, write_through=True,
+        io.BufferedWriter(raw),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+        write_through=True,
     )
 
 
@@ -847,8 +884,13 @@ def _count_user_processes(uid: int) -> int:
 def _clean_environment(job_dir: str) -> None:
     os.environ.clear()  # also unsets them in the C environment
     os.environ.update(
-        {"PATH": JOB_PATH, "LANG": "C.UTF-8", "HOME": job_dir, "TMPDIR": job_dir,
-         "PYTHONDONTWRITEBYTECODE": "1"}
+        {
+            "PATH": JOB_PATH,
+            "LANG": "C.UTF-8",
+            "HOME": job_dir,
+            "TMPDIR": job_dir,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
     )
     tempfile.tempdir = job_dir
     os.chdir(job_dir)

@@ -77,22 +77,35 @@ def judge_math(payload: dict[str, Any]) -> dict[str, Any]:
     gold = parse(as_latex(expected), parsing_timeout=_PARSE_S)
     passed = bool(gold) and verify(gold, parsed, timeout_seconds=_COMPARE_S)
     gold_key = answer_key(gold) if gold else expected.strip()
-    detail = "" if passed else f"answered {_shown(answer)}, expected {_shown(expected)}" + (
-        "" if gold else " (which math-verify cannot read)")
-    return {"status": "pass" if passed else "fail", "passed": passed, "answer": answer,
-            "detail": detail, "output": f"answer: {_shown(answer)}\nexpected: {_shown(expected)}",
-            # A passing answer is the expected one as far as the verifier can tell.
-            "extra": {"key": gold_key if passed else answer_key(parsed),
-                      "expected_key": gold_key}}
+    detail = (
+        ""
+        if passed
+        else f"answered {_shown(answer)}, expected {_shown(expected)}"
+        + ("" if gold else " (which math-verify cannot read)")
+    )
+    return {
+        "status": "pass" if passed else "fail",
+        "passed": passed,
+        "answer": answer,
+        "detail": detail,
+        "output": f"answer: {_shown(answer)}\nexpected: {_shown(expected)}",
+        # A passing answer is the expected one as far as the verifier can tell.
+        "extra": {"key": gold_key if passed else answer_key(parsed), "expected_key": gold_key},
+    }
 
 
 def warm_up() -> None:
     """Judge one answer of each common shape, so that math-verify's grammar tables, compiled
     patterns and caches exist before a sandbox worker forks its jobs."""
-    for text, expected in (("$\\boxed{\\dfrac{1}{2}}$", "0.5"), ("$\\boxed{(1,2]}$", "(1,2]"),
-                           ("$\\boxed{\\{1,2\\}}$", "\\{2,1\\}"), ("$\\boxed{x=3}$", "3"),
-                           ("$\\boxed{10\\%}$", "10"), ("$\\boxed{2\\sqrt{2}}$", "\\sqrt{8}"),
-                           ("$\\boxed{\\begin{pmatrix}1\\\\2\\end{pmatrix}}$", "(1,2)")):
+    for text, expected in (
+        ("$\\boxed{\\dfrac{1}{2}}$", "0.5"),
+        ("$\\boxed{(1,2]}$", "(1,2]"),
+        ("$\\boxed{\\{1,2\\}}$", "\\{2,1\\}"),
+        ("$\\boxed{x=3}$", "3"),
+        ("$\\boxed{10\\%}$", "10"),
+        ("$\\boxed{2\\sqrt{2}}$", "\\sqrt{8}"),
+        ("$\\boxed{\\begin{pmatrix}1\\\\2\\end{pmatrix}}$", "(1,2)"),
+    ):
         judge_math({"text": text, "format": "math", "expected": expected})
     judge_math({"text": "#### 1,500", "format": "gsm8k", "expected": "1500"})
 
@@ -143,15 +156,20 @@ def judge_exact(payload: dict[str, Any]) -> dict[str, Any]:
     """Sandbox entry of exact: payload {text, format, expected, match}; `match` "text" compares
     the whole stripped sample, anything else its final answer, both normalised."""
     text, expected = payload["text"], str(payload["expected"])
-    answer = text.strip() if payload.get("match") == "text" else final_answer(
-        text, payload["format"]
+    answer = (
+        text.strip() if payload.get("match") == "text" else final_answer(text, payload["format"])
     )
     if not answer:
         return {"status": "invalid", "passed": False, "answer": None, "detail": "no final answer"}
     passed = normalize(answer) == normalize(expected)
     detail = "" if passed else f"answered {_shown(answer)}, expected {_shown(expected)}"
-    return {"status": "pass" if passed else "fail", "passed": passed, "answer": answer,
-            "detail": detail, "output": f"answer: {_shown(answer)}\nexpected: {_shown(expected)}"}
+    return {
+        "status": "pass" if passed else "fail",
+        "passed": passed,
+        "answer": answer,
+        "detail": detail,
+        "output": f"answer: {_shown(answer)}\nexpected: {_shown(expected)}",
+    }
 
 
 def judge_regex(payload: dict[str, Any]) -> dict[str, Any]:
@@ -160,12 +178,20 @@ def judge_regex(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         compiled = re.compile(payload["pattern"])
     except re.error as exc:
-        return {"status": "crash", "passed": False, "answer": None,
-                "detail": f"bad pattern {_shown(payload['pattern'])}: {exc}"}
+        return {
+            "status": "crash",
+            "passed": False,
+            "answer": None,
+            "detail": f"bad pattern {_shown(payload['pattern'])}: {exc}",
+        }
     found = compiled.search(payload["text"])
     if found is None:
-        return {"status": "fail", "passed": False, "answer": None,
-                "detail": f"no match for {_shown(payload['pattern'])}"}
+        return {
+            "status": "fail",
+            "passed": False,
+            "answer": None,
+            "detail": f"no match for {_shown(payload['pattern'])}",
+        }
     return {"status": "pass", "passed": True, "answer": found.group(0), "detail": ""}
 
 
@@ -195,29 +221,47 @@ def verdict_from_job(result: FinishedJob, verifier: str, version: str) -> Verdic
     """The Verdict for a finished judging job whose value (when it returned) is a dict with
     `status` ("pass", "fail", "invalid" or "crash"), `detail`, and optionally `answer`,
     `output`, `truncated` and `extra`."""
-    common: dict[str, Any] = {"verifier": verifier, "version": version,
-                              "duration_s": result.duration_s, "tier": result.tier}
+    common: dict[str, Any] = {
+        "verifier": verifier,
+        "version": version,
+        "duration_s": result.duration_s,
+        "tier": result.tier,
+    }
     if result.outcome != "returned":
         status = _OUTCOME_STATUS.get(result.outcome, Status.INFRA_ERROR)
         error_lines = [ln for ln in (result.error or "").splitlines() if ln.strip()]
         detail = error_lines[-1].strip() if error_lines else f"sandbox outcome: {result.outcome}"
         output = "\n".join(part for part in (result.error, result.output) if part)
-        return Verdict(status=status, output=output, truncated=result.truncated,
-                       detail=detail[:_SHOWN_CHARS], **common)
+        return Verdict(
+            status=status,
+            output=output,
+            truncated=result.truncated,
+            detail=detail[:_SHOWN_CHARS],
+            **common,
+        )
     value = result.value if isinstance(result.value, dict) else {}
     try:
         status = Status(value.get("status", ""))
     except ValueError:
-        return Verdict(status=Status.CRASH, output=repr(result.value)[:2000],
-                       detail="the judge returned no status", **common)
+        return Verdict(
+            status=Status.CRASH,
+            output=repr(result.value)[:2000],
+            detail="the judge returned no status",
+            **common,
+        )
     extra = dict(value.get("extra") or {})
     if "answer" in value:
         extra["answer"] = value["answer"]
     detail = str(value.get("detail", ""))
     output = str(value.get("output") if "output" in value else detail)
-    return Verdict(status=status, output=output, truncated=bool(value.get("truncated", False)),
-                   detail=detail.splitlines()[0][:_SHOWN_CHARS] if detail else "", extra=extra,
-                   **common)
+    return Verdict(
+        status=status,
+        output=output,
+        truncated=bool(value.get("truncated", False)),
+        detail=detail.splitlines()[0][:_SHOWN_CHARS] if detail else "",
+        extra=extra,
+        **common,
+    )
 
 
 def _run(sandbox: Any, entry: str, payload: dict[str, Any], limits: Limits) -> JobResult:
@@ -249,8 +293,11 @@ class _FinalAnswer:
         return problem_format in ANSWER_FORMATS
 
     def _payload(self, check: Check, expected: str) -> dict[str, Any]:
-        return {"text": check.text, "format": check.problem.get("format", "math"),
-                "expected": expected}
+        return {
+            "text": check.text,
+            "format": check.problem.get("format", "math"),
+            "expected": expected,
+        }
 
     def verify(self, check: Check, sandbox: Any) -> Verdict:
         expected = check.problem.get("answer")
@@ -282,8 +329,9 @@ def _math_verify_version() -> str:
     except importlib.metadata.PackageNotFoundError:
         from troop.engine.errors import TroopError
 
-        raise TroopError("math-answer needs the math-verify package",
-                         hint="pip install math-verify") from None
+        raise TroopError(
+            "math-answer needs the math-verify package", hint="pip install math-verify"
+        ) from None
 
 
 class ExactAnswer(_FinalAnswer):
@@ -331,9 +379,12 @@ class RegexAnswer:
     def verify(self, check: Check, sandbox: Any) -> Verdict:
         pattern = self.pattern if self.pattern is not None else check.problem.get("pattern")
         if not isinstance(pattern, str):
-            return _invalid(self.name, self.version,
-                            "no pattern: the problem has no 'pattern' field and the verifier "
-                            "was built without one")
+            return _invalid(
+                self.name,
+                self.version,
+                "no pattern: the problem has no 'pattern' field and the verifier "
+                "was built without one",
+            )
         payload = {"text": check.text, "pattern": pattern}
         limits = _limits(self.wall_s)
         result = _run(sandbox, "troop.verifiers.answer_verifiers:judge_regex", payload, limits)

@@ -77,11 +77,14 @@ def judge_command(payload: dict[str, Any]) -> dict[str, Any]:
     with sample.open("rb") as stdin, out_path.open("wb") as out, err_path.open("wb") as err:
         try:
             # A session of its own, so that a timeout kills the program's children too.
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, cwd=cwd, env=env,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=stdin, stdout=out, stderr=err, cwd=cwd, env=env, start_new_session=True
+            )
         except OSError as exc:
-            detail = (f"cannot start {payload['argv'][0]}: {exc.strerror or exc} (is it visible "
-                      "inside the sandbox?)")
+            detail = (
+                f"cannot start {payload['argv'][0]}: {exc.strerror or exc} (is it visible "
+                "inside the sandbox?)"
+            )
             return {"status": "crash", "detail": detail, "output": detail, "extra": {}}
         try:
             returncode: int | None = proc.wait(timeout=float(payload["timeout_s"]))
@@ -108,11 +111,19 @@ def judge_command(payload: dict[str, Any]) -> dict[str, Any]:
     else:
         status = "crash"
         assert returncode is not None
-        how = (f"killed by {_signal_name(-returncode)}" if returncode < 0
-               else f"exit status {returncode}")
+        how = (
+            f"killed by {_signal_name(-returncode)}"
+            if returncode < 0
+            else f"exit status {returncode}"
+        )
         detail = detail or f"the command failed: {how}"
-    return {"status": status, "detail": detail, "output": output,
-            "truncated": out_cut or err_cut, "extra": {"returncode": returncode}}
+    return {
+        "status": status,
+        "detail": detail,
+        "output": output,
+        "truncated": out_cut or err_cut,
+        "extra": {"returncode": returncode},
+    }
 
 
 def _head(path: Path, cap: int) -> tuple[str, bool]:
@@ -143,19 +154,27 @@ class CommandVerifier:
         memory_bytes: int | None = None,
     ) -> None:
         if not argv:
-            raise TroopError("the command verifier needs a program",
-                             hint="--verifier command --command 'PROGRAM ARGS'")
+            raise TroopError(
+                "the command verifier needs a program",
+                hint="--verifier command --command 'PROGRAM ARGS'",
+            )
         # troop's own interpreter is visible in the sandbox and has troop's packages; a
         # `python` found on PATH may be a shim (pyenv) under a home the sandbox hides.
         interpreter = _PYTHON_RE.fullmatch(Path(argv[0]).name) is not None
         program = sys.executable if _PYTHON_RE.fullmatch(argv[0]) else shutil.which(argv[0])
         # `python check.py`: a missing script would only show up as a crash per sample.
-        if interpreter and len(argv) > 1 and not argv[1].startswith("-") \
-                and not Path(argv[1]).is_file():
+        if (
+            interpreter
+            and len(argv) > 1
+            and not argv[1].startswith("-")
+            and not Path(argv[1]).is_file()
+        ):
             raise TroopError(f"command verifier: script {argv[1]!r} not found")
         if program is None:
-            raise TroopError(f"command verifier: program {argv[0]!r} not found or not "
-                             "executable", hint="give a path to it or put it on PATH")
+            raise TroopError(
+                f"command verifier: program {argv[0]!r} not found or not executable",
+                hint="give a path to it or put it on PATH",
+            )
         # Absolute paths for the program and for arguments naming files: the program runs in
         # the sandbox's own working directory, with another PATH.
         self.argv = [os.path.abspath(program)] + [
@@ -174,12 +193,20 @@ class CommandVerifier:
 
         limits = Limits(wall_s=self.wall_s + _MARGIN_S, cpu_s=self.wall_s + _MARGIN_S)
         if self.memory_bytes is not None:
-            limits = Limits(wall_s=limits.wall_s, cpu_s=limits.cpu_s,
-                            memory_bytes=self.memory_bytes)
-        payload = {"argv": self.argv, "files": self._files, "text": check.text,
-                   "problem": check.problem, "timeout_s": self.wall_s, "output_cap": OUTPUT_CAP}
-        result = sandbox.run(Job(entry="troop.verifiers.command:judge_command", payload=payload,
-                                 limits=limits))
+            limits = Limits(
+                wall_s=limits.wall_s, cpu_s=limits.cpu_s, memory_bytes=self.memory_bytes
+            )
+        payload = {
+            "argv": self.argv,
+            "files": self._files,
+            "text": check.text,
+            "problem": check.problem,
+            "timeout_s": self.wall_s,
+            "output_cap": OUTPUT_CAP,
+        }
+        result = sandbox.run(
+            Job(entry="troop.verifiers.command:judge_command", payload=payload, limits=limits)
+        )
         return verdict_from_job(result, self.name, self.version)
 
 
@@ -194,8 +221,9 @@ def _copies(argv: list[str]) -> list[dict[str, Any]]:
         data = path.read_bytes()
         if index == 0 and not data.startswith(b"#!"):
             continue
-        copies.append({"index": index, "name": path.name,
-                       "data": base64.b64encode(data).decode("ascii")})
+        copies.append(
+            {"index": index, "name": path.name, "data": base64.b64encode(data).decode("ascii")}
+        )
     return copies
 
 

@@ -159,8 +159,12 @@ def _region(lines: list[str], anchor: int) -> str:
     while start > 0 and _is_code_line(lines[start - 1], indent):
         start -= 1
     # The region starts at its first definition-like line, not at blank lines or comments.
-    while start < anchor and not _HEAD_RE.match(lines[start][indent:]) and not (
-        _CODE_LINE_RE.match(lines[start][indent:]) and not lines[start][indent:].startswith("#")
+    while (
+        start < anchor
+        and not _HEAD_RE.match(lines[start][indent:])
+        and not (
+            _CODE_LINE_RE.match(lines[start][indent:]) and not lines[start][indent:].startswith("#")
+        )
     ):
         start += 1
     end = anchor + 1

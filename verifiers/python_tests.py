@@ -47,8 +47,22 @@ _FLOAT_INT_LIMIT = 1 << 53  # ints beyond this travel as hex strings (JSON reade
 _COUNT_AFTER_FAIL_S = 2.0  # how long the tests after a sample's first failure may run, seconds
 # Modules the tests import, loaded with this module in the worker: each check then finds them
 # in memory instead of importing from a disk the sample may have written to (rlimits tier).
-_TEST_MODULES = ("math", "random", "copy", "re", "string", "collections", "itertools",
-                 "functools", "heapq", "bisect", "hashlib", "fractions", "decimal", "typing")
+_TEST_MODULES = (
+    "math",
+    "random",
+    "copy",
+    "re",
+    "string",
+    "collections",
+    "itertools",
+    "functools",
+    "heapq",
+    "bisect",
+    "hashlib",
+    "fractions",
+    "decimal",
+    "typing",
+)
 for _name in _TEST_MODULES:
     importlib.import_module(_name)
 
@@ -107,14 +121,19 @@ class PythonTests:
             }.get(result.outcome, Status.INFRA_ERROR)
             detail = _last_line(result.error) or result.outcome
         return Verdict(
-            status=status, verifier=self.name, version=self.version,
-            duration_s=time.monotonic() - start, output=result.output,
-            truncated=result.truncated, detail=_one_line(detail), tier=result.tier, extra=extra,
+            status=status,
+            verifier=self.name,
+            version=self.version,
+            duration_s=time.monotonic() - start,
+            output=result.output,
+            truncated=result.truncated,
+            detail=_one_line(detail),
+            tier=result.tier,
+            extra=extra,
         )
 
     def _verdict(self, status: Status, start: float, detail: str) -> Verdict:
-        return Verdict(status, self.name, self.version, time.monotonic() - start, "", False,
-                       detail)
+        return Verdict(status, self.name, self.version, time.monotonic() - start, "", False, detail)
 
 
 def _one_line(text: str) -> str:
@@ -154,8 +173,11 @@ def encode_plain(value: Any, depth: int = 0) -> Any:
     if kind is frozenset:
         return {"f": [encode_plain(v, depth + 1) for v in value]}
     if kind is dict:
-        return {"d": [[encode_plain(k, depth + 1), encode_plain(v, depth + 1)]
-                      for k, v in value.items()]}
+        return {
+            "d": [
+                [encode_plain(k, depth + 1), encode_plain(v, depth + 1)] for k, v in value.items()
+            ]
+        }
     if kind.__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         # numpy scalars (np.int64, np.float64...) compare like the Python numbers they hold.
         return encode_plain(value.item(), depth + 1)
@@ -239,8 +261,11 @@ def _serve(code: str, channel: socket.socket) -> None:
     except BaseException as exc:
         _send(channel, {"load_error": _describe(exc), "resource": _is_resource(exc)})
         return
-    names = [name for name, value in module.__dict__.items()
-             if callable(value) and not name.startswith("__")]
+    names = [
+        name
+        for name, value in module.__dict__.items()
+        if callable(value) and not name.startswith("__")
+    ]
     _send(channel, {"names": names})
     while True:
         request = _recv(channel)
@@ -251,8 +276,11 @@ def _serve(code: str, channel: socket.socket) -> None:
             value = function(*decode_plain(request["args"]), **decode_plain(request["kwargs"]))
             answer: dict[str, Any] = {"value": encode_plain(value)}
         except BaseException as exc:
-            answer = {"raised": type(exc).__name__, "message": _message(exc),
-                      "resource": _is_resource(exc)}
+            answer = {
+                "raised": type(exc).__name__,
+                "message": _message(exc),
+                "resource": _is_resource(exc),
+            }
         _send(channel, answer)
 
 
@@ -348,10 +376,16 @@ class _Counted(ast.NodeTransformer):
 
         wrapped = ast.Try(
             body=[node],
-            handlers=[ast.ExceptHandler(
-                ast.Name("Exception", ast.Load()), "__troop_exc__",
-                [call("__troop_failed__", ast.Name("__troop_exc__", ast.Load()))])],
-            orelse=[call("__troop_passed__")], finalbody=[])
+            handlers=[
+                ast.ExceptHandler(
+                    ast.Name("Exception", ast.Load()),
+                    "__troop_exc__",
+                    [call("__troop_failed__", ast.Name("__troop_exc__", ast.Load()))],
+                )
+            ],
+            orelse=[call("__troop_passed__")],
+            finalbody=[],
+        )
         return ast.fix_missing_locations(ast.copy_location(wrapped, node))
 
 
@@ -369,8 +403,11 @@ class _Candidate:
         self.__name__ = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        request = {"call": self.__name__, "args": encode_plain(list(args)),
-                   "kwargs": encode_plain(kwargs)}
+        request = {
+            "call": self.__name__,
+            "args": encode_plain(list(args)),
+            "kwargs": encode_plain(kwargs),
+        }
         deadline = self._tally.deadline if self._tally is not None else None
         if deadline is not None:
             left = deadline - time.monotonic()
@@ -392,8 +429,9 @@ class _Candidate:
             try:
                 return decode_plain(answer["value"])
             except (ValueError, RecursionError):
-                raise _SampleBroke(f"{self.__name__}() returned something that is not plain "
-                                   "data") from None
+                raise _SampleBroke(
+                    f"{self.__name__}() returned something that is not plain data"
+                ) from None
         name, message = str(answer.get("raised")), str(answer.get("message", ""))
         if answer.get("resource"):
             raise _SampleResource(f"{name}: {message}" if message else name)
@@ -473,8 +511,12 @@ def _run_tests(payload: dict[str, Any], channel: socket.socket, tally: _Tally) -
     entry_point = str(payload.get("entry_point") or "")
     if entry_point and entry_point not in names:
         return {"status": "fail", "detail": f"the sample does not define {entry_point}()"}
-    namespace: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins,
-                                 "__troop_passed__": tally.ok, "__troop_failed__": tally.failed}
+    namespace: dict[str, Any] = {
+        "__name__": "__test__",
+        "__builtins__": builtins,
+        "__troop_passed__": tally.ok,
+        "__troop_failed__": tally.failed,
+    }
     if payload["format"] == "humaneval":
         if not entry_point:
             return {"status": "infra_error", "detail": "the problem names no entry point"}
@@ -531,7 +573,7 @@ def _gone(waited: tuple[int, float], cpu_s: float) -> dict[str, str]:
 
 
 def _assertion_detail(exc: AssertionError, source: str) -> str:
-    """"AssertionError at test line 12: assert candidate(...) == 3", from the failing frame."""
+    """ "AssertionError at test line 12: assert candidate(...) == 3", from the failing frame."""
     message = f": {exc}" if str(exc) else ""
     lineno = None
     for frame, line in traceback.walk_tb(exc.__traceback__):

@@ -232,8 +232,10 @@ class Sandbox:
                     reason = str(exc)
             if reason and tier == "bwrap":
                 self.close()
-                raise TroopError(f"bwrap sandbox not usable: {reason}",
-                                 hint="install bubblewrap, or use --sandbox rlimits")
+                raise TroopError(
+                    f"bwrap sandbox not usable: {reason}",
+                    hint="install bubblewrap, or use --sandbox rlimits",
+                )
             if reason:
                 self.tier = "rlimits"
         try:
@@ -339,9 +341,13 @@ class Sandbox:
             why = "stopped answering" if isinstance(exc, TimeoutError) else "sent garbage"
             return self._failed("infra_error", f"the sandbox worker {why}")
         result = JobResult(
-            outcome=reply["outcome"], value=reply["value"], error=reply["error"],
-            output=reply["output"], truncated=reply["truncated"],
-            duration_s=reply["duration_s"], tier=self.tier,
+            outcome=reply["outcome"],
+            value=reply["value"],
+            error=reply["error"],
+            output=reply["output"],
+            truncated=reply["truncated"],
+            duration_s=reply["duration_s"],
+            tier=self.tier,
         )
         # A job whose set-up failed in the sandbox is tried again; any other outcome stands.
         return result.error if result.outcome == "infra_error" else result
@@ -386,8 +392,13 @@ class Sandbox:
             os.chmod(scratch, 0o711)  # a job running as another uid must reach its own folder
         try:
             proc = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
-                start_new_session=True, cwd="/",
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+                cwd="/",
             )
         except OSError as exc:
             log.close()
@@ -423,13 +434,17 @@ class Sandbox:
         as_uid = "; samples run as a uid of their own, not root" if self._root else ""
         if self.tier == "rlimits":
             why = " (as asked):" if reason == "chosen" else f": bwrap not usable ({reason});"
-            return (f"rlimits only{why} samples run with resource limits but can reach the "
-                    f"network and the file system{as_uid}")
+            return (
+                f"rlimits only{why} samples run with resource limits but can reach the "
+                f"network and the file system{as_uid}"
+            )
         base = "bwrap: no network, read-only root, private /tmp and home"
         if worker.ns:
             return f"{base}, own PID namespace per sample{as_uid}"
-        return (f"{base}; per-sample namespaces unavailable ({worker.ns_error}), so each worker's "
-                f"/tmp is wiped between samples{as_uid}")
+        return (
+            f"{base}; per-sample namespaces unavailable ({worker.ns_error}), so each worker's "
+            f"/tmp is wiped between samples{as_uid}"
+        )
 
 
 def _shutdown(
@@ -484,7 +499,9 @@ def _bwrap_problem(root: bool) -> str:
     else:
         try:
             done = subprocess.run(
-                _bwrap_command(root, []) + [true], capture_output=True, timeout=30,
+                _bwrap_command(root, []) + [true],
+                capture_output=True,
+                timeout=30,
                 stdin=subprocess.DEVNULL,
             )
             err = " ".join(done.stderr.decode(errors="replace").split())
@@ -500,12 +517,31 @@ def _bwrap_command(root: bool, paths: Sequence[str]) -> list[str]:
     if root:
         # No user namespace: it would map only uid 0, and jobs must run as a uid of their own
         # (RLIMIT_NPROC ignores root). The worker keeps root's powers; its jobs drop them.
-        args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--cap-add", "ALL"]
+        args = [
+            "bwrap",
+            "--unshare-net",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-add",
+            "ALL",
+        ]
     else:
         args = ["bwrap", "--unshare-all"]
-    args += ["--die-with-parent", "--new-session", "--ro-bind", "/", "/", "--proc", "/proc",
-             "--dev", "/dev", "--tmpfs", "/tmp"]
+    args += [
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+    ]
     for path in _needed_under("/tmp", paths):  # troop itself may live under /tmp (a CI clone)
         args += ["--ro-bind", path, path]
     for home in _homes():
@@ -528,23 +564,34 @@ def _homes() -> list[str]:
 
 def _needed_under(home: str, paths: Sequence[str]) -> list[str]:
     """Directories under `home` the worker's Python needs: its prefixes, sys.path, troop."""
-    wanted = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-              os.path.dirname(sys.executable), *paths}
+    wanted = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(sys.executable),
+        *paths,
+    }
     wanted.update(os.path.dirname(os.path.dirname(m.__file__ or "")) for m in _troop_modules())
     resolved: set[str] = set()
     for path in wanted:
         for candidate in (os.path.abspath(path), os.path.realpath(path)):
             if candidate.startswith(home + "/") and os.path.exists(candidate):
-                resolved.add(candidate if os.path.isdir(candidate) else
-                             os.path.dirname(candidate))
+                resolved.add(candidate if os.path.isdir(candidate) else os.path.dirname(candidate))
     ordered = sorted(resolved, key=len)
-    return [p for i, p in enumerate(ordered)
-            if not any(p.startswith(q + "/") or p == q for q in ordered[:i])]
+    return [
+        p
+        for i, p in enumerate(ordered)
+        if not any(p.startswith(q + "/") or p == q for q in ordered[:i])
+    ]
 
 
 def _troop_modules() -> list[Any]:
-    return [m for name, m in list(sys.modules.items())
-            if name in ("troop", "troop.verifiers", "troop.engine") and m is not None]
+    return [
+        m
+        for name, m in list(sys.modules.items())
+        if name in ("troop", "troop.verifiers", "troop.engine") and m is not None
+    ]
 
 
 # --- helpers for entries that run untrusted code ----------------------------------------------

@@ -31,8 +31,11 @@ _ARROW_RE = re.compile(
 )
 _DOCSTRING_END_RE = re.compile(r"(\"\"\"|''')[ \t]*$")
 # "For lst = [1,2,3] the output should be 14": one argument named, then the result.
-_FOR_RE = re.compile(r"^[ \t]*For[ \t]+\w+[ \t]*=[ \t]*(?P<args>.+?),?[ \t]+the output should be"
-                     r"[ \t]+(?P<result>.+)$", re.IGNORECASE)
+_FOR_RE = re.compile(
+    r"^[ \t]*For[ \t]+\w+[ \t]*=[ \t]*(?P<args>.+?),?[ \t]+the output should be"
+    r"[ \t]+(?P<result>.+)$",
+    re.IGNORECASE,
+)
 # "Input: grid = [[1]], k = 1" or "Input: [1, 2]", and on a later line "Output: [1]".
 _INPUT_RE = re.compile(r"^[ \t]*Input[ \t]*:[ \t]*(?P<args>.+)$")
 _OUTPUT_RE = re.compile(r"^[ \t]*Output[ \t]*:[ \t]*(?P<result>.+)$")
@@ -134,7 +137,7 @@ def _doctest_example(
         split = _split_call(source, 0, entry_point)
         if split is not None and split[1].strip():
             arrow = _ARROW_RE.match(split[1])
-            rest = split[1][arrow.end():] if arrow else split[1]
+            rest = split[1][arrow.end() :] if arrow else split[1]
             example = _make_example(i, split[0], rest, entry_point, known, literal_only=True)
             if example is not None:
                 return j, example
@@ -149,7 +152,7 @@ def _arrow_example(
 ) -> Example | None:
     """An example of the form `f(x) ARROW y` starting at column `offset` of line i; the call
     may span lines, the expected result is the rest of the line where the call closes."""
-    text = "\n".join(lines[i:i + _MAX_CALL_LINES])
+    text = "\n".join(lines[i : i + _MAX_CALL_LINES])
     split = _split_call(text, offset, entry_point)
     if split is None:
         return None
@@ -158,19 +161,19 @@ def _arrow_example(
     arrow = _ARROW_RE.match(rest)
     if arrow is None:
         return None
-    return _make_example(i, call, rest[arrow.end():], entry_point, known, literal_only=True)
+    return _make_example(i, call, rest[arrow.end() :], entry_point, known, literal_only=True)
 
 
 def _prose_example(
     lines: list[str], i: int, match: re.Match[str], prompt: str, entry_point: str
 ) -> Example | None:
-    """"For x = v the output should be y", or "Input: ..." with "Output: y" within the next
+    """ "For x = v the output should be y", or "Input: ..." with "Output: y" within the next
     three lines. The arguments must be literals, bare or named after the parameters; they
     are passed by position, in the order of the prompt's signature (a sample may rename
     its parameters)."""
     result = match.groupdict().get("result")
     if result is None:  # an Input: line; its Output: follows
-        following = (_OUTPUT_RE.match(line) for line in lines[i + 1:i + 4])
+        following = (_OUTPUT_RE.match(line) for line in lines[i + 1 : i + 4])
         output = next((m for m in following if m is not None), None)
         if output is None:
             return None
@@ -189,7 +192,7 @@ def _prose_example(
     named = {kw.arg: kw.value for kw in call.keywords}
     if named:
         given = [p for p in params if p in named]
-        if call.args or len(given) != len(named) or given != params[:len(given)]:
+        if call.args or len(given) != len(named) or given != params[: len(given)]:
             return None
         values = [named[p] for p in given]
     if not required <= len(values) <= len(params) or not all(_is_literal(v) for v in values):
@@ -240,8 +243,9 @@ def _compare_example(
     left, right = tree.left, tree.comparators[0]
     if not _calls(left, entry_point) or not _names_ok(right, known):
         return None
-    example = _make_example(i, ast.unparse(left), ast.unparse(right), entry_point, known,
-                            literal_only=False)
+    example = _make_example(
+        i, ast.unparse(left), ast.unparse(right), entry_point, known, literal_only=False
+    )
     if example is None or example.literal:
         return example
     return replace(example, expression=True)
@@ -312,7 +316,7 @@ def _split_call(text: str, offset: int, entry_point: str) -> tuple[str, str] | N
         elif ch in ")]}":
             depth -= 1
             if depth == 0:
-                return text[offset:k + 1], text[k + 1:]
+                return text[offset : k + 1], text[k + 1 :]
         k += 1
     return None
 
@@ -325,8 +329,12 @@ def _parse_expression(source: str) -> ast.expr | None:
 
 
 def _calls(tree: ast.AST, entry_point: str) -> bool:
-    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-               and node.func.id == entry_point for node in ast.walk(tree))
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == entry_point
+        for node in ast.walk(tree)
+    )
 
 
 def _names_ok(tree: ast.AST, known: set[str]) -> bool:
@@ -357,7 +365,8 @@ def _troop_same(got: Any, want: Any) -> bool:
         return bool(abs(got - want) <= 1e-6 * max(1.0, abs(want)))
     if type(want) in (list, tuple) and type(got) is type(want):
         return len(got) == len(want) and all(
-            _troop_same(a, b) for a, b in zip(got, want, strict=True))
+            _troop_same(a, b) for a, b in zip(got, want, strict=True)
+        )
     if type(want) is dict and type(got) is dict:
         return got.keys() == want.keys() and all(_troop_same(got[k], want[k]) for k in want)
     return bool(got == want)
@@ -365,7 +374,7 @@ def _troop_same(got: Any, want: Any) -> bool:
 
 def _troop_shown(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 1] + "…"
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
 
 
 def _troop_example(number: int, call: str, run: Any, want: Any, shown: str, literal: bool) -> None:
@@ -383,18 +392,23 @@ def _troop_example(number: int, call: str, run: Any, want: Any, shown: str, lite
         ok = flat in (" ".join(repr(got).split()), " ".join(str(got).split()))
     if not ok:
         raise VisibleExampleFailed(
-            f"example {number}: {call} returned {_troop_shown(got)}, expected {shown}")
+            f"example {number}: {call} returned {_troop_shown(got)}, expected {shown}"
+        )
 
 
 def examples_test_code(examples: list[Example]) -> str:
     """Test code defining `check(candidate)` that runs the examples, for python-tests' checker:
     the call refers to the entry point by name, which the checker binds to the sample's."""
     # Annotations stay unevaluated: the checker's namespace has no `Any`.
-    parts = ["from __future__ import annotations",
-             "# Examples from the prompt, checked by troop's python-examples verifier.",
-             f"_SHOWN_CHARS = {_SHOWN_CHARS}"]
-    parts += [inspect.getsource(obj) for obj in (VisibleExampleFailed, _troop_same,
-                                                  _troop_shown, _troop_example)]
+    parts = [
+        "from __future__ import annotations",
+        "# Examples from the prompt, checked by troop's python-examples verifier.",
+        f"_SHOWN_CHARS = {_SHOWN_CHARS}",
+    ]
+    parts += [
+        inspect.getsource(obj)
+        for obj in (VisibleExampleFailed, _troop_same, _troop_shown, _troop_example)
+    ]
     body = []
     for number, ex in enumerate(examples, 1):
         if ex.literal:
@@ -403,8 +417,10 @@ def examples_test_code(examples: list[Example]) -> str:
             want = ex.expected
         else:
             want = repr(ex.expected)
-        body.append(f"    _troop_example({number}, {ex.call!r}, lambda: {ex.call}, {want}, "
-                    f"{ex.expected!r}, {ex.literal or ex.expression})")
+        body.append(
+            f"    _troop_example({number}, {ex.call!r}, lambda: {ex.call}, {want}, "
+            f"{ex.expected!r}, {ex.literal or ex.expression})"
+        )
     parts.append("def check(candidate):\n" + "\n".join(body) + "\n")
     return "\n".join(parts)
 
@@ -421,9 +437,16 @@ class VisibleExamples(PythonTests):
         problem = check.problem
         examples = find_examples(problem.get("prompt") or "", problem.get("entry_point") or "")
         if not examples:
-            return Verdict(Status.INVALID, self.name, self.version, time.monotonic() - start,
-                           "", False, "the prompt shows no example troop can run "
-                           "(it reads `>>> f(x)` sessions and `f(x) == y`-style lines)")
+            return Verdict(
+                Status.INVALID,
+                self.name,
+                self.version,
+                time.monotonic() - start,
+                "",
+                False,
+                "the prompt shows no example troop can run "
+                "(it reads `>>> f(x)` sessions and `f(x) == y`-style lines)",
+            )
         source = examples_test_code(examples)
         if problem.get("format") == "mbpp":
             # MBPP's checker runs assert lines with the sample's functions bound by name.
@@ -431,5 +454,8 @@ class VisibleExamples(PythonTests):
         else:
             judged = {**problem, "test": source}
         verdict = super().verify(Check(text=check.text, problem=judged), sandbox)
-        return replace(verdict, duration_s=time.monotonic() - start,
-                       extra={**verdict.extra, "examples": len(examples)})
+        return replace(
+            verdict,
+            duration_s=time.monotonic() - start,
+            extra={**verdict.extra, "examples": len(examples)},
+        )

@@ -31,19 +31,42 @@ def _sessions_table(analyses: list[dict[str, Any]], names: list[str]) -> Table:
         s, c, cov = a["session"], a["cost"], a["coverage"]
         temps = ", ".join(f"{t:g}" for t in s["sampling"].get("temperatures") or ())
         verifier = s.get("verifier")
-        last = (f"{frac(cov['pass_at_k'][-1])} at k = {cov['k'][-1]}"
-                if cov.get("pass_at_k") else f"– ({cov.get('refused', 'none')})")
-        rows.append((
-            name, f"{s['model'].get('name', '?')} ({quantisation(s['model'])})",
-            temps or "–", str(s.get("path", "?")),
-            "none" if not verifier else f"{verifier['name']} {verifier['version']}",
-            count(s.get("budget")), f"{cov.get('solved', 0)} / {len(a['problems'])}", last,
-            count(c.get("completion_tokens")), f"{num(c.get('wall_s'))} s",
-        ))
-    return Table(("session", "model", "temperature", "file", "verifier", "budget",
-                  "solved", "coverage", "completion tokens", "wall time"), tuple(rows),
-                 (False, False, False, False, False, True, True, True, True, True),
-                 caption="Sessions")
+        last = (
+            f"{frac(cov['pass_at_k'][-1])} at k = {cov['k'][-1]}"
+            if cov.get("pass_at_k")
+            else f"– ({cov.get('refused', 'none')})"
+        )
+        rows.append(
+            (
+                name,
+                f"{s['model'].get('name', '?')} ({quantisation(s['model'])})",
+                temps or "–",
+                str(s.get("path", "?")),
+                "none" if not verifier else f"{verifier['name']} {verifier['version']}",
+                count(s.get("budget")),
+                f"{cov.get('solved', 0)} / {len(a['problems'])}",
+                last,
+                count(c.get("completion_tokens")),
+                f"{num(c.get('wall_s'))} s",
+            )
+        )
+    return Table(
+        (
+            "session",
+            "model",
+            "temperature",
+            "file",
+            "verifier",
+            "budget",
+            "solved",
+            "coverage",
+            "completion tokens",
+            "wall time",
+        ),
+        tuple(rows),
+        (False, False, False, False, False, True, True, True, True, True),
+        caption="Sessions",
+    )
 
 
 def _headline(analyses: list[dict[str, Any]], names: list[str]) -> Table | None:
@@ -57,11 +80,18 @@ def _headline(analyses: list[dict[str, Any]], names: list[str]) -> Table | None:
         cells = [str(k)]
         for c in curves:
             i = c["k"].index(k) if k in c["k"] else None
-            cells.append("–" if i is None else
-                         f"{frac(c['pass_at_k'][i])} {interval(c['low'][i], c['high'][i])}")
+            cells.append(
+                "–"
+                if i is None
+                else f"{frac(c['pass_at_k'][i])} {interval(c['low'][i], c['high'][i])}"
+            )
         rows.append(tuple(cells))
-    return Table(("k", *names), tuple(rows), (True,) * (1 + len(names)),
-                 caption="Coverage (pass@k) with intervals, at k samples per problem")
+    return Table(
+        ("k", *names),
+        tuple(rows),
+        (True,) * (1 + len(names)),
+        caption="Coverage (pass@k) with intervals, at k samples per problem",
+    )
 
 
 def _problems_table(analyses: list[dict[str, Any]], names: list[str]) -> Table:
@@ -75,8 +105,12 @@ def _problems_table(analyses: list[dict[str, Any]], names: list[str]) -> Table:
             p = d.get(pid)
             cells.append("–" if p is None else f"{frac(p['pass_at_1'])} ({p['status']})")
         rows.append(tuple(cells))
-    return Table(("problem", *(f"{n}: pass@1" for n in names)), tuple(rows),
-                 (False, *(True,) * len(names)), caption="Per problem")
+    return Table(
+        ("problem", *(f"{n}: pass@1" for n in names)),
+        tuple(rows),
+        (False, *(True,) * len(names)),
+        caption="Per problem",
+    )
 
 
 def comparison_document(comparison: dict[str, Any], generator: str) -> Document:
@@ -84,40 +118,79 @@ def comparison_document(comparison: dict[str, Any], generator: str) -> Document:
     analyses: list[dict[str, Any]] = comparison["analyses"]
     names = labels(comparison)
     doc = Document("troop comparison: " + " vs ".join(names), data=comparison)
-    doc.add(Heading(1, doc.title),
-            Para(f"{len(analyses)} sessions; {comparison['common_problems']} problems in "
-                 f"common. Report by {generator}."))
+    doc.add(
+        Heading(1, doc.title),
+        Para(
+            f"{len(analyses)} sessions; {comparison['common_problems']} problems in "
+            f"common. Report by {generator}."
+        ),
+    )
     if not comparison["same_problems"]:
-        doc.add(Para("The sessions do not hold the same problems: curves average over "
-                     "different sets, and only the common problems are compared below.",
-                     note=True))
+        doc.add(
+            Para(
+                "The sessions do not hold the same problems: curves average over "
+                "different sets, and only the common problems are compared below.",
+                note=True,
+            )
+        )
     doc.add(_sessions_table(analyses, names), Heading(2, "Coverage"))
     head = _headline(analyses, names)
     if head is not None:
         doc.add(head)
     png = plots.compare_coverage(analyses, names)
     if png:
-        doc.add(Image("compare-coverage", png, "Coverage against samples per problem, one "
-                      "line per session, log axis.", "Coverage against samples per problem "
-                      "(log scale), bands: bootstrap over problems."))
+        doc.add(
+            Image(
+                "compare-coverage",
+                png,
+                "Coverage against samples per problem, one line per session, log axis.",
+                "Coverage against samples per problem (log scale), bands: bootstrap over problems.",
+            )
+        )
     png = plots.compare_cost(analyses, names)
     if png:
-        doc.add(Heading(2, "Coverage against cost"),
-                Image("compare-cost", png, "Coverage against tokens, FLOPs, dollars and wall "
-                      "time, one line per session, log axes.", "Coverage against the cost of "
-                      "drawing k samples for every problem (log scales)."))
-    cost_rows = tuple((name, count(a["cost"].get("completion_tokens")),
-                       num(a["cost"].get("flops")), usd(a["cost"]["electricity"].get("usd")),
-                       f"{num(a['cost'].get('wall_s'))} s")
-                      for a, name in zip(analyses, names, strict=True))
-    doc.add(Table(("session", "completion tokens", "FLOPs", "electricity", "wall time"),
-                  cost_rows, (False, True, True, True, True), caption="Whole-session cost"))
+        doc.add(
+            Heading(2, "Coverage against cost"),
+            Image(
+                "compare-cost",
+                png,
+                "Coverage against tokens, FLOPs, dollars and wall "
+                "time, one line per session, log axes.",
+                "Coverage against the cost of drawing k samples for every problem (log scales).",
+            ),
+        )
+    cost_rows = tuple(
+        (
+            name,
+            count(a["cost"].get("completion_tokens")),
+            num(a["cost"].get("flops")),
+            usd(a["cost"]["electricity"].get("usd")),
+            f"{num(a['cost'].get('wall_s'))} s",
+        )
+        for a, name in zip(analyses, names, strict=True)
+    )
+    doc.add(
+        Table(
+            ("session", "completion tokens", "FLOPs", "electricity", "wall time"),
+            cost_rows,
+            (False, True, True, True, True),
+            caption="Whole-session cost",
+        )
+    )
     doc.add(Heading(2, "Problems solved by one session only"))
-    rows = tuple((name, str(len(only)), ", ".join(only) or "–")
-                 for name, only in zip(names, comparison["solved_only_by"], strict=True))
-    doc.add(Table(("session", "count", "problems solved by it and no other"), rows,
-                  (False, True, False)),
-            Para(f"Solved by every session: {len(comparison['solved_by_all'])} "
-                 f"({', '.join(comparison['solved_by_all']) or 'none'})."),
-            Heading(2, "Problems"), _problems_table(analyses, names))
+    rows = tuple(
+        (name, str(len(only)), ", ".join(only) or "–")
+        for name, only in zip(names, comparison["solved_only_by"], strict=True)
+    )
+    doc.add(
+        Table(
+            ("session", "count", "problems solved by it and no other"), rows, (False, True, False)
+        ),
+        Para(
+            f"Solved by every session: {len(comparison['solved_by_all'])} "
+            f"({', '.join(comparison['solved_by_all']) or 'none'})."
+        ),
+        Heading(2, "Problems"),
+        _problems_table(analyses, names),
+    )
     return doc

@@ -28,11 +28,38 @@ from troop.reports.tables import (
 _TEXT_CHARS = 2000  # longest sample text or verifier output quoted in a report, characters
 # GGUF `general.file_type` codes (llama.cpp's llama_ftype), for the quantisation line.
 _FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
-    23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
-    29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    21: "Q2_K_S",
+    22: "IQ3_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    27: "IQ3_M",
+    28: "IQ2_S",
+    29: "IQ2_M",
+    30: "IQ4_XS",
+    31: "IQ1_M",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
 }
 
 
@@ -78,27 +105,45 @@ def configuration(analysis: dict[str, Any]) -> Table:
     params = m.get("n_params")
     rows = [
         ("model", str(m.get("name", "–"))),
-        ("model identity", f"{m.get('general_name') or '–'} ({m.get('architecture') or '?'}, "
-                           f"{si(params) if params else '?'} parameters, "
-                           f"{m.get('n_layer', '?')} layers, trained context "
-                           f"{m.get('n_ctx_train', '?')} tokens)"),
+        (
+            "model identity",
+            f"{m.get('general_name') or '–'} ({m.get('architecture') or '?'}, "
+            f"{si(params) if params else '?'} parameters, "
+            f"{m.get('n_layer', '?')} layers, trained context "
+            f"{m.get('n_ctx_train', '?')} tokens)",
+        ),
         ("model file sha256", str(m.get("sha256", "–"))),
-        ("quantisation", f"{quantisation(m)} ({m.get('description', '–')}, "
-                         f"{count(m.get('file_bytes') or m.get('size_bytes'))} bytes)"),
+        (
+            "quantisation",
+            f"{quantisation(m)} ({m.get('description', '–')}, "
+            f"{count(m.get('file_bytes') or m.get('size_bytes'))} bytes)",
+        ),
         ("prompt format", prompt_format),
-        ("sampling", f"temperature {temps or '–'}; top-k {samp.get('top_k', '–')}; "
-                     f"top-p {samp.get('top_p', '–')}; min-p {samp.get('min_p', '–')}; "
-                     f"max tokens {samp.get('max_tokens', '–')}; seed {s.get('seed', '–')}"),
-        ("problem set", f"{ps.get('name', '–')} ({ps.get('format', '–')}; "
-                        f"{ps.get('source', '–')}), {len(analysis['problems'])} problems"),
-        ("budget", f"{count(s.get('budget'))} samples per problem ({s.get('policy', '–')} "
-                   f"policy); {count(s.get('samples'))} samples stored, "
-                   f"{count(s.get('verified'))} verified"),
+        (
+            "sampling",
+            f"temperature {temps or '–'}; top-k {samp.get('top_k', '–')}; "
+            f"top-p {samp.get('top_p', '–')}; min-p {samp.get('min_p', '–')}; "
+            f"max tokens {samp.get('max_tokens', '–')}; seed {s.get('seed', '–')}",
+        ),
+        (
+            "problem set",
+            f"{ps.get('name', '–')} ({ps.get('format', '–')}; "
+            f"{ps.get('source', '–')}), {len(analysis['problems'])} problems",
+        ),
+        (
+            "budget",
+            f"{count(s.get('budget'))} samples per problem ({s.get('policy', '–')} "
+            f"policy); {count(s.get('samples'))} samples stored, "
+            f"{count(s.get('verified'))} verified",
+        ),
         ("verifier", "none" if not verifier else f"{verifier['name']} {verifier['version']}"),
         ("sandbox tier", str(s.get("tier") or "–")),
         ("troop version", str(s.get("troop_version", "–"))),
-        ("session", f"{s.get('path', '–')} (created {_when(s.get('created_at'))}, "
-                    f"{plural(len(s.get('runs') or ()), 'run')})"),
+        (
+            "session",
+            f"{s.get('path', '–')} (created {_when(s.get('created_at'))}, "
+            f"{plural(len(s.get('runs') or ()), 'run')})",
+        ),
     ]
     return Table(("setting", "value"), tuple(rows), caption="Configuration")
 
@@ -113,16 +158,27 @@ def headline(analysis: dict[str, Any]) -> list[Any]:
     conf = round(100 * cov["confidence"])
     idx = headline_indices(cov["k"], cov["n_min"])
     label = "k (samples per problem)"
-    rows = tuple((str(cov["k"][i]), frac(cov["pass_at_k"][i]),
-                  interval(cov["low"][i], cov["high"][i])) for i in idx)
-    blocks: list[Any] = [Table(
-        (label, "coverage (pass@k)", f"{conf}% interval"), rows, (True, True, True),
-        caption=f"Coverage at 1, 10, 100 … {cov['n_min']} samples per problem "
-                f"({cov['solved']} of {cov['problems']} problems solved by at least one sample)",
-    )]
+    rows = tuple(
+        (str(cov["k"][i]), frac(cov["pass_at_k"][i]), interval(cov["low"][i], cov["high"][i]))
+        for i in idx
+    )
+    blocks: list[Any] = [
+        Table(
+            (label, "coverage (pass@k)", f"{conf}% interval"),
+            rows,
+            (True, True, True),
+            caption=f"Coverage at 1, 10, 100 … {cov['n_min']} samples per problem "
+            f"({cov['solved']} of {cov['problems']} problems solved by at least one sample)",
+        )
+    ]
     if cov["n_min"] != cov["n_max"]:
-        blocks.append(Para(f"Problems have between {cov['n_min']} and {cov['n_max']} samples; "
-                           f"the curve stops at the smallest.", note=True))
+        blocks.append(
+            Para(
+                f"Problems have between {cov['n_min']} and {cov['n_max']} samples; "
+                f"the curve stops at the smallest.",
+                note=True,
+            )
+        )
     return blocks
 
 
@@ -130,14 +186,26 @@ def _headline_coverage_only(cov: dict[str, Any]) -> list[Any]:
     """A session whose budget followed the verdicts: solved against samples spent, quoted
     where the spending first reaches 1, 10, 100 … per problem, and at its end."""
     ks = cov["k"]
-    idx = sorted({next(i for i, k in enumerate(ks) if k >= 10**p)
-                  for p in range(12) if ks and ks[-1] >= 10**p} | ({len(ks) - 1} if ks else set()))
+    idx = sorted(
+        {
+            next(i for i, k in enumerate(ks) if k >= 10**p)
+            for p in range(12)
+            if ks and ks[-1] >= 10**p
+        }
+        | ({len(ks) - 1} if ks else set())
+    )
     rows = tuple((num(ks[i]), frac(cov["pass_at_k"][i])) for i in idx)
     note = cov.get("note") or "the budget followed the verdicts"
-    return [Table(("samples spent per problem", "fraction of problems solved"), rows,
-                  (True, True), caption=f"Problems solved against samples spent "
-                  f"({cov['solved']} of {cov['problems']} solved)"),
-            Para(f"Coverage-only session: {note}.", note=True)]
+    return [
+        Table(
+            ("samples spent per problem", "fraction of problems solved"),
+            rows,
+            (True, True),
+            caption=f"Problems solved against samples spent "
+            f"({cov['solved']} of {cov['problems']} solved)",
+        ),
+        Para(f"Coverage-only session: {note}.", note=True),
+    ]
 
 
 def _law_rows(
@@ -159,11 +227,13 @@ def _law_rows(
         else:
             params = f"alpha = {num(law['alpha'])}, beta = {num(law['beta'])}"
         span = f"{law['k_from']}–{law['k_to']}" if "k_from" in law else "–"
-        fits.append((name, params, num(law["rmse"]), span,
-                     "better fit" if fit.get("better") == key else ""))
+        fits.append(
+            (name, params, num(law["rmse"]), span, "better fit" if fit.get("better") == key else "")
+        )
         for p in law.get("forecast") or ():
-            forecasts.append((name, count(p["k"]), frac(p["coverage"]),
-                              interval(p["low"], p["high"])))
+            forecasts.append(
+                (name, count(p["k"]), frac(p["coverage"]), interval(p["low"], p["high"]))
+            )
         for b in law.get("budget_for") or ():
             budgets.append((name, frac(b["target"]), budget_k(b["k"]), interval_k(b)))
     return fits, forecasts, budgets
@@ -191,26 +261,54 @@ def coverage_section(analysis: dict[str, Any]) -> list[Any]:
     png = plots.coverage(analysis)
     cov = analysis["coverage"]
     if png and cov.get("coverage_only"):
-        blocks.append(Image("coverage", png, "Fraction of problems solved against samples "
-                            "spent per problem, log axis.", "Problems solved against samples "
-                            "spent per problem (log scale), in the order they were drawn."))
+        blocks.append(
+            Image(
+                "coverage",
+                png,
+                "Fraction of problems solved against samples spent per problem, log axis.",
+                "Problems solved against samples "
+                "spent per problem (log scale), in the order they were drawn.",
+            )
+        )
     elif png:
-        blocks.append(Image("coverage", png, "Coverage (pass@k) against samples per problem "
-                            "on a log axis, with bootstrap band, fitted law and forecast.",
-                            f"Coverage against samples per problem (log scale). Band: "
-                            f"{round(100 * cov['confidence'])}% bootstrap over problems. "
-                            "Dashed: the better-fitting law, continued to 100× the budget."))
+        blocks.append(
+            Image(
+                "coverage",
+                png,
+                "Coverage (pass@k) against samples per problem "
+                "on a log axis, with bootstrap band, fitted law and forecast.",
+                f"Coverage against samples per problem (log scale). Band: "
+                f"{round(100 * cov['confidence'])}% bootstrap over problems. "
+                "Dashed: the better-fitting law, continued to 100× the budget.",
+            )
+        )
     fits, forecasts, budgets = _law_rows(analysis)
-    blocks.append(Table(("law", "parameters", "rmse", "fitted k", ""), tuple(fits),
-                        (False, False, True, False, False), caption="Fitted scaling laws"))
+    blocks.append(
+        Table(
+            ("law", "parameters", "rmse", "fitted k", ""),
+            tuple(fits),
+            (False, False, True, False, False),
+            caption="Fitted scaling laws",
+        )
+    )
     if forecasts:
-        blocks.append(Table(("law", "k", "forecast coverage", "interval"), tuple(forecasts),
-                            (False, True, True, True), caption="Forecast coverage at larger "
-                            "budgets"))
+        blocks.append(
+            Table(
+                ("law", "k", "forecast coverage", "interval"),
+                tuple(forecasts),
+                (False, True, True, True),
+                caption="Forecast coverage at larger budgets",
+            )
+        )
     if budgets:
-        blocks.append(Table(("law", "target coverage", "samples per problem", "interval"),
-                            tuple(budgets), (False, True, True, True),
-                            caption="Forecast budget to reach a coverage"))
+        blocks.append(
+            Table(
+                ("law", "target coverage", "samples per problem", "interval"),
+                tuple(budgets),
+                (False, True, True, True),
+                caption="Forecast budget to reach a coverage",
+            )
+        )
     return [*blocks, *backtest_section(analysis)]
 
 
@@ -224,28 +322,53 @@ def backtest_section(analysis: dict[str, Any]) -> list[Any]:
     if why or not isinstance(bt, dict):
         return [*blocks, Para(f"Not available: {why}.", note=True)]
     conf = round(100 * bt["confidence"])
-    rows = tuple((f"1/{f['fraction']} ({f['m']})", LAW_NAMES[f["law"]],
-                  frac(f["coverage"]) if f["coverage"] is not None else "–",
-                  frac(f["error"]) if f["error"] is not None else f"not fitted: {f['refused']}",
-                  "" if f["inside"] is None else ("yes" if f["inside"] else "no"))
-                 for f in bt["forecasts"])
-    blocks.append(Para(f"Each law is fitted on the first m samples of every problem alone and "
-                       f"forecasts coverage at n = {bt['n']}, where all the samples show "
-                       f"{frac(bt['observed'])} ({conf}% interval "
-                       f"{interval(bt['low'], bt['high'])}). {bt.get('summary') or ''}"))
-    blocks.append(Table(("fitted on (m)", "law", f"forecast at {bt['n']}", "absolute error",
-                         f"inside the {conf}% interval"), rows,
-                        (False, False, True, True, False),
-                        caption="Forecasts from part of the budget against the observed value"))
+    rows = tuple(
+        (
+            f"1/{f['fraction']} ({f['m']})",
+            LAW_NAMES[f["law"]],
+            frac(f["coverage"]) if f["coverage"] is not None else "–",
+            frac(f["error"]) if f["error"] is not None else f"not fitted: {f['refused']}",
+            "" if f["inside"] is None else ("yes" if f["inside"] else "no"),
+        )
+        for f in bt["forecasts"]
+    )
+    blocks.append(
+        Para(
+            f"Each law is fitted on the first m samples of every problem alone and "
+            f"forecasts coverage at n = {bt['n']}, where all the samples show "
+            f"{frac(bt['observed'])} ({conf}% interval "
+            f"{interval(bt['low'], bt['high'])}). {bt.get('summary') or ''}"
+        )
+    )
+    blocks.append(
+        Table(
+            (
+                "fitted on (m)",
+                "law",
+                f"forecast at {bt['n']}",
+                "absolute error",
+                f"inside the {conf}% interval",
+            ),
+            rows,
+            (False, False, True, True, False),
+            caption="Forecasts from part of the budget against the observed value",
+        )
+    )
     png = plots.backtest(analysis)
     if png:
-        blocks.append(Image("backtest", png, "Forecast coverage at the full budget against "
-                            "the samples per problem the laws were fitted on, with the "
-                            "observed coverage and its interval.", "Backtest: each law fitted "
-                            "on the first m samples per problem, forecasting the coverage at "
-                            "the full budget (band: the observed value's interval)."))
+        blocks.append(
+            Image(
+                "backtest",
+                png,
+                "Forecast coverage at the full budget against "
+                "the samples per problem the laws were fitted on, with the "
+                "observed coverage and its interval.",
+                "Backtest: each law fitted "
+                "on the first m samples per problem, forecasting the coverage at "
+                "the full budget (band: the observed value's interval).",
+            )
+        )
     return blocks
-
 
 
 def cost_section(analysis: dict[str, Any]) -> list[Any]:
@@ -262,28 +385,43 @@ def cost_section(analysis: dict[str, Any]) -> list[Any]:
         ("samples per second", num(c.get("samples_per_s"))),
         ("tokens per second", num(c.get("tokens_per_s"))),
         ("compute (estimate)", f"{num(c.get('flops'))} FLOPs"),
-        ("electricity", f"{num(el.get('kwh'))} kWh at {num(el.get('watts'))} W: "
-                        f"{usd(el.get('usd'))}"),
+        (
+            "electricity",
+            f"{num(el.get('kwh'))} kWh at {num(el.get('watts'))} W: {usd(el.get('usd'))}",
+        ),
     ]
     rows += [(f"at API price '{name}'", usd(v)) for name, v in (c.get("usd_api") or {}).items()]
     blocks.append(Table(("measure", "value"), tuple(rows), caption="Whole session"))
     per = c.get("per_solved")
     if isinstance(per, dict) and per and not _refused(per):
-        blocks.append(Table(("measure", "per solved problem"), tuple(
-            (str(_PER_SOLVED.get(k, k)), _fmt_any(v)) for k, v in per.items()),
-            caption="Per solved problem"))
+        blocks.append(
+            Table(
+                ("measure", "per solved problem"),
+                tuple((str(_PER_SOLVED.get(k, k)), _fmt_any(v)) for k, v in per.items()),
+                caption="Per solved problem",
+            )
+        )
     png = plots.cost(analysis)
     if png:
-        blocks.append(Image("cost", png, "Coverage against tokens, FLOPs, dollars and wall "
-                            "time per problem, log axes.",
-                            "Coverage against the cost of drawing k samples per problem "
-                            "(log scales)."))
+        blocks.append(
+            Image(
+                "cost",
+                png,
+                "Coverage against tokens, FLOPs, dollars and wall time per problem, log axes.",
+                "Coverage against the cost of drawing k samples per problem (log scales).",
+            )
+        )
     return blocks
 
 
-_PER_SOLVED = {"samples": "samples", "tokens": "tokens (prompt + completion)",
-               "wall_s": "wall time, s", "flops": "compute, FLOPs",
-               "usd": "USD at the first API price", "kwh": "electricity, kWh"}
+_PER_SOLVED = {
+    "samples": "samples",
+    "tokens": "tokens (prompt + completion)",
+    "wall_s": "wall time, s",
+    "flops": "compute, FLOPs",
+    "usd": "USD at the first API price",
+    "kwh": "electricity, kWh",
+}
 
 
 def plural(n: int, word: str) -> str:
@@ -307,28 +445,54 @@ def selection_section(analysis: dict[str, Any]) -> list[Any]:
     else:
         png = plots.selection(analysis)
         if png:
-            blocks.append(Image("selection", png, "Coverage, majority vote and best-of-k "
-                                "against k, log axis.", "How often picking one sample "
-                                "(majority vote, highest log-probability) finds a correct one, "
-                                "against coverage (any sample correct)."))
-        keys = [k for k in ("coverage", "majority", "best_of_k", "best_of_majority")
-                if len(sel.get(k) or ()) == len(sel["k"])]
+            blocks.append(
+                Image(
+                    "selection",
+                    png,
+                    "Coverage, majority vote and best-of-k against k, log axis.",
+                    "How often picking one sample "
+                    "(majority vote, highest log-probability) finds a correct one, "
+                    "against coverage (any sample correct).",
+                )
+            )
+        keys = [
+            k
+            for k in ("coverage", "majority", "best_of_k", "best_of_majority")
+            if len(sel.get(k) or ()) == len(sel["k"])
+        ]
         idx = headline_indices(sel["k"], sel["k"][-1]) if sel["k"] else []
         rows = tuple((str(sel["k"][i]), *(frac(sel[k][i]) for k in keys)) for i in idx)
-        blocks.append(Table(("k", *(k.replace("_", " ") for k in keys)), rows,
-                            (True,) * (1 + len(keys)), caption="Selection at k"))
+        blocks.append(
+            Table(
+                ("k", *(k.replace("_", " ") for k in keys)),
+                rows,
+                (True,) * (1 + len(keys)),
+                caption="Selection at k",
+            )
+        )
     fp = analysis.get("false_positives")
     why = _refused(fp)
     if isinstance(fp, dict) and not why:
-        blocks.append(Table(("measure", "value"), (
-            ("visible / hidden verifier", f"{fp['visible']} / {fp['hidden']}"),
-            ("samples passing the visible tests", count(fp["visible_pass"])),
-            ("of those, failing the hidden tests", count(fp["hidden_fail_of_visible_pass"])),
-            ("false-positive rate", frac(fp["rate"])),
-            ("problems the visible tests call solved, the hidden never pass",
-             count(fp.get("problems_falsely_solved"))),
-        ), caption="False positives: the prompt's visible examples against the session's "
-                   "verifier"))
+        blocks.append(
+            Table(
+                ("measure", "value"),
+                (
+                    ("visible / hidden verifier", f"{fp['visible']} / {fp['hidden']}"),
+                    ("samples passing the visible tests", count(fp["visible_pass"])),
+                    (
+                        "of those, failing the hidden tests",
+                        count(fp["hidden_fail_of_visible_pass"]),
+                    ),
+                    ("false-positive rate", frac(fp["rate"])),
+                    (
+                        "problems the visible tests call solved, the hidden never pass",
+                        count(fp.get("problems_falsely_solved")),
+                    ),
+                ),
+                caption="False positives: the prompt's visible examples against the session's "
+                "verifier",
+            )
+        )
     return blocks
 
 
@@ -337,29 +501,50 @@ def temperature_section(analysis: dict[str, Any]) -> list[Any]:
     blocks: list[Any] = [Heading(2, "Coverage by temperature")]
     if not rows:
         return [*blocks, Para("No per-temperature figures.", note=True)]
-    body = tuple((f"{r['temperature']:g}", str(r["k"][-1]) if r["k"] else "0",
-                  frac(r["pass_at_k"][-1]) if r["pass_at_k"] else "–", str(len(r["solved"])))
-                 for r in rows)
-    blocks.append(Table(("temperature", "samples per problem", "coverage at that k",
-                         "problems solved"), body, (True, True, True, True)))
+    body = tuple(
+        (
+            f"{r['temperature']:g}",
+            str(r["k"][-1]) if r["k"] else "0",
+            frac(r["pass_at_k"][-1]) if r["pass_at_k"] else "–",
+            str(len(r["solved"])),
+        )
+        for r in rows
+    )
+    blocks.append(
+        Table(
+            ("temperature", "samples per problem", "coverage at that k", "problems solved"),
+            body,
+            (True, True, True, True),
+        )
+    )
     if len(rows) > 1:
         png = plots.temperatures(analysis)
         if png:
-            blocks.append(Image("temperature", png, "Coverage against k, one line per "
-                                "temperature.", "Coverage by sampling temperature (log scale)."))
+            blocks.append(
+                Image(
+                    "temperature",
+                    png,
+                    "Coverage against k, one line per temperature.",
+                    "Coverage by sampling temperature (log scale).",
+                )
+            )
     return blocks
 
 
 def statuses_section(analysis: dict[str, Any]) -> list[Any]:
     counts = analysis.get("statuses") or {}
     rows = tuple((s, count(n)) for s, n in sorted(counts.items()))
-    return [Heading(2, "Verifier verdicts"),
-            Table(("status", "samples"), rows or (("(none)", "0"),), (False, True))]
+    return [
+        Heading(2, "Verifier verdicts"),
+        Table(("status", "samples"), rows or (("(none)", "0"),), (False, True)),
+    ]
 
 
 def problems_section(analysis: dict[str, Any]) -> list[Any]:
-    return [Heading(2, "Problems"),
-            Table(PROBLEM_COLUMNS, tuple(problem_rows(analysis)), PROBLEM_NUMERIC)]
+    return [
+        Heading(2, "Problems"),
+        Table(PROBLEM_COLUMNS, tuple(problem_rows(analysis)), PROBLEM_NUMERIC),
+    ]
 
 
 def failures_section(examples: dict[str, list[Example]]) -> list[Any]:
@@ -370,9 +555,13 @@ def failures_section(examples: dict[str, list[Example]]) -> list[Any]:
         blocks.append(Heading(3, f"{status}"))
         for ex in items:
             credit = f" ({ex.credit})" if ex.credit else ""
-            blocks.append(Para(f"{ex.problem_id}, sample {ex.sample_index} "
-                               f"(temperature {ex.temperature:g}): {ex.detail or status}"
-                               f"{credit}"))
+            blocks.append(
+                Para(
+                    f"{ex.problem_id}, sample {ex.sample_index} "
+                    f"(temperature {ex.temperature:g}): {ex.detail or status}"
+                    f"{credit}"
+                )
+            )
             blocks.append(Code(_clip(ex.text), "sample text"))
             if ex.output.strip():
                 more = " (cut by the verifier)" if ex.truncated else ""
@@ -384,13 +573,24 @@ def session_document(analysis: dict[str, Any], examples: dict[str, list[Example]
     """The whole single-session report."""
     doc = Document(title(analysis), data=analysis)
     s = analysis["session"]
-    doc.add(Heading(1, doc.title),
-            Para(f"Session {s.get('path', '?')}, created {_when(s.get('created_at'))}; "
-                 f"report by troop {s.get('troop_version', '?')}. Coverage is pass@k with the "
-                 "unbiased estimator of Chen et al. (2021), averaged over problems."),
-            configuration(analysis), Heading(2, "Headline figures"), *headline(analysis))
-    doc.add(*coverage_section(analysis), *cost_section(analysis),
-            *selection_section(analysis), *temperature_section(analysis),
-            *statuses_section(analysis), *problems_section(analysis),
-            *failures_section(examples))
+    doc.add(
+        Heading(1, doc.title),
+        Para(
+            f"Session {s.get('path', '?')}, created {_when(s.get('created_at'))}; "
+            f"report by troop {s.get('troop_version', '?')}. Coverage is pass@k with the "
+            "unbiased estimator of Chen et al. (2021), averaged over problems."
+        ),
+        configuration(analysis),
+        Heading(2, "Headline figures"),
+        *headline(analysis),
+    )
+    doc.add(
+        *coverage_section(analysis),
+        *cost_section(analysis),
+        *selection_section(analysis),
+        *temperature_section(analysis),
+        *statuses_section(analysis),
+        *problems_section(analysis),
+        *failures_section(examples),
+    )
     return doc

@@ -60,8 +60,10 @@ def _table(t: Table) -> str:
     out.append("<thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in t.columns) + "</tr></thead>")
     out.append("<tbody>")
     for row in t.rows:
-        cells = "".join(f'<td class="n">{_e(c)}</td>' if n else f"<td>{_e(c)}</td>"
-                        for c, n in zip(row, numeric, strict=True))
+        cells = "".join(
+            f'<td class="n">{_e(c)}</td>' if n else f"<td>{_e(c)}</td>"
+            for c, n in zip(row, numeric, strict=True)
+        )
         out.append(f"<tr>{cells}</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -69,8 +71,10 @@ def _table(t: Table) -> str:
 
 def _image(img: Image) -> str:
     data = base64.b64encode(img.png).decode("ascii")
-    return (f'<figure id="fig-{_e(img.stem)}"><img src="data:image/png;base64,{data}" '
-            f'alt="{_e(img.alt)}"><figcaption>{_e(img.caption)}</figcaption></figure>')
+    return (
+        f'<figure id="fig-{_e(img.stem)}"><img src="data:image/png;base64,{data}" '
+        f'alt="{_e(img.alt)}"><figcaption>{_e(img.caption)}</figcaption></figure>'
+    )
 
 
 def embedded_json(data: dict[str, Any]) -> str:
@@ -99,8 +103,9 @@ def render(doc: Document, generator: str) -> str:
         elif isinstance(block, Image):
             body.append(_image(block))
         elif isinstance(block, Code):
-            body.append(f'<p class="label">{_e(block.label)}</p><pre><code>{_e(block.text)}'
-                        "</code></pre>")
+            body.append(
+                f'<p class="label">{_e(block.label)}</p><pre><code>{_e(block.text)}</code></pre>'
+            )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'

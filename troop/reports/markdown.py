@@ -28,8 +28,9 @@ def escape(text: str, *, line_start: bool = True) -> str:
     text = _INLINE.sub(r"\\\1", text)
     if not line_start:
         return text
-    return _LINE_START.sub(lambda m: f"{m.group(1) or m.group(3) or ''}\\"
-                                     f"{m.group(2) or m.group(4)}", text)
+    return _LINE_START.sub(
+        lambda m: f"{m.group(1) or m.group(3) or ''}\\{m.group(2) or m.group(4)}", text
+    )
 
 
 def _cell(text: str) -> str:
@@ -71,6 +72,12 @@ def render(doc: Document, assets_folder: str) -> tuple[str, dict[str, bytes]]:
             out += [f"![{escape(block.alt)}]({link})", "", f"*{escape(block.caption)}*", ""]
         elif isinstance(block, Code):
             fence = _fence(block.text)
-            out += [f"{escape(block.label)}:", "", f"{fence}text", block.text.rstrip("\n"),
-                    fence, ""]
+            out += [
+                f"{escape(block.label)}:",
+                "",
+                f"{fence}text",
+                block.text.rstrip("\n"),
+                fence,
+                "",
+            ]
     return "\n".join(out).rstrip("\n") + "\n", assets

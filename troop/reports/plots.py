@@ -59,8 +59,9 @@ def tick(x: float, _pos: object = None) -> str:
     return f"$10^{{{exp}}}$" if mant == 1 else f"${mant:g}\\times10^{{{exp}}}$"
 
 
-def _style(ax: Axes, xlabel: str, ylabel: str, *, logx: bool = True, ticks: int = 5,
-           whole: bool = False) -> None:
+def _style(
+    ax: Axes, xlabel: str, ylabel: str, *, logx: bool = True, ticks: int = 5, whole: bool = False
+) -> None:
     """Labels, limits and grid; `ticks`: at most this many labels on a narrow log axis;
     `whole`: the axis counts samples, so only whole-number ticks."""
     if logx:
@@ -123,8 +124,15 @@ def coverage(analysis: dict[str, Any]) -> bytes | None:
     only = cov.get("coverage_only")
     measured = "problems solved so far" if only else "coverage, pass@k (unbiased estimator)"
     if not only:
-        ax.fill_between(cov["k"], _floats(cov["low"]), _floats(cov["high"]), color="C0",
-                        alpha=0.22, linewidth=0, label=_band_label(cov))
+        ax.fill_between(
+            cov["k"],
+            _floats(cov["low"]),
+            _floats(cov["high"]),
+            color="C0",
+            alpha=0.22,
+            linewidth=0,
+            label=_band_label(cov),
+        )
     ax.plot(cov["k"], _floats(cov["pass_at_k"]), color="C0", linewidth=2, label=measured)
     fit = analysis["fit"]
     better = fit.get("better")
@@ -132,25 +140,55 @@ def coverage(analysis: dict[str, Any]) -> bytes | None:
         law = fit[better]
         curve = law["curve"]
         name = "power law" if better == "power_law" else "beta-binomial"
-        ax.fill_between(curve["k"], _floats(curve["low"]), _floats(curve["high"]), color="C1",
-                        alpha=0.12, linewidth=0)
-        ax.plot(curve["k"], _floats(curve["coverage"]), color="C1", linestyle="--",
-                linewidth=1.5, label=f"fitted {name} (rmse {law['rmse']:.3f}), forecast with band")
-        points = [p for p in law["forecast"] if p["k"] > cov["n_min"]
-                  and p["low"] is not None and p["high"] is not None]
+        ax.fill_between(
+            curve["k"],
+            _floats(curve["low"]),
+            _floats(curve["high"]),
+            color="C1",
+            alpha=0.12,
+            linewidth=0,
+        )
+        ax.plot(
+            curve["k"],
+            _floats(curve["coverage"]),
+            color="C1",
+            linestyle="--",
+            linewidth=1.5,
+            label=f"fitted {name} (rmse {law['rmse']:.3f}), forecast with band",
+        )
+        points = [
+            p
+            for p in law["forecast"]
+            if p["k"] > cov["n_min"] and p["low"] is not None and p["high"] is not None
+        ]
         if points:
             ks = [p["k"] for p in points]
             mid = [p["coverage"] for p in points]
-            err = [[max(0.0, p["coverage"] - p["low"]) for p in points],
-                   [max(0.0, p["high"] - p["coverage"]) for p in points]]
-            ax.errorbar(ks, mid, yerr=err, fmt="o", color="C1", capsize=3, markersize=4,
-                        label="forecast at larger budgets")
-    ax.axvline(cov["n_min"], color="0.4", linestyle=":", linewidth=1,
-               label=f"budget drawn: {cov['n_min']} samples per problem")
-    xlabel = "samples spent per problem (log scale)" if only else (
-        "samples per problem, k (log scale)")
-    _style(ax, xlabel, "fraction of problems solved" if only else "coverage (pass@k)",
-           whole=True)
+            err = [
+                [max(0.0, p["coverage"] - p["low"]) for p in points],
+                [max(0.0, p["high"] - p["coverage"]) for p in points],
+            ]
+            ax.errorbar(
+                ks,
+                mid,
+                yerr=err,
+                fmt="o",
+                color="C1",
+                capsize=3,
+                markersize=4,
+                label="forecast at larger budgets",
+            )
+    ax.axvline(
+        cov["n_min"],
+        color="0.4",
+        linestyle=":",
+        linewidth=1,
+        label=f"budget drawn: {cov['n_min']} samples per problem",
+    )
+    xlabel = (
+        "samples spent per problem (log scale)" if only else ("samples per problem, k (log scale)")
+    )
+    _style(ax, xlabel, "fraction of problems solved" if only else "coverage (pass@k)", whole=True)
     ax.set_title(f"Coverage against samples ({cov['problems']} problems)")
     ax.legend(loc="upper left", fontsize="small")
     return _png(fig)
@@ -165,16 +203,28 @@ def backtest(analysis: dict[str, Any]) -> bytes | None:
     fig = _new((7.0, 3.4))
     ax = fig.add_subplot()
     ms = sorted({f["m"] for f in bt["forecasts"]})
-    ax.axhspan(bt["low"], bt["high"], color="C0", alpha=0.18, linewidth=0,
-               label=f"observed at n = {bt['n']}, {round(100 * bt['confidence'])}% interval")
+    ax.axhspan(
+        bt["low"],
+        bt["high"],
+        color="C0",
+        alpha=0.18,
+        linewidth=0,
+        label=f"observed at n = {bt['n']}, {round(100 * bt['confidence'])}% interval",
+    )
     ax.axhline(bt["observed"], color="C0", linewidth=2)
-    for i, (law, name) in enumerate((("power_law", "power law"),
-                                     ("beta_binomial", "beta-binomial"))):
+    for i, (law, name) in enumerate(
+        (("power_law", "power law"), ("beta_binomial", "beta-binomial"))
+    ):
         points = [f for f in bt["forecasts"] if f["law"] == law and f["coverage"] is not None]
         if points:
-            ax.plot([f["m"] for f in points], [f["coverage"] for f in points],
-                    color=f"C{i + 1}", marker="o", linewidth=1.2,
-                    label=f"{name}, fitted on the first m")
+            ax.plot(
+                [f["m"] for f in points],
+                [f["coverage"] for f in points],
+                color=f"C{i + 1}",
+                marker="o",
+                linewidth=1.2,
+                label=f"{name}, fitted on the first m",
+            )
     ax.set_xscale("log")
     ax.set_xticks(ms, [str(m) for m in ms])
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -221,11 +271,20 @@ def temperatures(analysis: dict[str, Any]) -> bytes | None:
     ax = fig.add_subplot()
     for i, row in enumerate(rows):
         if row["k"]:
-            ax.plot(row["k"], _floats(row["pass_at_k"]), color=f"C{i % 10}", linewidth=2,
-                    marker="o" if len(row["k"]) < 3 else None,
-                    label=f"temperature {row['temperature']:g} ({len(row['solved'])} solved)")
-    _style(ax, "samples per problem at this temperature, k (log scale)", "coverage (pass@k)",
-           whole=True)
+            ax.plot(
+                row["k"],
+                _floats(row["pass_at_k"]),
+                color=f"C{i % 10}",
+                linewidth=2,
+                marker="o" if len(row["k"]) < 3 else None,
+                label=f"temperature {row['temperature']:g} ({len(row['solved'])} solved)",
+            )
+    _style(
+        ax,
+        "samples per problem at this temperature, k (log scale)",
+        "coverage (pass@k)",
+        whole=True,
+    )
     ax.set_title("Coverage by sampling temperature")
     ax.legend(loc="upper left", fontsize="small")
     return _png(fig)
@@ -242,12 +301,19 @@ def selection(analysis: dict[str, Any]) -> bytes | None:
     for i, (key, label) in enumerate(_SELECTION):
         ys = sel.get(key)
         if ys and len(ys) == len(sel["k"]):
-            ax.plot(sel["k"], ys, color=f"C{i}", linewidth=2 if key == "coverage" else 1.5,
-                    label=label)
+            ax.plot(
+                sel["k"], ys, color=f"C{i}", linewidth=2 if key == "coverage" else 1.5, label=label
+            )
     guess = sel.get("guessing")
     if isinstance(guess, dict) and guess.get("k"):
-        ax.plot(guess["k"], guess["coverage"], color="0.5", linestyle="--", linewidth=1,
-                label="guessing")
+        ax.plot(
+            guess["k"],
+            guess["coverage"],
+            color="0.5",
+            linestyle="--",
+            linewidth=1,
+            label="guessing",
+        )
     _style(ax, "samples per problem, k (log scale)", "fraction of problems right", whole=True)
     ax.set_title("Coverage against precision: can a selector find the right sample?")
     ax.legend(loc="upper left", fontsize="small")
@@ -264,10 +330,15 @@ def compare_coverage(analyses: Sequence[dict[str, Any]], labels: Sequence[str]) 
         if not _usable(cov) or not cov["k"]:
             continue
         if not cov.get("coverage_only"):
-            ax.fill_between(cov["k"], _floats(cov["low"]), _floats(cov["high"]),
-                            color=f"C{i % 10}", alpha=0.15, linewidth=0)
-        ax.plot(cov["k"], _floats(cov["pass_at_k"]), color=f"C{i % 10}", linewidth=2,
-                label=label)
+            ax.fill_between(
+                cov["k"],
+                _floats(cov["low"]),
+                _floats(cov["high"]),
+                color=f"C{i % 10}",
+                alpha=0.15,
+                linewidth=0,
+            )
+        ax.plot(cov["k"], _floats(cov["pass_at_k"]), color=f"C{i % 10}", linewidth=2, label=label)
         drawn = True
     if not drawn:
         return None

@@ -39,12 +39,15 @@ def _assets_folder(out: Path) -> Path:
 
 def _csv_paths(out: Path) -> tuple[Path, Path]:
     base = out.with_suffix("") if out.suffix == ".csv" else out
-    return (base.with_name(f"{base.name}-problems.csv"),
-            base.with_name(f"{base.name}-coverage.csv"))
+    return (
+        base.with_name(f"{base.name}-problems.csv"),
+        base.with_name(f"{base.name}-coverage.csv"),
+    )
 
 
-def write_session_report(session: Session, analysis: dict[str, Any], fmt: str,
-                         out: Path) -> list[Path]:
+def write_session_report(
+    session: Session, analysis: dict[str, Any], fmt: str, out: Path
+) -> list[Path]:
     """Write one session's report to `out` (and files beside it); returns every path written.
     `analysis` is `troop.engine.analysis.analyse(session, ...)`: the TUI's export key passes
     the one it already shows."""
@@ -69,8 +72,10 @@ def write_comparison_report(comparison: dict[str, Any], fmt: str, out: Path) -> 
         problems, curve = _csv_paths(out)
         atomic.write_text(problems, comparison_problems_csv(comparison))
         names = labels(comparison)
-        parts = [tables.coverage_csv(a, name).splitlines(keepends=True)
-                 for a, name in zip(comparison["analyses"], names, strict=True)]
+        parts = [
+            tables.coverage_csv(a, name).splitlines(keepends=True)
+            for a, name in zip(comparison["analyses"], names, strict=True)
+        ]
         # One header (the first session's), then every session's rows.
         text = "".join(parts[0][:1] + [line for part in parts for line in part[1:]])
         atomic.write_text(curve, text)
@@ -85,15 +90,28 @@ def comparison_problems_csv(comparison: dict[str, Any]) -> str:
     ids = list(dict.fromkeys(pid for d in by_id for pid in d))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["problem"] + [f"{name}: {field}" for name in names
-                                   for field in ("n", "correct", "pass_at_1", "status")])
+    writer.writerow(
+        ["problem"]
+        + [
+            f"{name}: {field}"
+            for name in names
+            for field in ("n", "correct", "pass_at_1", "status")
+        ]
+    )
     for pid in ids:
         row: list[Any] = [pid]
         for d in by_id:
             p = d.get(pid)
-            row += (["", "", "", "absent"] if p is None else
-                    [p["n"], p["correct"], "" if p["pass_at_1"] is None else p["pass_at_1"],
-                     p["status"]])
+            row += (
+                ["", "", "", "absent"]
+                if p is None
+                else [
+                    p["n"],
+                    p["correct"],
+                    "" if p["pass_at_1"] is None else p["pass_at_1"],
+                    p["status"],
+                ]
+            )
         writer.writerow(row)
     return buf.getvalue()
 

@@ -34,8 +34,9 @@ def _verifier(analysis: dict[str, Any]) -> tuple[str, str] | None:
     return None if not v else (str(v["name"]), str(v["version"]))
 
 
-def failure_examples(session: Session, analysis: dict[str, Any],
-                     per_kind: int = 3) -> dict[str, list[Example]]:
+def failure_examples(
+    session: Session, analysis: dict[str, Any], per_kind: int = 3
+) -> dict[str, list[Example]]:
     """Up to `per_kind` failed samples for every non-pass verdict status, drawn from as many
     different problems as possible (a report should show varied failures, not one problem's)."""
     which = _verifier(analysis)
@@ -73,12 +74,19 @@ def failure_examples(session: Session, analysis: dict[str, Any],
             v, rec = verdicts[key], records.get(key)
             if rec is None:
                 continue
-            out[status].append(Example(
-                problem_id=key[0], sample_index=key[1], temperature=rec.temperature,
-                status=status, detail=str(v["detail"]), output=str(v["output"]),
-                truncated=bool(v["truncated"]), text=rec.text,
-                credit=credit_label(json.loads(v["extra"] or "{}")) or "",
-            ))
+            out[status].append(
+                Example(
+                    problem_id=key[0],
+                    sample_index=key[1],
+                    temperature=rec.temperature,
+                    status=status,
+                    detail=str(v["detail"]),
+                    output=str(v["output"]),
+                    truncated=bool(v["truncated"]),
+                    text=rec.text,
+                    credit=credit_label(json.loads(v["extra"] or "{}")) or "",
+                )
+            )
     return out
 
 
@@ -126,29 +134,56 @@ def full_rows(session: Session) -> Iterator[dict[str, Any]]:
     for rec in session.samples():
         problem = problems[rec.problem_id]
         key = (rec.problem_id, rec.sample_index)
-        verdicts = [_verdict(name, version, rows[key])
-                    for (name, version), rows in judged.items() if key in rows]
-        mine = next((v for v in verdicts if own and (v["verifier"], v["version"]) ==
-                     (own["name"], own["version"])), None)
+        verdicts = [
+            _verdict(name, version, rows[key])
+            for (name, version), rows in judged.items()
+            if key in rows
+        ]
+        mine = next(
+            (
+                v
+                for v in verdicts
+                if own and (v["verifier"], v["version"]) == (own["name"], own["version"])
+            ),
+            None,
+        )
         yield {
-            "problem_id": rec.problem_id, "sample_index": rec.sample_index,
-            "format": problem.format, "seed": rec.seed, "temperature": rec.temperature,
-            "top_k": rec.top_k, "top_p": rec.top_p, "min_p": rec.min_p,
-            "max_tokens": rec.max_tokens, "text": rec.text,
-            "program": _program(rec.text, problem.data) if problem.format in _CODE_FORMATS
+            "problem_id": rec.problem_id,
+            "sample_index": rec.sample_index,
+            "format": problem.format,
+            "seed": rec.seed,
+            "temperature": rec.temperature,
+            "top_k": rec.top_k,
+            "top_p": rec.top_p,
+            "min_p": rec.min_p,
+            "max_tokens": rec.max_tokens,
+            "text": rec.text,
+            "program": _program(rec.text, problem.data)
+            if problem.format in _CODE_FORMATS
             else None,
-            "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
-            "finish_reason": rec.finish_reason, "stop": rec.stop, "wall_s": rec.wall_s,
-            "logprob": rec.logprob, "run_id": rec.run_id, "verdict": mine, "verdicts": verdicts,
+            "prompt_tokens": rec.prompt_tokens,
+            "completion_tokens": rec.completion_tokens,
+            "finish_reason": rec.finish_reason,
+            "stop": rec.stop,
+            "wall_s": rec.wall_s,
+            "logprob": rec.logprob,
+            "run_id": rec.run_id,
+            "verdict": mine,
+            "verdicts": verdicts,
         }
 
 
 def _verdict(name: str, version: str, v: dict[str, Any]) -> dict[str, Any]:
     extra = v["extra"]
     return {
-        "verifier": name, "version": version, "status": v["status"], "detail": v["detail"],
-        "output": v["output"], "truncated": bool(v["truncated"]),
-        "duration_s": v["duration_s"], "tier": v["tier"],
+        "verifier": name,
+        "version": version,
+        "status": v["status"],
+        "detail": v["detail"],
+        "output": v["output"],
+        "truncated": bool(v["truncated"]),
+        "duration_s": v["duration_s"],
+        "tier": v["tier"],
         "extra": json.loads(extra) if isinstance(extra, str) else extra,
     }
 

@@ -59,9 +59,19 @@ def headline_indices(k: Sequence[int], n: int) -> list[int]:
     return [i for i, kk in enumerate(k) if kk in wanted]
 
 
-PROBLEM_COLUMNS = ("problem", "samples", "verified", "correct", "pass@1", "first pass",
-                   "status", "verdicts", "by temperature (correct/n)", "completion tokens",
-                   "mean log-prob (nats)")
+PROBLEM_COLUMNS = (
+    "problem",
+    "samples",
+    "verified",
+    "correct",
+    "pass@1",
+    "first pass",
+    "status",
+    "verdicts",
+    "by temperature (correct/n)",
+    "completion tokens",
+    "mean log-prob (nats)",
+)
 PROBLEM_NUMERIC = (False, True, True, True, True, True, False, False, False, True, True)
 
 
@@ -73,15 +83,26 @@ def problem_rows(analysis: dict[str, Any]) -> list[tuple[str, ...]]:
     """One formatted row per problem, in the session's order."""
     rows: list[tuple[str, ...]] = []
     for p in analysis["problems"]:
-        temps = ", ".join(f"T={t}: {v['correct']}/{v['n']}"
-                          for t, v in sorted(p["by_temperature"].items(), key=lambda kv: kv[0]))
+        temps = ", ".join(
+            f"T={t}: {v['correct']}/{v['n']}"
+            for t, v in sorted(p["by_temperature"].items(), key=lambda kv: kv[0])
+        )
         first = p["first_pass"]
-        rows.append((
-            str(p["id"]), count(p["n"]), count(p["verified"]), count(p["correct"]),
-            frac(p["pass_at_1"]), "–" if first is None else str(first), str(p["status"]),
-            _counts(p["statuses"]), temps, count(p["completion_tokens"]),
-            "–" if p["mean_logprob"] is None else f"{p['mean_logprob']:.2f}",
-        ))
+        rows.append(
+            (
+                str(p["id"]),
+                count(p["n"]),
+                count(p["verified"]),
+                count(p["correct"]),
+                frac(p["pass_at_1"]),
+                "–" if first is None else str(first),
+                str(p["status"]),
+                _counts(p["statuses"]),
+                temps,
+                count(p["completion_tokens"]),
+                "–" if p["mean_logprob"] is None else f"{p['mean_logprob']:.2f}",
+            )
+        )
     return rows
 
 
@@ -97,15 +118,32 @@ def problems_csv(analysis: dict[str, Any]) -> str:
     """The per-problem table with raw (unformatted) values, one row per problem."""
     temps = sorted({t for p in analysis["problems"] for t in p["by_temperature"]})
     statuses = sorted({s for p in analysis["problems"] for s in p["statuses"]})
-    header = ["problem", "n", "verified", "correct", "pass_at_1", "first_pass", "status",
-              "completion_tokens", "mean_logprob"]
+    header = [
+        "problem",
+        "n",
+        "verified",
+        "correct",
+        "pass_at_1",
+        "first_pass",
+        "status",
+        "completion_tokens",
+        "mean_logprob",
+    ]
     header += [f"status_{s}" for s in statuses]
     header += [f"{field}_t{t}" for t in temps for field in ("n", "correct")]
     rows = []
     for p in analysis["problems"]:
-        row = [p["id"], p["n"], p["verified"], p["correct"], p["pass_at_1"],
-               "" if p["first_pass"] is None else p["first_pass"], p["status"],
-               p["completion_tokens"], "" if p["mean_logprob"] is None else p["mean_logprob"]]
+        row = [
+            p["id"],
+            p["n"],
+            p["verified"],
+            p["correct"],
+            p["pass_at_1"],
+            "" if p["first_pass"] is None else p["first_pass"],
+            p["status"],
+            p["completion_tokens"],
+            "" if p["mean_logprob"] is None else p["mean_logprob"],
+        ]
         row += [p["statuses"].get(s, 0) for s in statuses]
         for t in temps:
             cell = p["by_temperature"].get(t) or {"n": 0, "correct": 0}
@@ -120,10 +158,14 @@ def coverage_csv(analysis: dict[str, Any], label: str | None = None) -> str:
     if "refused" in cov:
         return _csv(["refused"], [[cov["refused"]]])
     axes = analysis["cost"].get("axes", {}) if "refused" not in analysis["cost"] else {}
-    names = [a for a in ("tokens", "flops", "usd", "wall_s") if len(axes.get(a) or ()) ==
-             len(cov["k"])]
-    header = (["session"] if label is not None else []) + [
-        "k", "pass_at_k", "low", "high"] + [f"cost_{a}" for a in names]
+    names = [
+        a for a in ("tokens", "flops", "usd", "wall_s") if len(axes.get(a) or ()) == len(cov["k"])
+    ]
+    header = (
+        (["session"] if label is not None else [])
+        + ["k", "pass_at_k", "low", "high"]
+        + [f"cost_{a}" for a in names]
+    )
     rows = []
     for i, k in enumerate(cov["k"]):
         row = [k, cov["pass_at_k"][i], cov["low"][i], cov["high"][i]]

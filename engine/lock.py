@@ -30,8 +30,7 @@ class Holder:
         return f"pid {self.pid} on {self.host} since {when} ({self.command})"
 
 
-# mypy sees troop.engine.* imports as Any (the package is mapped from engine/).
-class SessionBusy(SessionError):  # type: ignore[misc]
+class SessionBusy(SessionError):
     """Another process is sampling this session."""
 
     def __init__(self, path: Path, holder: Holder | None) -> None:

@@ -37,7 +37,7 @@ from troop.engine.openai_client import (
     with_retries,
 )
 from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
-from troop.engine.scheduler import SamplingParams, Scheduler, WorkItem
+from troop.engine.scheduler import SamplingParams, WorkItem, WorkSource
 
 #: Stored in place of a completion token id the server did not report.
 UNKNOWN_TOKEN = -1
@@ -181,8 +181,7 @@ class _State:
         self.failed_item: WorkItem | None = None  # the first of them, for the message
 
 
-# mypy sees troop.engine.* imports as Any (the package is mapped from engine/).
-class ServerSampler(SampleSource):  # type: ignore[misc]
+class ServerSampler(SampleSource):
     """Draws samples from an OpenAI-compatible server with up to `parallel` in flight; the same
     `run(scheduler, store, observer, control, stats)` as BatchedSampler, the same events."""
 
@@ -273,7 +272,7 @@ class ServerSampler(SampleSource):  # type: ignore[misc]
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _take(self, scheduler: Scheduler, state: _State) -> list[WorkItem]:
+    def _take(self, scheduler: WorkSource, state: _State) -> list[WorkItem]:
         """The next request's samples: one, or up to `n` of one problem and temperature."""
         first = state.pending.popleft() if state.pending else scheduler.next_item()
         if first is None:

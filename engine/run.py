@@ -677,11 +677,11 @@ def _sample_in_worker(
                 and supervisor.is_extra_buffers_fault(death, model.system_info, model.extra_buffers)
             ):
                 raise
-            where = supervisor.remember_extra_buffers_fault(str(exc))
+            findings = supervisor.remember_extra_buffers_fault(str(exc))
             observer.on_event(
                 WorkerRestarted(
                     f"llama.cpp's AMX kernels faulted on this CPU (SIGILL); sampling goes on with "
-                    f"CPU extra buffers off, remembered for this machine in {where}",
+                    f"CPU extra buffers off, remembered for this machine in {findings}",
                     exc.lost,
                 )
             )

@@ -55,8 +55,7 @@ class _Slot:
         self.finish: tuple[str, str | None] = ("", None)  # (finish reason, matched stop string)
 
 
-# mypy sees troop.engine.* imports as Any (the package is mapped from engine/).
-class BatchedSampler(SampleSource):  # type: ignore[misc]
+class BatchedSampler(SampleSource):
     """Draws samples with `parallel` slots decoding together, refilling a slot the moment its
     sample ends (continuous batching), until the work source is empty or the run is stopped."""
 

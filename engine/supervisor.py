@@ -65,8 +65,7 @@ def worker_nice() -> int:
         return WORKER_NICE
 
 
-# mypy sees troop.engine.* imports as Any (the package is mapped from engine/).
-class WorkerDied(EngineError):  # type: ignore[misc]
+class WorkerDied(EngineError):
     """The llama.cpp worker process ended while it was needed."""
 
     def __init__(

@@ -325,7 +325,7 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _report_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     report = sub.add_parser(
         "report",
         help="write a session report (HTML, Markdown, JSON or CSV); several sessions: a comparison",

@@ -73,7 +73,7 @@ class TroopApp(App[int]):
         self.load_themes()
         if self.watch_themes:
             self._watcher = themes.ThemeWatcher(
-                themes.theme_dirs(), lambda path: self.post_message(ThemeFilesChanged(path))
+                themes.theme_dirs(), self._theme_files_changed
             ).start()
         from troop.tui.setup import SetupScreen
 
@@ -93,6 +93,9 @@ class TroopApp(App[int]):
         if self.watch_terminal:
             self.watch_terminal = False
             self.call_later(self.action_quit)
+
+    def _theme_files_changed(self, path: Path) -> None:
+        self.post_message(ThemeFilesChanged(path))  # from the watcher's thread
 
     def on_unmount(self) -> None:
         if self._watcher is not None:
@@ -114,7 +117,7 @@ class TroopApp(App[int]):
             self.notify(problem, title="theme file refused", severity="error", timeout=10)
         name = self.chosen_theme
         if name not in self.available_themes:
-            if self.is_mounted and name != themes.DEFAULT_THEME:
+            if name != themes.DEFAULT_THEME:
                 self.notify(
                     f"theme {name!r} is unavailable; using {themes.DEFAULT_THEME}",
                     severity="warning",

@@ -124,7 +124,9 @@ def key_list(*binding_lists: Iterable[Binding | tuple[str, ...]]) -> list[tuple[
     seen: set[str] = set()
     for bindings in binding_lists:
         for b in bindings:
-            binding = b if isinstance(b, Binding) else Binding(*b)
+            binding = (
+                b if isinstance(b, Binding) else Binding(b[0], b[1], b[2] if len(b) > 2 else "")
+            )
             shown = binding.key_display or ", ".join(
                 _KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(",")
             )

@@ -18,8 +18,11 @@ from textual.widgets import Input, Label
 class _Sample(Protocol):
     """What a dialog names: the browser's Entry."""
 
-    problem_id: str
-    sample_index: int
+    @property
+    def problem_id(self) -> str: ...
+
+    @property
+    def sample_index(self) -> int: ...
 
 
 class MarkDialog(ModalScreen[tuple[str, str] | None]):

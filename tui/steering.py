@@ -7,7 +7,7 @@ session was only opened), and sampling starts again if the run had ended.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 
@@ -16,8 +16,15 @@ from troop.tui.ask import AskScreen, check_temperatures, parse_temperatures
 from troop.tui.messages import ProblemsAdded, RunFailed
 from troop.tui.status_bar import RunState
 
+if TYPE_CHECKING:
+    from textual.screen import Screen
 
-class Steering:
+    _ScreenPart = Screen[None]  # what LiveScreen brings besides this mixin
+else:
+    _ScreenPart = object
+
+
+class Steering(_ScreenPart):
     """Keys that change a run while it samples (or before it continues)."""
 
     # Provided by LiveScreen.
@@ -26,7 +33,15 @@ class Steering:
     launch: Any
     state: RunState
     analysis: dict[str, Any] | None
-    app: Any
+
+    if TYPE_CHECKING:  # LiveScreen's own methods
+
+        def new_run(self) -> Any: ...
+        def start_sampling(self) -> None: ...
+        def request_analysis(self, *, force: bool = False) -> None: ...
+        def _phase(self, phase: str) -> None: ...
+        @property
+        def sampling(self) -> bool: ...
 
     def action_raise_budget(self) -> None:
         current = self._budget()

@@ -109,7 +109,7 @@ class PythonTests:
                 if type(result.value.get(key)) is int:
                     extra[key] = result.value[key]
             try:
-                status = Status(result.value.get("status"))
+                status = Status(str(result.value.get("status")))
                 detail = str(result.value.get("detail", ""))
             except ValueError:
                 status, detail = Status.INFRA_ERROR, f"the checker said {result.value!r}"

@@ -1,0 +1,126 @@
+"""One command for every check: lint, format, types, layer contracts, then the fast tests.
+
+mypy and import-linter must see the package as it is installed (`troop.engine` is the folder
+`engine/`, per `package-dir` in pyproject.toml). Neither follows setuptools' editable finder,
+so both run in `build/typecheck/`, a tree of real folders and per-file symlinks rebuilt from
+that mapping on every run; messages are mapped back to the files you edit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TREE = REPO / "build" / "typecheck"
+SOURCE_SUFFIXES = (".py", ".pyi", ".typed")
+
+
+def package_dirs() -> dict[str, Path]:
+    """`troop.engine` -> `engine/` and so on, read from pyproject.toml (the one place it lives)."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        mapping = tomllib.load(f)["tool"]["setuptools"]["package-dir"]
+    return {name: REPO / folder for name, folder in mapping.items()}
+
+
+def build_tree() -> Path:
+    """Lay the package out under TREE as it is installed: real folders, each source file a
+    symlink to the one in the repository (so a new module needs no reinstall)."""
+    shutil.rmtree(TREE, ignore_errors=True)
+    for package, source in package_dirs().items():
+        target = TREE.joinpath(*package.split("."))
+        for folder, dirs, files in os.walk(source):
+            # A sub-package with its own package-dir entry is laid out by that entry.
+            dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
+            rel = Path(folder).relative_to(source)
+            if rel.parts and f"{package}.{'.'.join(rel.parts)}" in package_dirs():
+                dirs[:] = []
+                continue
+            out = target / rel
+            out.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                if name.endswith(SOURCE_SUFFIXES) and not (out / name).exists():
+                    (out / name).symlink_to(Path(folder, name))
+    return TREE
+
+
+def _back_to_repo(text: str) -> str:
+    """`troop/engine/run.py:3: error` -> `engine/run.py:3: error`."""
+    prefixes = sorted(package_dirs().items(), key=lambda kv: -len(kv[0]))
+    lines = []
+    for line in text.splitlines():
+        for package, source in prefixes:
+            installed = package.replace(".", "/") + "/"
+            if line.startswith(installed):
+                line = source.relative_to(REPO).as_posix() + "/" + line[len(installed) :]
+                break
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+def run_in_tree(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a checker in the laid-out tree, its output mapped back to repository paths."""
+    build_tree()
+    env = {**os.environ, "PYTHONPATH": str(TREE)}
+    out = subprocess.run(args, cwd=TREE, env=env, capture_output=True, text=True)
+    return subprocess.CompletedProcess(
+        args, out.returncode, _back_to_repo(out.stdout), _back_to_repo(out.stderr)
+    )
+
+
+def mypy() -> subprocess.CompletedProcess[str]:
+    """mypy over the whole package (strictness per module comes from pyproject.toml)."""
+    config = str(REPO / "pyproject.toml")
+    return run_in_tree([sys.executable, "-m", "mypy", "--config-file", config, "-p", "troop"])
+
+
+def lint_imports() -> subprocess.CompletedProcess[str]:
+    """import-linter's layer contracts from pyproject.toml, over the laid-out package."""
+    config = str(REPO / "pyproject.toml")
+    exe = Path(sys.executable).with_name("lint-imports")
+    return run_in_tree([str(exe), "--config", config, "--no-cache"])
+
+
+def _step(name: str, result: subprocess.CompletedProcess[str]) -> bool:
+    ok = result.returncode == 0
+    print(f"{'ok  ' if ok else 'FAIL'} {name}", flush=True)
+    if not ok:
+        sys.stdout.write(result.stdout + result.stderr)
+    return ok
+
+
+def _plain(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--no-tests", action="store_true", help="static checks only, not the fast tests"
+    )
+    args = parser.parse_args(argv)
+    py = sys.executable
+    ok = all(
+        [
+            _step("ruff check", _plain([py, "-m", "ruff", "check", "."])),
+            _step("ruff format --check", _plain([py, "-m", "ruff", "format", "--check", "."])),
+            _step("mypy", mypy()),
+            _step("lint-imports", lint_imports()),
+        ]
+    )
+    if not args.no_tests:
+        # The fast tests: everything but the real-model ones, which the full suite runs.
+        print("---- fast tests (python -m pytest -m 'not model')", flush=True)
+        tests = subprocess.run([py, "-m", "pytest", "-q", "-m", "not model"], cwd=REPO)
+        ok = ok and tests.returncode == 0
+    print("check passed" if ok else "check FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,6 @@ the TUI, `troop report` and the exports all read the dict `analyse()` returns.""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from troop.engine import backtest, cost, fits, passk, selection
+from troop.engine import backtest, cost, fits, passk, queries, selection
 from troop.engine.session import Session, tests_digest
 from troop.verifiers.answers import normalize
 
@@ -70,34 +69,26 @@ def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
     digests = {pid: tests_digest(p.data) for pid, p in problems.items()}
     statuses: dict[tuple[str, int], str] = {}
     keys: dict[tuple[str, int], str | None] = {}
-    with session.lock:
+    with session.lock:  # verdicts and samples read together, between the run's writes
         if verifier is not None:
-            rows = session.conn.execute(
-                "SELECT problem_id, sample_index, tests_digest, status,"
-                " json_extract(extra, '$.key'), json_extract(extra, '$.expected_key')"
-                " FROM verdicts WHERE verifier = ? AND version = ?",
-                (verifier["name"], verifier["version"]),
-            ).fetchall()
-            current = [r for r in rows if digests.get(r[0]) == r[2]]
-            statuses = {(r[0], r[1]): r[3] for r in current}
-            keys = {(r[0], r[1]): r[4] for r in current}
-            for r in current:
-                if r[5] is not None:
-                    problems[r[0]].reference_key = str(r[5])
-        rows = session.conn.execute(
-            "SELECT problem_id, sample_index, temperature, completion_tokens, logprob, text"
-            " FROM samples ORDER BY problem_id, sample_index"
-        ).fetchall()
-    for pid, index, temp, ntok, logprob, text in rows:
-        p = problems[pid]
-        p.indices.append(index)
-        p.temperatures.append(temp)
-        p.completion_tokens.append(ntok)
-        p.logprobs.append(logprob)
-        p.texts.append(text)
-        p.statuses.append(statuses.get((pid, index)))
-        key = keys.get((pid, index))
-        p.keys.append(None if key is None else str(key))
+            rows = queries.verdict_rows(session, verifier["name"], verifier["version"])
+            current = [v for v in rows if digests.get(v.problem_id) == v.tests_digest]
+            statuses = {(v.problem_id, v.sample_index): v.status for v in current}
+            keys = {(v.problem_id, v.sample_index): v.key for v in current}
+            for v in current:
+                if v.expected_key is not None:
+                    problems[v.problem_id].reference_key = v.expected_key
+        samples = queries.sample_briefs(session)
+    for sample in samples:
+        p = problems[sample.problem_id]
+        p.indices.append(sample.sample_index)
+        p.temperatures.append(sample.temperature)
+        p.completion_tokens.append(sample.completion_tokens)
+        p.logprobs.append(sample.logprob)
+        p.texts.append(sample.text)
+        key = (sample.problem_id, sample.sample_index)
+        p.statuses.append(statuses.get(key))
+        p.keys.append(keys.get(key))
     return list(problems.values())
 
 
@@ -106,13 +97,8 @@ def _verifier_of(session: Session, options: AnalysisOptions) -> dict[str, str] |
     meta: dict[str, str] | None = session.meta("verifier")
     if options.verifier is None or (meta and meta["name"] == options.verifier):
         return meta
-    with session.lock:
-        row = session.conn.execute(
-            "SELECT version, COUNT(*) FROM verdicts WHERE verifier = ? GROUP BY version"
-            " ORDER BY 2 DESC LIMIT 1",
-            (options.verifier,),
-        ).fetchone()
-    return None if row is None else {"name": options.verifier, "version": row[0]}
+    version = queries.leading_version(session, options.verifier)
+    return None if version is None else {"name": options.verifier, "version": version}
 
 
 def analyse_path(path: Path, options: AnalysisOptions | None = None) -> dict[str, Any]:
@@ -159,13 +145,8 @@ def _session_info(
 ) -> dict[str, Any]:
     config: dict[str, Any] = session.meta("config") or {}
     with session.lock:
-        runs = session.conn.execute(
-            "SELECT run_id, started_at, finished_at, status, settings FROM runs ORDER BY run_id"
-        ).fetchall()
-        tiers = session.conn.execute(
-            "SELECT tier, COUNT(*) FROM verdicts WHERE verifier = ? GROUP BY tier ORDER BY 2 DESC",
-            (verifier["name"] if verifier else "",),
-        ).fetchall()
+        runs = queries.runs(session)
+        tiers = queries.tier_counts(session, verifier["name"] if verifier else "")
     policy = session.meta("policy") or {"name": "fixed"}
     return {
         "path": str(session.path),
@@ -184,14 +165,14 @@ def _session_info(
             k: v for k, v in config.get("prompt_format", {}).items() if k != "template"
         },
         "verifier": verifier,
-        "tier": tiers[0][0] if tiers else None,
+        "tier": tiers[0].tier if tiers else None,
         "runs": [
             {
-                "run_id": r[0],
-                "started_at": r[1],
-                "finished_at": r[2],
-                "status": r[3],
-                "settings": json.loads(r[4]),
+                "run_id": r.run_id,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "status": r.status,
+                "settings": r.settings,
             }
             for r in runs
         ],
@@ -275,15 +256,11 @@ def _solved_vs_spent(
         for i, s in zip(p.indices, p.statuses, strict=True)
         if s == "pass"
     }
-    with session.lock:
-        order = session.conn.execute(
-            "SELECT problem_id, sample_index FROM samples ORDER BY created_at, rowid"
-        ).fetchall()
     solved: set[str] = set()
     xs, ys = [], []
-    for spent, (pid, index) in enumerate(order, start=1):
-        if (pid, index) in passed:
-            solved.add(pid)
+    for spent, sample in enumerate(queries.drawn_order(session), start=1):
+        if (sample.problem_id, sample.sample_index) in passed:
+            solved.add(sample.problem_id)
         xs.append(spent / max(1, len(problems)))
         ys.append(len(solved) / max(1, len(problems)))
     # Thin to at most ~400 points, keeping the last.
@@ -501,24 +478,18 @@ def _cost_section(
         if all(model.get(k) for k in ("n_params", "n_layer", "n_embd"))
         else None
     )
-    with session.lock:
-        prompt_tokens = session.conn.execute(
-            "SELECT COALESCE(SUM(n_tokens), 0) FROM prompt_evals"
-        ).fetchone()[0]
-        rows = session.conn.execute(
-            "SELECT problem_id, prompt_tokens, completion_tokens FROM samples"
-        ).fetchall()
-        spans = session.conn.execute(
-            "SELECT r.started_at, COALESCE(r.finished_at, MAX(s.created_at), r.started_at)"
-            " FROM runs r LEFT JOIN samples s ON s.run_id = r.run_id GROUP BY r.run_id"
-        ).fetchall()
-    wall = float(sum(max(0.0, end - start) for start, end in spans))
-    completion = int(sum(r[2] for r in rows))
-    billed_input = int(sum(r[1] for r in rows))
+    with session.lock:  # one moment's counts, between the run's writes
+        evals = queries.prompt_eval_tokens(session)
+        rows = queries.sample_tokens(session)
+        spans = queries.run_spans(session)
+    prompt_tokens = sum(evals)
+    wall = float(sum(max(0.0, s.ended_at - s.started_at) for s in spans))
+    completion = int(sum(r.completion_tokens for r in rows))
+    billed_input = int(sum(r.prompt_tokens for r in rows))
     samples = len(rows)
     per_problem: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for pid, ptok, ctok in rows:
-        per_problem[pid].append((ptok, ctok))
+    for r in rows:
+        per_problem[r.problem_id].append((r.prompt_tokens, r.completion_tokens))
     costs = []
     total_flops = 0.0
     for p in problems:
@@ -530,9 +501,7 @@ def _cost_section(
         total_flops += comp_flops
     if shape is not None:
         # Prompts are evaluated once per shared evaluation, at context positions 0..len-1.
-        with session.lock:
-            evals = session.conn.execute("SELECT n_tokens FROM prompt_evals").fetchall()
-        lengths = np.array([e[0] for e in evals], dtype=np.float64)
+        lengths = np.array(evals, dtype=np.float64)
         total_flops += float(cost.flops(shape, np.zeros(len(lengths)), lengths).sum())
     api = {
         name: cost.usd(price, billed_input, completion) for name, price in options.prices.items()
@@ -655,27 +624,20 @@ def _false_positive_section(
     digests = {p.problem_id: tests_digest(p.data) for p in problems}
 
     def statuses(name: str, version: str) -> dict[tuple[str, int], str]:
-        with session.lock:
-            rows = session.conn.execute(
-                "SELECT problem_id, sample_index, tests_digest, status FROM verdicts"
-                " WHERE verifier = ? AND version = ?",
-                (name, version),
-            ).fetchall()
-        return {(r[0], r[1]): r[3] for r in rows if digests.get(r[0]) == r[2]}
+        return {
+            (v.problem_id, v.sample_index): v.status
+            for v in queries.verdict_rows(session, name, version)
+            if digests.get(v.problem_id) == v.tests_digest
+        }
 
-    with session.lock:
-        row = session.conn.execute(
-            "SELECT version FROM verdicts WHERE verifier = ? GROUP BY version"
-            " ORDER BY COUNT(*) DESC LIMIT 1",
-            (VISIBLE_VERIFIER,),
-        ).fetchone()
-    if row is None:
+    visible = queries.leading_version(session, VISIBLE_VERIFIER)
+    if visible is None:
         return {
             "refused": f"no {VISIBLE_VERIFIER} verdicts: run `troop verify SESSION "
             f"--verifier {VISIBLE_VERIFIER}` to measure the cheap verifier"
         }
     result: dict[str, Any] = selection.false_positive_rate(
-        statuses(VISIBLE_VERIFIER, row[0]),
+        statuses(VISIBLE_VERIFIER, visible),
         statuses(verifier["name"], verifier["version"]),
         visible_name=VISIBLE_VERIFIER,
         hidden_name=verifier["name"],

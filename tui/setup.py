@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
+from troop.engine import queries
 from troop.engine.errors import TroopError
 from troop.engine.run import DEFAULT_PARALLEL, DEFAULT_SAMPLES, RunSettings, sessions_dir
 from troop.engine.runner import Launch, VerifyOptions
@@ -67,26 +66,20 @@ def recent_sessions(limit: int = RECENT, folder: Path | None = None) -> list[Rec
 
 
 def _describe(path: Path) -> RecentSession:
-    import json
-
-    samples = budget = problems = None
-    model = problem_set = "?"
-    try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as conn:
-            samples = int(conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
-            problems = int(conn.execute("SELECT COUNT(*) FROM problems").fetchone()[0])
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            budget = json.loads(meta.get("budget", "null"))
-            config = json.loads(meta.get("config", "{}"))
-            model = config.get("model", {}).get("name", "?")
-            problem_set = config.get("problem_set", {}).get("name", "?")
-    except (sqlite3.Error, ValueError, AttributeError):
-        pass
+    summary = queries.summarise_file(path)
     try:
         modified = path.stat().st_mtime
     except OSError:
         modified = 0.0
-    return RecentSession(path, modified, samples, budget, problems, model, problem_set)
+    return RecentSession(
+        path,
+        modified,
+        summary.samples,
+        summary.budget,
+        summary.problems,
+        summary.model,
+        summary.problem_set,
+    )
 
 
 # -- checks ---------------------------------------------------------------------------------

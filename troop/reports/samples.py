@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from troop.engine import queries
 from troop.engine.session import Session
 from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code
@@ -64,9 +65,9 @@ def failure_examples(
     wanted = {key for keys in chosen.values() for key in keys}
     records = {}
     for pid in sorted({key[0] for key in wanted}):
-        for rec in session.samples(pid):
-            if (pid, rec.sample_index) in wanted:
-                records[(pid, rec.sample_index)] = rec
+        for record in session.samples(pid):
+            if (pid, record.sample_index) in wanted:
+                records[(pid, record.sample_index)] = record
     out: dict[str, list[Example]] = {}
     for status, keys in chosen.items():
         out[status] = []
@@ -116,21 +117,16 @@ def humaneval_rows(session: Session) -> Iterator[dict[str, Any]]:
         yield {"task_id": rec.problem_id, "completion": completion}
 
 
-def _verifier_versions(session: Session) -> list[tuple[str, str]]:
-    with session.lock:
-        rows = session.conn.execute(
-            "SELECT DISTINCT verifier, version FROM verdicts ORDER BY verifier, version"
-        ).fetchall()
-    return [(str(r[0]), str(r[1])) for r in rows]
-
-
 def full_rows(session: Session) -> Iterator[dict[str, Any]]:
     """Every sample with its parameters, timings and verdicts: `verdict` is the session's own
     verifier's (null when unjudged), `verdicts` every verifier version's that was judged
     against the problem's current tests."""
     problems = {p.problem_id: p for p in session.problems()}
     own = session.meta("verifier")
-    judged = {pair: session.current_verdicts(*pair) for pair in _verifier_versions(session)}
+    judged = {
+        (v.verifier, v.version): session.current_verdicts(v.verifier, v.version)
+        for v in queries.verifier_versions(session)
+    }
     for rec in session.samples():
         problem = problems[rec.problem_id]
         key = (rec.problem_id, rec.sample_index)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 
 FloatArray = NDArray[np.float64]
 

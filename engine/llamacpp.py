@@ -12,8 +12,8 @@ from typing import Any
 
 import llama_cpp as lc
 
-from troop.engine.errors import EngineError, ModelError
 from troop.engine.model_facts import ContextPlan, ModelShape
+from troop.errors import EngineError, ModelError
 
 # ggml_log_level: DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the last line's level).
 _GGML_LOG_LEVEL_DEBUG = 1

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from troop.engine.errors import SessionError
+from troop.errors import SessionError
 
 
 @dataclass(frozen=True)

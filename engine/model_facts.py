@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from troop.engine.errors import ModelError, TroopError
+from troop.errors import ModelError, TroopError
 
 #: llama.cpp's hard limit on sequences in one context (LLAMA_MAX_SEQ in llama-cparams.h).
 LLAMA_MAX_SEQ = 256

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from troop.engine.errors import ModelError
+from troop.errors import ModelError
 
 #: The short name `--model` falls back to.
 DEFAULT_MODEL = "smollm2-135m"

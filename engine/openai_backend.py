@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 
-from troop.engine.errors import EngineError
 from troop.engine.events import SampleRecord
 from troop.engine.openai_client import (
     AttemptFailed,
@@ -38,6 +37,7 @@ from troop.engine.openai_client import (
 )
 from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
 from troop.engine.scheduler import SamplingParams, WorkItem, WorkSource
+from troop.errors import EngineError
 
 #: Stored in place of a completion token id the server did not report.
 UNKNOWN_TOKEN = -1

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from troop.engine.errors import EngineError, TroopError
+from troop.errors import EngineError, TroopError
 
 #: Environment variables that tune the client; none of them is part of a session.
 ENV_TIMEOUT = "TROOP_SERVER_TIMEOUT"

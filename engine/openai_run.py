@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from troop import __version__
-from troop.engine.errors import SessionError, TroopError
 from troop.engine.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
 from troop.engine.openai_client import (
     ServerOptions,
@@ -42,6 +41,7 @@ from troop.engine.session_setup import (
     sampling_params,
     stored_config,
 )
+from troop.errors import SessionError, TroopError
 
 if TYPE_CHECKING:
     from troop.engine.run import PreparedRun, RunSettings

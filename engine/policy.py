@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from troop.engine.errors import TroopError
 from troop.engine.events import SampleRecord
 from troop.engine.session import Session
+from troop.errors import TroopError
 from troop.verifiers.answers import final_answer, normalize
 from troop.verifiers.base import Status, Verdict, partial_credit
 

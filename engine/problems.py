@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from troop.engine import tables
-from troop.engine.errors import ProblemSetError
+from troop.errors import ProblemSetError
 
 
 @dataclass(frozen=True)

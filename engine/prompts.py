@@ -51,7 +51,7 @@ def choose_format(model: Model, instruct: bool | None, requested: str) -> Prompt
         if template:
             return PromptFormat("chat", template)
         if requested == "chat":
-            from troop.engine.errors import ModelError
+            from troop.errors import ModelError
 
             raise ModelError(
                 f"{model.path}: --prompt-format chat, but the GGUF has no chat template"

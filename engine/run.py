@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from troop import __version__
 from troop.engine import model_facts, policy, prompts, supervisor
 from troop.engine.control import RunControl
-from troop.engine.errors import EngineError, SessionError, TroopError
 from troop.engine.events import (
     Event,
     PromptEvaluated,
@@ -45,6 +44,7 @@ from troop.engine.session_setup import (
 from troop.engine.session_setup import problem_record as problem_record
 from troop.engine.supervisor import RemoteSampler, WorkerDied, WorkerModel, worker_log_path
 from troop.engine.verify import Verification
+from troop.errors import EngineError, SessionError, TroopError
 
 if TYPE_CHECKING:
     from troop.engine.openai_run import ServerBackend

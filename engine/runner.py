@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from troop.engine.control import RunControl
-from troop.engine.errors import TroopError
 from troop.engine.events import Event, RunObserver, WorkerRestarted
 from troop.engine.run import (
     PreparedRun,
@@ -30,6 +29,7 @@ from troop.engine.run import (
     execute,
     prepare,
 )
+from troop.errors import TroopError
 
 if TYPE_CHECKING:
     from troop.engine.session import Session

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from troop.engine.errors import SessionError
 from troop.engine.events import SampleRecord
+from troop.errors import SessionError
 
 #: Bumped whenever a table changes shape; older files are refused with a clear message.
 SCHEMA_VERSION = 1

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from troop import __version__
 from troop.engine import policy
-from troop.engine.errors import SessionError
 from troop.engine.problems import Problem, ProblemSet, load_problem_set
 from troop.engine.scheduler import SamplingParams
 from troop.engine.session import Session, StoredProblem
+from troop.errors import SessionError
 
 if TYPE_CHECKING:
     from troop.engine.run import RunSettings

@@ -25,9 +25,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from troop.engine import errors
+from troop import errors
 from troop.engine.control import RunControl
-from troop.engine.errors import EngineError, TroopError
 from troop.engine.events import (
     PromptEvaluated,
     RunObserver,
@@ -38,6 +37,7 @@ from troop.engine.events import (
 from troop.engine.model_facts import ContextPlan, ModelShape
 from troop.engine.sample_loop import BatchStats, Store
 from troop.engine.scheduler import PromptSpec, SamplingParams, WorkSource
+from troop.errors import EngineError, TroopError
 
 #: Seconds a new worker may take to start Python and llama.cpp before it is given up on.
 START_TIMEOUT_S = 120.0

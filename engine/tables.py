@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from troop.engine.errors import ProblemSetError
+from troop.errors import ProblemSetError
 
 #: How a table's records are named in messages: "FILE row N", N counting from 0 as
 #: `datasets` and pandas index them.

@@ -10,10 +10,10 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from troop.engine.errors import TroopError
 from troop.engine.problems import load_problem_set
 from troop.engine.session import Session, tests_digest
 from troop.engine.verify import Verification, pending
+from troop.errors import TroopError
 
 
 def refresh_problems(session: Session, spec: str) -> tuple[list[str], list[str]]:

@@ -33,7 +33,6 @@ from typing import Any
 
 from troop.engine import llamacpp
 from troop.engine.control import RunControl
-from troop.engine.errors import TroopError
 from troop.engine.events import (
     Event,
     PromptEvaluated,
@@ -45,6 +44,7 @@ from troop.engine.events import (
 from troop.engine.model_facts import ContextPlan
 from troop.engine.sampler import BatchedSampler
 from troop.engine.scheduler import PromptSpec, SamplingParams, WorkItem
+from troop.errors import TroopError
 
 #: Test-only fault switch (an environment variable): "sigill" makes a worker whose model has
 #: CPU extra buffers on kill itself with SIGILL at its first decode and report AMX, as a

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 from troop.verifiers.answer_verifiers import (
     ExactAnswer,
     MathAnswer,

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from troop.engine.control import RunControl
-from troop.engine.errors import SessionError
 from troop.engine.events import (
     Event,
     PromptEvaluated,
@@ -23,6 +22,7 @@ from troop.engine.events import (
 from troop.engine.run import RunSettings, execute, prepare
 from troop.engine.scheduler import sample_seed
 from troop.engine.session import Session
+from troop.errors import SessionError
 
 pytestmark = pytest.mark.model
 
@@ -233,7 +233,7 @@ def test_base_model_gets_raw_prompts(tmp_path: Path) -> None:
 
 
 def test_too_much_kv_cache_is_refused_before_anything_is_created(tmp_path: Path) -> None:
-    from troop.engine.errors import TroopError
+    from troop.errors import TroopError
 
     path = tmp_path / "s.sqlite"
     with pytest.raises(TroopError, match="GiB of KV cache"):

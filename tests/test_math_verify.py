@@ -202,7 +202,7 @@ def test_power_tower_is_a_quick_fail_in_the_sandbox(sandbox: Any) -> None:
 
 
 def test_the_workers_warm_up_before_forking(sandbox: Any) -> None:
-    from troop.engine.errors import TroopError
+    from troop.errors import TroopError
     from troop.verifiers.sandbox import Job, Sandbox
 
     # A job forked from the warmed worker finds what math-verify builds on first use.

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from troop.engine.errors import ProblemSetError
 from troop.engine.problems import (
     BUILTIN_SETS,
     Problem,
@@ -20,6 +19,7 @@ from troop.engine.problems import (
     arithmetic_problems,
     load_problem_set,
 )
+from troop.errors import ProblemSetError
 
 HUMANEVAL = {
     "task_id": "Demo/0",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from troop.engine.errors import SessionError
 from troop.engine.events import SampleRecord
 from troop.engine.session import SCHEMA_VERSION, Session, StoredProblem
+from troop.errors import SessionError
 
 
 def record(i: int, text: str = "42") -> SampleRecord:

@@ -18,9 +18,9 @@ import pytest
 from tests.conftest import troop
 from tests.test_cli import one_line_error
 from tests.test_problems import GSM8K, HUMANEVAL, MATH, MBPP, write_jsonl
-from troop.engine.errors import ProblemSetError
 from troop.engine.problems import load_problem_set
 from troop.engine.tables import parse_fields
+from troop.errors import ProblemSetError
 
 GSM8K_ROWS = [
     GSM8K,

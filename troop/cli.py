@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from troop import __version__
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 
 err = Console(stderr=True)
 

@@ -15,8 +15,8 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from troop.engine.errors import TroopError
 from troop.engine.runner import Launch
+from troop.errors import TroopError
 from troop.tui import themes
 from troop.tui.messages import ThemeFilesChanged
 

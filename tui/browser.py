@@ -22,8 +22,8 @@ from textual.screen import Screen
 from textual.visual import Visual
 from textual.widgets import Footer, Select, Static
 
-from troop.engine.errors import TroopError
 from troop.engine.session import Session, StoredProblem
+from troop.errors import TroopError
 from troop.tui.browser_dialogs import CopyDialog, MarkDialog
 from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code

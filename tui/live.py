@@ -24,10 +24,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
-from troop.engine.errors import TroopError
 from troop.engine.lock import Holder
 from troop.engine.run import RunSettings
 from troop.engine.runner import Launch, SessionRunner
+from troop.errors import TroopError
 from troop.tui.ask import AskScreen, HelpScreen, key_list
 from troop.tui.messages import (
     AnalysisUpdated,

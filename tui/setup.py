@@ -17,9 +17,9 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from troop.engine import queries
-from troop.engine.errors import TroopError
 from troop.engine.run import DEFAULT_PARALLEL, DEFAULT_SAMPLES, RunSettings, sessions_dir
 from troop.engine.runner import Launch, VerifyOptions
+from troop.errors import TroopError
 from troop.tui.ask import HelpScreen, check_temperatures, key_list
 
 #: Problems a first session samples (the first of the built-in arithmetic set): a small

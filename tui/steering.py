@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 from troop.tui.ask import AskScreen, check_temperatures, parse_temperatures
 from troop.tui.messages import ProblemsAdded, RunFailed
 from troop.tui.status_bar import RunState

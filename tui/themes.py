@@ -17,7 +17,7 @@ from textual.theme import Theme
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 
 #: The theme used when nothing was chosen, or when the chosen one is missing or broken.
 DEFAULT_THEME = "troop-dark"

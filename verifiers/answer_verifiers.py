@@ -327,7 +327,7 @@ def _math_verify_version() -> str:
     try:
         return importlib.metadata.version("math-verify")
     except importlib.metadata.PackageNotFoundError:
-        from troop.engine.errors import TroopError
+        from troop.errors import TroopError
 
         raise TroopError(
             "math-answer needs the math-verify package", hint="pip install math-verify"
@@ -363,7 +363,7 @@ class RegexAnswer:
             try:
                 re.compile(pattern)
             except re.error as exc:
-                from troop.engine.errors import TroopError
+                from troop.errors import TroopError
 
                 raise TroopError(f"bad regex pattern {pattern!r}: {exc}") from None
         self.pattern = pattern  # the verifier's pattern; None: each problem's `pattern` field

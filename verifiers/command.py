@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 from troop.verifiers.answer_verifiers import verdict_from_job
 from troop.verifiers.base import Check, Verdict
 

@@ -6,7 +6,7 @@ import importlib.metadata
 from collections.abc import Callable
 from typing import Any
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 from troop.verifiers.base import Verifier
 
 #: The entry-point group every verifier registers in, built-ins included.

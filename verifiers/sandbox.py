@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 from troop.verifiers import _worker
 
 #: Seconds a worker may take to start (interpreter, preloads, namespace probe).

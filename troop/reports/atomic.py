@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from troop.engine.errors import TroopError
+from troop.errors import TroopError
 
 # Names `asset_name` gives: a stem, a dash, 12 hex digits of the content's hash, an extension.
 # Only files with such names are ever pruned from an assets folder.

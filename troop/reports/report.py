@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from troop import __version__
-from troop.engine.errors import TroopError
 from troop.engine.session import Session
+from troop.errors import TroopError
 from troop.reports import atomic, html, markdown, tables
 from troop.reports.compare import comparison_document, labels
 from troop.reports.document import session_document

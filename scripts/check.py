@@ -82,8 +82,8 @@ def mypy() -> subprocess.CompletedProcess[str]:
 def lint_imports() -> subprocess.CompletedProcess[str]:
     """import-linter's layer contracts from pyproject.toml, over the laid-out package."""
     config = str(REPO / "pyproject.toml")
-    exe = Path(sys.executable).with_name("lint-imports")
-    return run_in_tree([str(exe), "--config", config, "--no-cache"])
+    command = "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
+    return run_in_tree([sys.executable, "-c", command, config, "--no-cache"])
 
 
 def _step(name: str, result: subprocess.CompletedProcess[str]) -> bool:
@@ -98,25 +98,30 @@ def _plain(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True)
 
 
+STEPS = {
+    "ruff": lambda: _plain([sys.executable, "-m", "ruff", "check", "."]),
+    "format": lambda: _plain([sys.executable, "-m", "ruff", "format", "--check", "."]),
+    "mypy": mypy,
+    "imports": lint_imports,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--no-tests", action="store_true", help="static checks only, not the fast tests"
+        "--no-tests", action="store_true", help="the static checks only, not the fast tests"
+    )
+    parser.add_argument(
+        "--only", choices=sorted(STEPS), action="append", help="run only this static check"
     )
     args = parser.parse_args(argv)
-    py = sys.executable
-    ok = all(
-        [
-            _step("ruff check", _plain([py, "-m", "ruff", "check", "."])),
-            _step("ruff format --check", _plain([py, "-m", "ruff", "format", "--check", "."])),
-            _step("mypy", mypy()),
-            _step("lint-imports", lint_imports()),
-        ]
-    )
-    if not args.no_tests:
-        # The fast tests: everything but the real-model ones, which the full suite runs.
-        print("---- fast tests (python -m pytest -m 'not model')", flush=True)
-        tests = subprocess.run([py, "-m", "pytest", "-q", "-m", "not model"], cwd=REPO)
+    names = args.only or list(STEPS)
+    # Every step runs (and reports) even after one fails: one run shows everything to fix.
+    ok = all([_step(name, STEPS[name]()) for name in names])
+    if not (args.no_tests or args.only):
+        # The fast tests: all but the real-model ones (marked `model`), which the full suite runs.
+        print("---- fast tests: python -m pytest -m 'not model'", flush=True)
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "not model"], cwd=REPO)
         ok = ok and tests.returncode == 0
     print("check passed" if ok else "check FAILED")
     return 0 if ok else 1

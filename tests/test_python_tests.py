@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_sandbox import TIERS, _leftovers
+from tests.sandbox_helpers import TIERS, _leftovers
 from troop.engine.events import Recorder, SampleRecord
 from troop.engine.problems import load_problem_set
 from troop.engine.session import Session, StoredProblem

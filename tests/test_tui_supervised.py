@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.test_supervisor import ARGS, _stored, _texts, _wait, _worker_pid
-from tests.test_tui_app import SIZE, until
+from tests.tui_pilot import SIZE, until
 from troop.engine.lock import holder
 from troop.engine.run import RunSettings
 from troop.engine.runner import Launch, VerifyOptions

@@ -25,7 +25,6 @@ FRACTIONS = (16, 8, 4)
 #: k, and fewer samples say little about the shape of the curve.
 MIN_PREFIX = 4
 LAWS = ("power_law", "beta_binomial")
-LAW_NAMES = {"power_law": "power law", "beta_binomial": "beta-binomial"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class Backtest:
         nearest = min(fractions, key=lambda x: (abs(x - fraction), x))
         parts: list[str] = []
         for f in (f for f in self.forecasts if f.fraction == nearest):
-            name = LAW_NAMES[f.law]
+            name = fits.LAW_NAMES[f.law]
             if not parts:
                 name += f" from 1/{nearest} of the budget"
             if f.error is None:

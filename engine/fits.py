@@ -4,7 +4,9 @@ beta-binomial model of Schaeffer et al. (2025), each with bootstrap intervals.""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +22,8 @@ FIT_POINTS = 40
 BOUND = 12.0
 #: Gauss-Newton / Newton iterations for bootstrap refits, which start next to the answer.
 REFIT_STEPS = 12
+#: Each law's key in the analysis' fit section, and its name in prose.
+LAW_NAMES = {"power_law": "power law", "beta_binomial": "beta-binomial"}
 
 
 class FitRefused(ValueError):
@@ -334,3 +338,53 @@ def _bb_full_newton(
         solvable = ((w * (c > 0)).sum(1) > 0) & ((w * (c < n)).sum(1) > 0)
         good = settled & solvable & np.isfinite(la) & np.isfinite(lb)
     return np.where(good[:, None], np.exp(np.stack([la, lb], axis=1)), np.nan)
+
+
+@dataclass(frozen=True)
+class ForecastPoint:
+    """A fitted law's coverage at a budget beyond the one drawn, with its bootstrap interval."""
+
+    k: float  # samples per problem
+    coverage: float  # the law's coverage at k (fraction of problems)
+    low: float | None  # lower edge of the interval; None when too few replicates converged
+    high: float | None  # upper edge of the interval; None likewise
+
+
+@dataclass(frozen=True)
+class DrawnLaw:
+    """The fitted law that every plot draws, read from the analysis' fit section."""
+
+    key: str  # its key in the analysis: "power_law" or "beta_binomial"
+    name: str  # its name in prose: "power law" or "beta-binomial"
+    parameters: tuple[tuple[str, float], ...]  # (a, b) or (alpha, beta), each with its name
+    rmse: float  # error against the observed coverage at the fit points (coverage units)
+    curve_k: tuple[float, ...]  # samples per problem, from 1 to 100x the budget drawn
+    curve: tuple[float, ...]  # the law's coverage at each curve_k
+    low: tuple[float | None, ...]  # bootstrap band's lower edge at each curve_k (None: unknown)
+    high: tuple[float | None, ...]  # bootstrap band's upper edge at each curve_k
+    forecast: tuple[ForecastPoint, ...]  # coverage at the larger budgets the analysis quotes
+
+
+def law_to_draw(fit: Mapping[str, Any] | None) -> DrawnLaw | None:
+    """The law a plot draws: the one the analysis' `fit["better"]` names (the lower error
+    over the whole coverage curve), or None when it names none or that law was refused."""
+    key = (fit or {}).get("better")
+    law = (fit or {}).get(key) if key in LAW_NAMES else None
+    if not isinstance(law, Mapping) or "refused" in law:
+        return None
+    names = ("a", "b") if key == "power_law" else ("alpha", "beta")
+    curve = law["curve"]
+    return DrawnLaw(
+        key=str(key),
+        name=LAW_NAMES[str(key)],
+        parameters=tuple((n, float(law[n])) for n in names),
+        rmse=float(law["rmse"]),
+        curve_k=tuple(float(k) for k in curve["k"]),
+        curve=tuple(float(c) for c in curve["coverage"]),
+        low=tuple(curve.get("low") or (None,) * len(curve["k"])),
+        high=tuple(curve.get("high") or (None,) * len(curve["k"])),
+        forecast=tuple(
+            ForecastPoint(float(p["k"]), float(p["coverage"]), p.get("low"), p.get("high"))
+            for p in law.get("forecast") or ()
+        ),
+    )

@@ -32,9 +32,11 @@ def contract_analysis(
     fit_refused: str | None = None,
     cost_refused: str | None = None,
     path: str = "/sessions/a.troop",
+    better: str = "power_law",
 ) -> dict[str, Any]:
     """A dict shaped exactly as troop.engine.analysis' contract: coverage exp(a k^b) with a
-    band around it, a power-law fit to 100x the budget, and cost axes linear in k."""
+    band around it, a power-law fit and a beta-binomial fit (Beta(0.3, 2)) to 100x the budget,
+    `better` naming the one to draw, and cost axes linear in k. `fit_refused` refuses both."""
     ks = list(range(1, min(n, 100) + 1))
     cov = [math.exp(a * k**b) for k in ks]
     curve_k = sorted({float(k) for k in ks[::7]} | {n * 10 ** (i / 20) for i in range(41)})
@@ -55,6 +57,25 @@ def contract_analysis(
                 "coverage": [math.exp(a * k**b) for k in curve_k],
                 "low": [math.exp(1.1 * a * k**b) for k in curve_k],
                 "high": [math.exp(0.9 * a * k**b) for k in curve_k],
+            },
+            "budget_for": [],
+        }
+    )
+    beta_binomial: dict[str, Any] = (
+        {"refused": fit_refused}
+        if fit_refused
+        else {
+            "alpha": 0.3,
+            "beta": 2.0,
+            "rmse": 0.021,
+            "forecast": [
+                {"k": 10 * n, "coverage": _bb(10 * n), "low": 0.0, "high": 1.0},
+            ],
+            "curve": {
+                "k": curve_k,
+                "coverage": [_bb(k) for k in curve_k],
+                "low": [0.9 * _bb(k) for k in curve_k],
+                "high": [min(1.0, 1.1 * _bb(k)) for k in curve_k],
             },
             "budget_for": [],
         }
@@ -82,9 +103,22 @@ def contract_analysis(
             "solved": round(cov[-1] * problems),
             "coverage_only": False,
         },
-        "fit": {"power_law": law, "beta_binomial": {"refused": "not fitted"}, "better": None},
+        "fit": {
+            "power_law": law,
+            "beta_binomial": beta_binomial,
+            "better": None if fit_refused else better,
+        },
         "cost": {"refused": cost_refused} if cost_refused else {"axes": axes},
     }
+
+
+def _bb(k: float, alpha: float = 0.3, beta: float = 2.0) -> float:
+    """Beta-binomial coverage 1 - B(alpha, beta + k) / B(alpha, beta), via log-gamma."""
+
+    def log_b(x: float, y: float) -> float:
+        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+    return 1 - math.exp(log_b(alpha, beta + k) - log_b(alpha, beta))
 
 
 class PlotHost(App[None]):
@@ -142,9 +176,16 @@ def test_cost_axes_scale_the_forecast_by_the_last_cost_per_sample() -> None:
 
 
 def test_refusals_become_captions_not_curves() -> None:
-    c = curves(contract_analysis(fit_refused="fewer than 3 fit points"), "samples")
-    assert c.fit_x == [] and c.forecast_x == [] and c.x
-    assert c.notes == ("power-law fit: fewer than 3 fit points",)
+    c = curves(contract_analysis(fit_refused="no problem solved yet"), "samples")
+    assert c.fit_x == [] and c.forecast_x == [] and c.x and c.law == ""
+    assert c.notes == ("no law fitted: no problem solved yet",)
+    # Laws refused for different reasons: each reason is given.
+    a = contract_analysis(fit_refused="fewer than 3 fit points")
+    a["fit"]["beta_binomial"] = {"refused": "every sample passed: no failure rate to fit"}
+    assert curves(a, "samples").notes == (
+        "power law fit: fewer than 3 fit points; "
+        "beta-binomial fit: every sample passed: no failure rate to fit",
+    )
     c = curves(contract_analysis(cost_refused="no timings recorded"), "wall_s")
     assert c.x == [] and c.notes == ("wall time: no timings recorded",)
     # Samples per problem needs no cost accounting: still drawn.
@@ -166,6 +207,18 @@ def test_tick_labels_speak_the_axis_unit() -> None:
     assert tick_label("tokens", 2_500_000) == "2.5M"
     assert tick_label("wall_s", 30) == "30s" and tick_label("wall_s", 7200) == "2h"
     assert tick_label("usd", 0.01) == "$0.01"
+
+
+def test_the_plot_draws_the_law_the_analysis_calls_better() -> None:
+    power = curves(contract_analysis(), "samples")
+    assert power.law == "power law"
+    a = contract_analysis(better="beta_binomial")
+    c = curves(a, "samples")
+    assert c.law == "beta-binomial"
+    law = a["fit"]["beta_binomial"]["curve"]
+    beyond = [y for k, y in zip(law["k"], law["coverage"], strict=True) if k >= 64]
+    assert c.forecast_y == pytest.approx(beyond) and c.forecast_y != power.forecast_y
+    assert c.forecast_x[-1] == pytest.approx(6400)
 
 
 # -- the widget ----------------------------------------------------------------------------
@@ -196,7 +249,19 @@ def test_refused_fit_reason_is_the_caption() -> None:
 async def _test_refused_fit_reason_is_the_caption() -> None:
     app = PlotHost(contract_analysis(fit_refused="no problem solved yet"))
     async with app.run_test(size=SIZE):
-        assert "power-law fit: no problem solved yet" in caption(app)
+        assert "no law fitted: no problem solved yet" in caption(app)
+
+
+def test_the_caption_names_the_beta_binomial_when_it_is_drawn() -> None:
+    asyncio.run(_test_the_caption_names_the_beta_binomial_when_it_is_drawn())
+
+
+async def _test_the_caption_names_the_beta_binomial_when_it_is_drawn() -> None:
+    app = PlotHost(contract_analysis(better="beta_binomial"))
+    async with app.run_test(size=SIZE):
+        assert app.query_one(CoveragePlot).shown[0].law == "beta-binomial"
+        assert "beta-binomial alpha=0.3 beta=2 rmse=0.021, dashed beyond k=64" in caption(app)
+        assert "power law" not in caption(app)
 
 
 def test_overlay_draws_a_second_session_with_its_label() -> None:
@@ -335,15 +400,17 @@ def test_coverage_only_session_shows_solved_against_samples_spent(tmp_path: Path
 def test_snapshot_coverage_with_band_fit_and_forecast(snap_compare: Any) -> None:
     """A correct picture: a blue coverage curve rising from about .2 at k=1 to about .8 at
     k=64 inside a shaded band, an orange fitted line on top of it up to k=64 that continues
-    as orange dashes to k=6.4k; x ticks 1, 10, 100, 1k labelled "samples per problem"; the
-    caption names the axis, 16/20 solved and the power law's a and b."""
+    as orange dashes to k=6.4k, named "smollm2-135m power law" in the legend (the law the
+    analysis calls better); x ticks 1, 10, 100, 1k labelled "samples per problem"; the caption
+    names the axis, 16/20 solved and "power law a=-1.6 b=-0.45 rmse=0.012"."""
     assert snap_compare(PlotHost(contract_analysis()), terminal_size=SIZE)
 
 
 def test_snapshot_overlay_on_the_tokens_axis(snap_compare: Any) -> None:
     """A correct picture: after one press of x the axis reads "tokens (prompt + completion)"
     with ticks in k/M; two sessions, smollm2-135m (blue, with its band and orange dashed
-    forecast) and gemma3-270m (green, higher, with its own green dashes), named in the legend."""
+    forecast) and gemma3-270m (green, higher, with its own green dashes), named in the legend
+    with the law each forecast draws ("smollm2-135m power law", "gemma3-270m power law")."""
     app = PlotHost(
         contract_analysis(),
         contract_analysis("gemma3-270m", a=-1.2, b=-0.5, n=32, path="/s/b.troop"),
@@ -353,6 +420,7 @@ def test_snapshot_overlay_on_the_tokens_axis(snap_compare: Any) -> None:
 
 def test_snapshot_refused_fit_shows_the_reason(snap_compare: Any) -> None:
     """A correct picture: the coverage curve and band without any orange fit or dashes, and
-    the caption's second line reads "power-law fit: fewer than 3 fit points"."""
+    the caption's second line reads "no law fitted: fewer than 3 fit points" (both laws
+    refused for that reason, so the analysis names no better one)."""
     app = PlotHost(contract_analysis(fit_refused="fewer than 3 fit points"))
     assert snap_compare(app, terminal_size=SIZE)

@@ -99,8 +99,10 @@ def test_live_screen(snap_compare: Any, tmp_path: Path) -> None:
     border ("#3 fail"). The problems table lists arith/000..003 with n 8, judged 8, correct
     4/2/1/0, pass@1 0.50/0.25/0.12/0.00 and status solved (green) x3, unsolved (red). The
     plot shows coverage rising from about 0.22 at k=1 to 0.75 at k=8 on a log x axis labelled
-    "samples per problem", a shaded bootstrap band, and the power-law forecast dotted beyond
-    k=8; its caption names the fit. The status bar reads "sampling │ 3.9 tok/s · 0.20
+    "samples per problem", a shaded bootstrap band, and the forecast of the law the analysis
+    calls better, the beta-binomial, dotted beyond k=8 towards 1 ("smollm2-135m
+    beta-binomial" in the legend); its caption reads "beta-binomial alpha=2.09 beta=7.5
+    rmse=0.0081". The status bar reads "sampling │ 3.9 tok/s · 0.20
     samples/s │ 2/32 samples · ETA 2:30 │ 598 tok · 161.7G FLOPs · $0.0003 │ sandbox
     bwrap"."""
     app, clock = _live_app(tmp_path)

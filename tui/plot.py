@@ -18,6 +18,8 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
+from troop.engine.fits import LAW_NAMES, law_to_draw
+
 #: The x axes the `x` key cycles through, in order; names are the analysis' `cost.axes` keys.
 AXES = ("samples", "tokens", "flops", "wall_s", "usd")
 _AXIS_NAMES = {
@@ -44,6 +46,7 @@ class Curves:
     fit_y: list[float] = field(default_factory=list)  # its coverage at each fit_x
     forecast_x: list[float] = field(default_factory=list)  # fitted law beyond the budget: dashed
     forecast_y: list[float] = field(default_factory=list)  # its coverage at each forecast_x
+    law: str = ""  # name of the fitted law drawn ("power law", "beta-binomial"); "" for none
     notes: tuple[str, ...] = ()  # refusals and gaps, shown as a caption instead of a curve
 
 
@@ -68,23 +71,23 @@ def curves(analysis: dict[str, Any], axis: str) -> Curves:
     fit_y: list[float] = []
     forecast_x: list[float] = []
     forecast_y: list[float] = []
-    law = (analysis.get("fit") or {}).get("power_law") or {"refused": "no fit"}
+    law = law_to_draw(analysis.get("fit"))
     if coverage.get("coverage_only"):
         pass  # solved-vs-spent has no law to fit; the curve alone is the answer
-    elif "refused" in law:
-        notes.append(f"power-law fit: {law['refused']}")
+    elif law is None:
+        notes.append(_unfitted(analysis.get("fit") or {}))
     else:
         n_min = float(coverage.get("n_min", k[-1]))
-        for ck, cy in zip(law["curve"]["k"], law["curve"]["coverage"], strict=True):
-            x = _cost_at(float(ck), k, xs)
+        for ck, cy in zip(law.curve_k, law.curve, strict=True):
+            x = _cost_at(ck, k, xs)
             if not _positive(x):
                 continue
             if ck <= n_min:
                 fit_x.append(x)
-                fit_y.append(float(cy))
+                fit_y.append(cy)
             if ck >= n_min:
                 forecast_x.append(x)
-                forecast_y.append(float(cy))
+                forecast_y.append(cy)
         if fit_x and forecast_x and forecast_x[0] > fit_x[-1]:
             # The dashes start where the solid line stops, with no hole at the budget.
             forecast_x.insert(0, fit_x[-1])
@@ -99,8 +102,20 @@ def curves(analysis: dict[str, Any], axis: str) -> Curves:
         fit_y=fit_y,
         forecast_x=forecast_x,
         forecast_y=forecast_y,
+        law="" if law is None else law.name,
         notes=tuple(notes),
     )
+
+
+def _unfitted(fit: dict[str, Any]) -> str:
+    """Why no law is drawn: each law's refusal, said once when both share it."""
+    reasons = {
+        name: str((fit.get(key) or {}).get("refused", "not fitted"))
+        for key, name in LAW_NAMES.items()
+    }
+    if len(set(reasons.values())) == 1:
+        return f"no law fitted: {next(iter(reasons.values()))}"
+    return "; ".join(f"{name} fit: {why}" for name, why in reasons.items())
 
 
 def _label(analysis: dict[str, Any]) -> str:
@@ -189,8 +204,8 @@ class _Canvas(PlotextPlot):
 
 
 class CoveragePlot(Widget, can_focus=True):
-    """Coverage against budget (log x) with the bootstrap band, the power-law fit and its
-    forecast dashed beyond the current budget; `x` switches the budget's unit."""
+    """Coverage against budget (log x) with the bootstrap band, the fitted law the analysis
+    calls better and its forecast dashed beyond the current budget; `x` switches the unit."""
 
     DEFAULT_CSS = """
     CoveragePlot {
@@ -273,14 +288,15 @@ class CoveragePlot(Widget, can_focus=True):
             return Text("no verdicts yet: coverage appears once samples are verified")
         parts = [f"x: {_AXIS_NAMES[self.axis]} (x key switches)"]
         coverage = self._analysis.get("coverage") or {}
-        law = (self._analysis.get("fit") or {}).get("power_law") or {}
+        law = law_to_draw(self._analysis.get("fit"))
         if "refused" not in coverage:
             parts.append(f"{coverage.get('solved', 0)}/{coverage.get('problems', 0)} solved")
             if coverage.get("coverage_only"):
                 parts.append("solved vs samples spent")
-            elif law and "refused" not in law:
+            elif law is not None:
+                params = " ".join(f"{name}={v:.3g}" for name, v in law.parameters)
                 parts.append(
-                    f"power law a={law['a']:.3g} b={law['b']:.3g} rmse={law['rmse']:.2g},"
+                    f"{law.name} {params} rmse={law.rmse:.2g},"
                     f" dashed beyond k={coverage.get('n_min')}"
                 )
         lines = [" · ".join(parts)]
@@ -329,7 +345,7 @@ class CoveragePlot(Widget, can_focus=True):
                     curve.forecast_y,
                     per_column,
                     fit,
-                    f"{curve.label} forecast",
+                    f"{curve.label} {curve.law}",
                 )
             plt.plot(curve.x, curve.coverage, marker="braille", color=line, label=curve.label)
 

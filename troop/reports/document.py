@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from troop.engine.backtest import LAW_NAMES
+from troop.engine.fits import LAW_NAMES
 from troop.reports import plots
 from troop.reports.blocks import Code, Document, Heading, Image, Para, Table
 from troop.reports.samples import Example
@@ -216,7 +216,7 @@ def _law_rows(
     fits: list[tuple[str, ...]] = []
     forecasts: list[tuple[str, ...]] = []
     budgets: list[tuple[str, ...]] = []
-    for key, name in (("power_law", "power law"), ("beta_binomial", "beta-binomial")):
+    for key, name in LAW_NAMES.items():
         law = fit.get(key)
         why = _refused(law)
         if why or not isinstance(law, dict):

@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from troop.engine.fits import LAW_NAMES, law_to_draw
 
 _DPI = 150  # print quality at the sizes below (7 in wide: 1050 px)
 _WIDE = (7.0, 4.2)  # one panel, inches
@@ -109,7 +111,8 @@ def _axis_label(key: str, label: str, spent: dict[str, Any]) -> str:
     return f"API price '{price}', USD (log scale)" if key == "usd" and price else label
 
 
-def _usable(section: Any) -> bool:
+def _usable(section: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether an analysis section is there and was not refused."""
     return isinstance(section, dict) and "refused" not in section
 
 
@@ -134,39 +137,35 @@ def coverage(analysis: dict[str, Any]) -> bytes | None:
             label=_band_label(cov),
         )
     ax.plot(cov["k"], _floats(cov["pass_at_k"]), color="C0", linewidth=2, label=measured)
-    fit = analysis["fit"]
-    better = fit.get("better")
-    if better and _usable(fit.get(better)):
-        law = fit[better]
-        curve = law["curve"]
-        name = "power law" if better == "power_law" else "beta-binomial"
+    law = law_to_draw(analysis["fit"])
+    if law is not None:
         ax.fill_between(
-            curve["k"],
-            _floats(curve["low"]),
-            _floats(curve["high"]),
+            law.curve_k,
+            _floats(law.low),
+            _floats(law.high),
             color="C1",
             alpha=0.12,
             linewidth=0,
         )
         ax.plot(
-            curve["k"],
-            _floats(curve["coverage"]),
+            law.curve_k,
+            law.curve,
             color="C1",
             linestyle="--",
             linewidth=1.5,
-            label=f"fitted {name} (rmse {law['rmse']:.3f}), forecast with band",
+            label=f"fitted {law.name} (rmse {law.rmse:.3f}), forecast with band",
         )
         points = [
-            p
-            for p in law["forecast"]
-            if p["k"] > cov["n_min"] and p["low"] is not None and p["high"] is not None
+            (p.k, p.coverage, p.low, p.high)
+            for p in law.forecast
+            if p.k > cov["n_min"] and p.low is not None and p.high is not None
         ]
         if points:
-            ks = [p["k"] for p in points]
-            mid = [p["coverage"] for p in points]
+            ks = [k for k, _, _, _ in points]
+            mid = [c for _, c, _, _ in points]
             err = [
-                [max(0.0, p["coverage"] - p["low"]) for p in points],
-                [max(0.0, p["high"] - p["coverage"]) for p in points],
+                [max(0.0, c - low) for _, c, low, _ in points],
+                [max(0.0, high - c) for _, c, _, high in points],
             ]
             ax.errorbar(
                 ks,
@@ -212,9 +211,7 @@ def backtest(analysis: dict[str, Any]) -> bytes | None:
         label=f"observed at n = {bt['n']}, {round(100 * bt['confidence'])}% interval",
     )
     ax.axhline(bt["observed"], color="C0", linewidth=2)
-    for i, (law, name) in enumerate(
-        (("power_law", "power law"), ("beta_binomial", "beta-binomial"))
-    ):
+    for i, (law, name) in enumerate(LAW_NAMES.items()):
         points = [f for f in bt["forecasts"] if f["law"] == law and f["coverage"] is not None]
         if points:
             ax.plot(

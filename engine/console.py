@@ -9,12 +9,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from troop.engine.events import (
     Event,
@@ -24,6 +25,23 @@ from troop.engine.events import (
     SampleVerified,
     TokensDecoded,
 )
+from troop.engine.numbers import count, duration, rate
+
+
+class DurationColumn(ProgressColumn):
+    """Time elapsed, or left at the current speed, written as every other troop duration."""
+
+    max_refresh = 0.5  # the ETA follows a noisy speed estimate: redraw it at most twice a second
+
+    def __init__(self, remaining: bool) -> None:
+        super().__init__()
+        self.remaining = remaining  # True: time left at the current speed; False: time taken
+
+    def render(self, task: Task) -> Text:
+        if self.remaining:
+            return Text(duration(task.time_remaining), style="progress.remaining")
+        taken = task.finished_time if task.finished else task.elapsed
+        return Text(duration(taken), style="progress.elapsed")
 
 
 class ConsoleObserver:
@@ -37,9 +55,9 @@ class ConsoleObserver:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
+            DurationColumn(remaining=False),
             TextColumn("ETA"),
-            TimeRemainingColumn(),
+            DurationColumn(remaining=True),
             console=self.console,
             refresh_per_second=4,
             transient=False,
@@ -67,12 +85,16 @@ class ConsoleObserver:
             self.verify_task = self.progress.add_task("verifying", total=None, rate="")
             self.progress.start()
         self.progress.update(
-            self.verify_task, completed=self.judged, total=self.expected, rate=f"{self.passed} pass"
+            self.verify_task,
+            completed=self.judged,
+            total=self.expected,
+            rate=f"{count(self.passed)} pass",
         )
 
     def _rate(self) -> str:
         dt = max(time.perf_counter() - self.t0, 1e-9)
-        return f"{self.tokens / dt:7.1f} tok/s"
+        # Right-aligned to a fixed width, so the columns after it do not shift as it changes.
+        return f"{rate(self.tokens / dt, 'tok/s'):>11}"
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, TokensDecoded):
@@ -120,19 +142,19 @@ def summary_table(
     table.add_column("what", style="bold")
     table.add_column("value")
     table.add_row("session", session)
-    table.add_row("samples this run", str(samples))
-    table.add_row("samples stored / budget", f"{stored} / {target}")
-    table.add_row("completion tokens", str(completion_tokens))
-    table.add_row("prompt tokens (shared)", str(prompt_tokens))
-    table.add_row("wall time", f"{wall_s:.1f} s")
+    table.add_row("samples this run", count(samples))
+    table.add_row("samples stored / budget", f"{count(stored)} / {count(target)}")
+    table.add_row("completion tokens", count(completion_tokens))
+    table.add_row("prompt tokens (shared)", count(prompt_tokens))
+    table.add_row("wall time", duration(wall_s))
     if wall_s > 0:
-        table.add_row("samples/s", f"{samples / wall_s:.2f}")
-        table.add_row("tokens/s (completion)", f"{completion_tokens / wall_s:.1f}")
+        table.add_row("sampling rate", rate(samples / wall_s, "samples/s"))
+        table.add_row("decoding rate (completion)", rate(completion_tokens / wall_s, "tok/s"))
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(finish_reasons.items())) or "-"
     table.add_row("finish reasons", reasons)
     if solved is not None:
         n_solved, n_problems, statuses = solved
-        table.add_row("problems solved (any pass)", f"{n_solved} / {n_problems}")
+        table.add_row("problems solved (any pass)", f"{count(n_solved)} / {count(n_problems)}")
         table.add_row(
             "verdicts this run", ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "-"
         )

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import troop
+from troop.engine.numbers import fraction
 from troop.reports import atomic, html, markdown
 from troop.reports.document import session_document
 from troop.reports.samples import Example
-from troop.reports.tables import frac, headline_indices
+from troop.reports.tables import headline_indices
 
 HOSTILE = '<script>alert("x")</script> ![img](http://evil.example/x.png) [a](b) | ``` & *em*'
 
@@ -226,7 +227,7 @@ def test_html_escapes_untrusted_text_and_embeds_the_numbers() -> None:
     text = " ".join(seen.text)
     assert HOSTILE in text  # shown as text, exactly
     for i in headline_indices(analysis["coverage"]["k"], 4):
-        assert frac(analysis["coverage"]["pass_at_k"][i]) in text
+        assert fraction(analysis["coverage"]["pass_at_k"][i]) in text
     assert "too few points" in text and "one verifier only" not in text  # no fp table
 
 
@@ -506,10 +507,10 @@ def test_html_report_holds_the_plots_and_the_json_numbers(
     text = " ".join(seen.text)
     cov = analysis["coverage"]
     for i in headline_indices(cov["k"], cov["n_min"]):
-        assert f"{frac(cov['pass_at_k'][i])}" in text
-        assert f"[{frac(cov['low'][i])}, {frac(cov['high'][i])}]" in text
+        assert f"{fraction(cov['pass_at_k'][i])}" in text
+        assert f"[{fraction(cov['low'][i])}, {fraction(cov['high'][i])}]" in text
     for p in analysis["problems"]:
-        assert p["id"] in text and frac(p["pass_at_1"]) in text
+        assert p["id"] in text and fraction(p["pass_at_1"]) in text
     for status, n in analysis["statuses"].items():
         assert re.search(rf"{status}\s+{n}\b", text)
     assert analysis["session"]["model"]["sha256"] in text
@@ -540,7 +541,7 @@ def test_markdown_report_links_resolve(
     for link in links:
         _png_ok((tmp_path / link).read_bytes())
     for p in analysis["problems"]:
-        assert f"| {p['id']} |" in text and frac(p["pass_at_1"]) in text
+        assert f"| {p['id']} |" in text and fraction(p["pass_at_1"]) in text
     # Written again (same numbers): the same image files, nothing left over.
     assert (
         troop(
@@ -716,5 +717,5 @@ def test_precision_against_coverage_on_answer_problems(
     assert "Selection at k" in text and "majority" in text
     for i in headline_indices(sel["k"], sel["k"][-1]):
         for key in ("coverage", "majority", "best_of_k"):
-            assert frac(sel[key][i]) in text
+            assert fraction(sel[key][i]) in text
     assert 'id="fig-selection"' in (tmp_path / "c.html").read_text()

@@ -16,7 +16,7 @@ from troop.engine import session as session_file
 from troop.engine.analysis import analyse_path
 from troop.engine.events import SampleRecord
 from troop.engine.session import Session, StoredProblem
-from troop.tui.plot import AXES, CoveragePlot, curves, tick_label
+from troop.tui.plot import AXES, CoveragePlot, curves
 from troop.verifiers.base import Status, Verdict
 
 SIZE = (100, 30)
@@ -200,13 +200,6 @@ def test_unmeasured_costs_are_left_out_not_drawn_at_zero() -> None:
     assert curves(a, "flops").notes == ("FLOPs: not measured for this session",)
     a["cost"]["axes"]["wall_s"][0] = 0.0  # a clock too coarse for the first point
     assert len(curves(a, "wall_s").x) == len(a["coverage"]["k"]) - 1
-
-
-def test_tick_labels_speak_the_axis_unit() -> None:
-    assert tick_label("samples", 1000) == "1k"
-    assert tick_label("tokens", 2_500_000) == "2.5M"
-    assert tick_label("wall_s", 30) == "30s" and tick_label("wall_s", 7200) == "2h"
-    assert tick_label("usd", 0.01) == "$0.01"
 
 
 def test_the_plot_draws_the_law_the_analysis_calls_better() -> None:

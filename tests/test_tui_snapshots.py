@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.tui_fakes import Clock, FakeRun, make_session, script
-from troop.engine.run import RunSettings
 from troop.engine.runner import Launch
+from troop.engine.settings import RunSettings
 from troop.tui.app import TroopApp
 from troop.tui.live import LiveScreen
 from troop.tui.observer import LiveObserver
@@ -97,14 +97,13 @@ def test_live_screen(snap_compare: Any, tmp_path: Path) -> None:
     green border ("4 tok done · #0 pass"), arith/001 #1 still decoding (10 tok), arith/002 #2
     showing the last lines of a step-by-step multiplication (21 tok), arith/003 #3 with a red
     border ("#3 fail"). The problems table lists arith/000..003 with n 8, judged 8, correct
-    4/2/1/0, pass@1 0.50/0.25/0.12/0.00 and status solved (green) x3, unsolved (red). The
+    4/2/1/0, pass@1 0.500/0.250/0.125/0.000 and status solved (green) x3, unsolved (red). The
     plot shows coverage rising from about 0.22 at k=1 to 0.75 at k=8 on a log x axis labelled
     "samples per problem", a shaded bootstrap band, and the forecast of the law the analysis
     calls better, the beta-binomial, dotted beyond k=8 towards 1 ("smollm2-135m
     beta-binomial" in the legend); its caption reads "beta-binomial alpha=2.09 beta=7.5
-    rmse=0.0081". The status bar reads "sampling │ 3.9 tok/s · 0.20
-    samples/s │ 2/32 samples · ETA 2:30 │ 598 tok · 161.7G FLOPs · $0.0003 │ sandbox
-    bwrap"."""
+    rmse=0.00815". The status bar reads "sampling │ 3.9 tok/s · 0.2 samples/s │ 2/32
+    samples · ETA 2.5 min │ 598 tok · 162G FLOPs · $0.000306 │ sandbox bwrap"."""
     app, clock = _live_app(tmp_path)
 
     async def run_before(pilot: Any) -> None:

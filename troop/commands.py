@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from troop.engine.numbers import count, duration
 from troop.errors import TroopError
 
 err = Console(stderr=True)
@@ -40,7 +41,7 @@ def _say_tier(sandbox: Any) -> None:
 
 def run_settings(args: argparse.Namespace) -> Any:
     """`troop run`'s arguments as checked RunSettings."""
-    from troop.engine.run import RunSettings, check_settings
+    from troop.engine.settings import RunSettings, check_settings
     from troop.engine.tables import parse_fields
 
     settings = RunSettings(
@@ -227,11 +228,13 @@ def verify(args: argparse.Namespace) -> int:
     for v in verdicts.values():
         counts[v["status"]] = counts.get(v["status"], 0) + 1
     for status, n in sorted(counts.items()):
-        table.add_row(status, str(n))
+        table.add_row(status, count(n))
     solved = len({pid for (pid, _), v in verdicts.items() if v["status"] == "pass"})
-    table.add_row("problems solved", f"{solved} / {len(problems)}")
-    table.add_row("judged now / already current", f"{summary.verified} / {summary.skipped}")
-    table.add_row("wall time", f"{summary.wall_s:.1f} s")
+    table.add_row("problems solved", f"{count(solved)} / {count(len(problems))}")
+    table.add_row(
+        "judged now / already current", f"{count(summary.verified)} / {count(summary.skipped)}"
+    )
+    table.add_row("wall time", duration(summary.wall_s))
     Console().print(table)
     return 0
 

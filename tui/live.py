@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from troop.engine.lock import Holder
+from troop.engine.numbers import count, duration
 from troop.engine.run import RunSettings
 from troop.engine.runner import Launch, SessionRunner
 from troop.errors import TroopError
@@ -390,7 +391,8 @@ class LiveScreen(Steering, Screen[None]):
         self.request_analysis(force=True)
         if message.status == "completed":
             self.notify(
-                f"{message.stored}/{message.target} samples stored in {message.wall_s:.1f} s",
+                f"{count(message.stored)}/{count(message.target)} samples stored in "
+                f"{duration(message.wall_s)}",
                 title="run completed",
             )
 

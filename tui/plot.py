@@ -19,6 +19,7 @@ from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
 from troop.engine.fits import LAW_NAMES, law_to_draw
+from troop.engine.numbers import count, number, tick
 
 #: The x axes the `x` key cycles through, in order; names are the analysis' `cost.axes` keys.
 AXES = ("samples", "tokens", "flops", "wall_s", "usd")
@@ -163,25 +164,6 @@ def _cost_at(kq: float, k: list[float], xs: list[float]) -> float:
     return math.exp(math.log(x0) + t * (math.log(x1) - math.log(x0)))
 
 
-def tick_label(axis: str, value: float) -> str:
-    """A short tick label in the axis' own unit."""
-    if axis == "wall_s":
-        for unit, size in (("h", 3600.0), ("m", 60.0)):
-            if value >= size:
-                return f"{_short(value / size)}{unit}"
-        return f"{_short(value)}s"
-    if axis == "usd":
-        return f"${value:.2g}" if value < 1 else f"${_short(value)}"
-    return _short(value)
-
-
-def _short(value: float) -> str:
-    for suffix, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.3g}"
-
-
 def _log_ticks(lo: float, hi: float) -> list[float]:
     """Powers of ten between lo and hi; 1-2-5 steps when the range spans under two decades."""
     start, stop = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
@@ -290,14 +272,16 @@ class CoveragePlot(Widget, can_focus=True):
         coverage = self._analysis.get("coverage") or {}
         law = law_to_draw(self._analysis.get("fit"))
         if "refused" not in coverage:
-            parts.append(f"{coverage.get('solved', 0)}/{coverage.get('problems', 0)} solved")
+            parts.append(
+                f"{count(coverage.get('solved', 0))}/{count(coverage.get('problems', 0))} solved"
+            )
             if coverage.get("coverage_only"):
                 parts.append("solved vs samples spent")
             elif law is not None:
-                params = " ".join(f"{name}={v:.3g}" for name, v in law.parameters)
+                params = " ".join(f"{name}={number(v)}" for name, v in law.parameters)
                 parts.append(
-                    f"{law.name} {params} rmse={law.rmse:.2g},"
-                    f" dashed beyond k={coverage.get('n_min')}"
+                    f"{law.name} {params} rmse={number(law.rmse)},"
+                    f" dashed beyond k={count(coverage.get('n_min'))}"
                 )
         lines = [" · ".join(parts)]
         summary = (self._analysis.get("backtest") or {}).get("summary")
@@ -320,7 +304,7 @@ class CoveragePlot(Widget, can_focus=True):
         plt.ylim(0, 1)
         plt.yticks([0, 0.25, 0.5, 0.75, 1.0], ["0", ".25", ".5", ".75", "1"])
         ticks = _log_ticks(lo, hi)
-        plt.xticks(ticks, [tick_label(self.axis, t) for t in ticks])
+        plt.xticks(ticks, [tick(self.axis, t) for t in ticks])
         plt.xlabel(_AXIS_NAMES[self.axis])
         coverage = (self._analysis or {}).get("coverage") or {}
         plt.ylabel("solved" if coverage.get("coverage_only") else "coverage")

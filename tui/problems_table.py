@@ -7,6 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from troop.engine.numbers import count, fraction
+
 #: Columns: (key, header). Every number comes from `analyse()`'s "problems" rows.
 COLUMNS = (
     ("id", "problem"),
@@ -109,15 +111,14 @@ class ProblemsTable(DataTable[Any]):
         return None if row_key.value is None else str(row_key.value)
 
     def _cells(self, row: dict[str, Any]) -> list[Any]:
-        pass1 = row.get("pass_at_1")
         status = str(row.get("status", ""))
         colour = self.app.theme_variables.get(STATUS_COLOUR.get(status, "foreground"), "")
         return [
             row["id"],
-            Text(str(row.get("n", 0)), justify="right"),
-            Text(str(row.get("verified", 0)), justify="right"),
-            Text(str(row.get("correct", 0)), justify="right"),
-            Text("-" if pass1 is None else f"{pass1:.2f}", justify="right"),
+            Text(count(row.get("n", 0)), justify="right"),
+            Text(count(row.get("verified", 0)), justify="right"),
+            Text(count(row.get("correct", 0)), justify="right"),
+            Text(fraction(row.get("pass_at_1")), justify="right"),
             Text(status, style=f"bold {colour}" if colour else "bold"),
         ]
 

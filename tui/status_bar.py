@@ -8,6 +8,7 @@ from typing import Any
 from textual.content import Content
 from textual.widgets import Static
 
+from troop.engine.numbers import MISSING, count, dollars, duration, rate, si
 from troop.tui.observer import Snapshot
 
 
@@ -32,32 +33,6 @@ PHASE_COLOUR = {
     "loading": "$accent",
     "following": "$accent",
 }
-
-
-def duration(seconds: float | None) -> str:
-    """h:mm:ss (or m:ss) for an ETA; "-" when unknown."""
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "-"
-    s = int(round(seconds))
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def si(value: float | None) -> str:
-    """A count with an SI suffix: 1234 -> 1.2k, 3.4e12 -> 3.4T."""
-    if value is None:
-        return "-"
-    for factor, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.1f}{suffix}"
-    return f"{value:.0f}"
-
-
-def dollars(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
 class StatusBar(Static):
@@ -88,17 +63,17 @@ class StatusBar(Static):
             done = snap.stored
             target = snap.budget * snap.problems or target
         colour = PHASE_COLOUR.get(state.phase, "$foreground")
+        shown = snap if live else None  # rates and ETA only mean something while sampling
         rates = (
-            f"{snap.tokens_per_s:.1f} tok/s · {snap.samples_per_s:.2f} samples/s"
-            if live and snap
-            else "- tok/s · - samples/s"
+            f"{rate(shown.tokens_per_s if shown else None, 'tok/s')} · "
+            f"{rate(shown.samples_per_s if shown else None, 'samples/s')}"
         )
-        eta = duration(snap.eta_s) if live and snap else "-"
+        eta = duration(shown.eta_s) if shown else MISSING
         parts = [
             Content.from_markup(f"[bold {colour}]$phase[/]", phase=state.phase),
             Content(rates),
-            Content(f"{done}/{target} samples · ETA {eta}"),
-            Content(f"{si(tokens)} tok · {si(cost.get('flops'))} FLOPs · {dollars(usd)}"),
+            Content(f"{count(done)}/{count(target)} samples · ETA {eta}"),
+            Content(f"{count(tokens)} tok · {si(cost.get('flops'))} FLOPs · {dollars(usd)}"),
             Content(f"sandbox {state.tier or 'off'}"),
         ]
         if state.temperatures:

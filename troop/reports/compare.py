@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from troop.engine.numbers import MISSING, count, dollars, duration, fraction, interval, si
 from troop.reports import plots
 from troop.reports.blocks import Document, Heading, Image, Para, Table
 from troop.reports.document import quantisation
-from troop.reports.tables import count, frac, headline_indices, interval, num, usd
+from troop.reports.tables import headline_indices
 
 
 def labels(comparison: dict[str, Any]) -> list[str]:
@@ -32,22 +33,22 @@ def _sessions_table(analyses: list[dict[str, Any]], names: list[str]) -> Table:
         temps = ", ".join(f"{t:g}" for t in s["sampling"].get("temperatures") or ())
         verifier = s.get("verifier")
         last = (
-            f"{frac(cov['pass_at_k'][-1])} at k = {cov['k'][-1]}"
+            f"{fraction(cov['pass_at_k'][-1])} at k = {count(cov['k'][-1])}"
             if cov.get("pass_at_k")
-            else f"– ({cov.get('refused', 'none')})"
+            else f"{MISSING} ({cov.get('refused', 'none')})"
         )
         rows.append(
             (
                 name,
                 f"{s['model'].get('name', '?')} ({quantisation(s['model'])})",
-                temps or "–",
+                temps or MISSING,
                 str(s.get("path", "?")),
                 "none" if not verifier else f"{verifier['name']} {verifier['version']}",
                 count(s.get("budget")),
-                f"{cov.get('solved', 0)} / {len(a['problems'])}",
+                f"{count(cov.get('solved', 0))} / {count(len(a['problems']))}",
                 last,
                 count(c.get("completion_tokens")),
-                f"{num(c.get('wall_s'))} s",
+                duration(c.get("wall_s")),
             )
         )
     return Table(
@@ -77,13 +78,13 @@ def _headline(analyses: list[dict[str, Any]], names: list[str]) -> Table | None:
     wanted = [curves[0]["k"][i] for i in headline_indices(curves[0]["k"], shared)]
     rows = []
     for k in wanted:
-        cells = [str(k)]
+        cells = [count(k)]
         for c in curves:
             i = c["k"].index(k) if k in c["k"] else None
             cells.append(
-                "–"
+                MISSING
                 if i is None
-                else f"{frac(c['pass_at_k'][i])} {interval(c['low'][i], c['high'][i])}"
+                else f"{fraction(c['pass_at_k'][i])} {interval(c['low'][i], c['high'][i])}"
             )
         rows.append(tuple(cells))
     return Table(
@@ -103,7 +104,7 @@ def _problems_table(analyses: list[dict[str, Any]], names: list[str]) -> Table:
         cells = [pid]
         for d in by_id:
             p = d.get(pid)
-            cells.append("–" if p is None else f"{frac(p['pass_at_1'])} ({p['status']})")
+            cells.append(MISSING if p is None else f"{fraction(p['pass_at_1'])} ({p['status']})")
         rows.append(tuple(cells))
     return Table(
         ("problem", *(f"{n}: pass@1" for n in names)),
@@ -121,7 +122,7 @@ def comparison_document(comparison: dict[str, Any], generator: str) -> Document:
     doc.add(
         Heading(1, doc.title),
         Para(
-            f"{len(analyses)} sessions; {comparison['common_problems']} problems in "
+            f"{len(analyses)} sessions; {count(comparison['common_problems'])} problems in "
             f"common. Report by {generator}."
         ),
     )
@@ -163,9 +164,9 @@ def comparison_document(comparison: dict[str, Any], generator: str) -> Document:
         (
             name,
             count(a["cost"].get("completion_tokens")),
-            num(a["cost"].get("flops")),
-            usd(a["cost"]["electricity"].get("usd")),
-            f"{num(a['cost'].get('wall_s'))} s",
+            si(a["cost"].get("flops")),
+            dollars(a["cost"]["electricity"].get("usd")),
+            duration(a["cost"].get("wall_s")),
         )
         for a, name in zip(analyses, names, strict=True)
     )
@@ -179,7 +180,7 @@ def comparison_document(comparison: dict[str, Any], generator: str) -> Document:
     )
     doc.add(Heading(2, "Problems solved by one session only"))
     rows = tuple(
-        (name, str(len(only)), ", ".join(only) or "–")
+        (name, count(len(only)), ", ".join(only) or MISSING)
         for name, only in zip(names, comparison["solved_only_by"], strict=True)
     )
     doc.add(
@@ -187,7 +188,7 @@ def comparison_document(comparison: dict[str, Any], generator: str) -> Document:
             ("session", "count", "problems solved by it and no other"), rows, (False, True, False)
         ),
         Para(
-            f"Solved by every session: {len(comparison['solved_by_all'])} "
+            f"Solved by every session: {count(len(comparison['solved_by_all']))} "
             f"({', '.join(comparison['solved_by_all']) or 'none'})."
         ),
         Heading(2, "Problems"),

@@ -9,21 +9,21 @@ import datetime as dt
 from typing import Any
 
 from troop.engine.fits import LAW_NAMES
+from troop.engine.numbers import (
+    MISSING,
+    count,
+    dollars,
+    duration,
+    fraction,
+    interval,
+    number,
+    rate,
+    si,
+)
 from troop.reports import plots
 from troop.reports.blocks import Code, Document, Heading, Image, Para, Table
 from troop.reports.samples import Example
-from troop.reports.tables import (
-    PROBLEM_COLUMNS,
-    PROBLEM_NUMERIC,
-    count,
-    frac,
-    headline_indices,
-    interval,
-    num,
-    problem_rows,
-    si,
-    usd,
-)
+from troop.reports.tables import PROBLEM_COLUMNS, PROBLEM_NUMERIC, headline_indices, problem_rows
 
 _TEXT_CHARS = 2000  # longest sample text or verifier output quoted in a report, characters
 # GGUF `general.file_type` codes (llama.cpp's llama_ftype), for the quantisation line.
@@ -87,7 +87,7 @@ def quantisation(model: dict[str, Any]) -> str:
 def _clip(text: str) -> str:
     if len(text) <= _TEXT_CHARS:
         return text
-    return text[:_TEXT_CHARS] + f"\n… ({len(text) - _TEXT_CHARS:,} more characters)"
+    return text[:_TEXT_CHARS] + f"\n… ({count(len(text) - _TEXT_CHARS)} more characters)"
 
 
 def title(analysis: dict[str, Any]) -> str:
@@ -108,9 +108,9 @@ def configuration(analysis: dict[str, Any]) -> Table:
         (
             "model identity",
             f"{m.get('general_name') or '–'} ({m.get('architecture') or '?'}, "
-            f"{si(params) if params else '?'} parameters, "
+            f"{count(params) if params else '?'} parameters, "
             f"{m.get('n_layer', '?')} layers, trained context "
-            f"{m.get('n_ctx_train', '?')} tokens)",
+            f"{count(m['n_ctx_train']) if m.get('n_ctx_train') else '?'} tokens)",
         ),
         ("model file sha256", str(m.get("sha256", "–"))),
         (
@@ -128,7 +128,7 @@ def configuration(analysis: dict[str, Any]) -> Table:
         (
             "problem set",
             f"{ps.get('name', '–')} ({ps.get('format', '–')}; "
-            f"{ps.get('source', '–')}), {len(analysis['problems'])} problems",
+            f"{ps.get('source', '–')}), {count(len(analysis['problems']))} problems",
         ),
         (
             "budget",
@@ -159,7 +159,7 @@ def headline(analysis: dict[str, Any]) -> list[Any]:
     idx = headline_indices(cov["k"], cov["n_min"])
     label = "k (samples per problem)"
     rows = tuple(
-        (str(cov["k"][i]), frac(cov["pass_at_k"][i]), interval(cov["low"][i], cov["high"][i]))
+        (count(cov["k"][i]), fraction(cov["pass_at_k"][i]), interval(cov["low"][i], cov["high"][i]))
         for i in idx
     )
     blocks: list[Any] = [
@@ -167,14 +167,15 @@ def headline(analysis: dict[str, Any]) -> list[Any]:
             (label, "coverage (pass@k)", f"{conf}% interval"),
             rows,
             (True, True, True),
-            caption=f"Coverage at 1, 10, 100 … {cov['n_min']} samples per problem "
-            f"({cov['solved']} of {cov['problems']} problems solved by at least one sample)",
+            caption=f"Coverage at 1, 10, 100 … {count(cov['n_min'])} samples per problem "
+            f"({count(cov['solved'])} of {count(cov['problems'])} problems solved by at least "
+            "one sample)",
         )
     ]
     if cov["n_min"] != cov["n_max"]:
         blocks.append(
             Para(
-                f"Problems have between {cov['n_min']} and {cov['n_max']} samples; "
+                f"Problems have between {count(cov['n_min'])} and {count(cov['n_max'])} samples; "
                 f"the curve stops at the smallest.",
                 note=True,
             )
@@ -194,7 +195,7 @@ def _headline_coverage_only(cov: dict[str, Any]) -> list[Any]:
         }
         | ({len(ks) - 1} if ks else set())
     )
-    rows = tuple((num(ks[i]), frac(cov["pass_at_k"][i])) for i in idx)
+    rows = tuple((number(ks[i]), fraction(cov["pass_at_k"][i])) for i in idx)
     note = cov.get("note") or "the budget followed the verdicts"
     return [
         Table(
@@ -202,7 +203,7 @@ def _headline_coverage_only(cov: dict[str, Any]) -> list[Any]:
             rows,
             (True, True),
             caption=f"Problems solved against samples spent "
-            f"({cov['solved']} of {cov['problems']} solved)",
+            f"({count(cov['solved'])} of {count(cov['problems'])} solved)",
         ),
         Para(f"Coverage-only session: {note}.", note=True),
     ]
@@ -220,22 +221,19 @@ def _law_rows(
         law = fit.get(key)
         why = _refused(law)
         if why or not isinstance(law, dict):
-            fits.append((name, f"not fitted: {why}", "–", "–", ""))
+            fits.append((name, f"not fitted: {why}", MISSING, MISSING, ""))
             continue
-        if key == "power_law":
-            params = f"a = {num(law['a'])}, b = {num(law['b'])}"
-        else:
-            params = f"alpha = {num(law['alpha'])}, beta = {num(law['beta'])}"
-        span = f"{law['k_from']}–{law['k_to']}" if "k_from" in law else "–"
-        fits.append(
-            (name, params, num(law["rmse"]), span, "better fit" if fit.get("better") == key else "")
-        )
+        names = ("a", "b") if key == "power_law" else ("alpha", "beta")
+        params = ", ".join(f"{n} = {number(law[n])}" for n in names)
+        span = f"{count(law['k_from'])}–{count(law['k_to'])}" if "k_from" in law else MISSING
+        better = "better fit" if fit.get("better") == key else ""
+        fits.append((name, params, number(law["rmse"]), span, better))
         for p in law.get("forecast") or ():
             forecasts.append(
-                (name, count(p["k"]), frac(p["coverage"]), interval(p["low"], p["high"]))
+                (name, count(p["k"]), fraction(p["coverage"]), interval(p["low"], p["high"]))
             )
         for b in law.get("budget_for") or ():
-            budgets.append((name, frac(b["target"]), budget_k(b["k"]), interval_k(b)))
+            budgets.append((name, fraction(b["target"]), budget_k(b["k"]), interval_k(b)))
     return fits, forecasts, budgets
 
 
@@ -250,8 +248,8 @@ def budget_k(k: float | None) -> str:
 def interval_k(b: dict[str, Any]) -> str:
     lo, hi = b.get("low"), b.get("high")
     if lo is None and hi is None:
-        return "–"
-    low = budget_k(lo) if lo is not None else "–"
+        return MISSING
+    low = budget_k(lo) if lo is not None else MISSING
     high = budget_k(hi) if hi is not None else "∞"
     return f"[{low}, {high}]"
 
@@ -324,10 +322,10 @@ def backtest_section(analysis: dict[str, Any]) -> list[Any]:
     conf = round(100 * bt["confidence"])
     rows = tuple(
         (
-            f"1/{f['fraction']} ({f['m']})",
+            f"1/{f['fraction']} ({count(f['m'])})",
             LAW_NAMES[f["law"]],
-            frac(f["coverage"]) if f["coverage"] is not None else "–",
-            frac(f["error"]) if f["error"] is not None else f"not fitted: {f['refused']}",
+            fraction(f["coverage"]),
+            fraction(f["error"]) if f["error"] is not None else f"not fitted: {f['refused']}",
             "" if f["inside"] is None else ("yes" if f["inside"] else "no"),
         )
         for f in bt["forecasts"]
@@ -335,8 +333,8 @@ def backtest_section(analysis: dict[str, Any]) -> list[Any]:
     blocks.append(
         Para(
             f"Each law is fitted on the first m samples of every problem alone and "
-            f"forecasts coverage at n = {bt['n']}, where all the samples show "
-            f"{frac(bt['observed'])} ({conf}% interval "
+            f"forecasts coverage at n = {count(bt['n'])}, where all the samples show "
+            f"{fraction(bt['observed'])} ({conf}% interval "
             f"{interval(bt['low'], bt['high'])}). {bt.get('summary') or ''}"
         )
     )
@@ -345,7 +343,7 @@ def backtest_section(analysis: dict[str, Any]) -> list[Any]:
             (
                 "fitted on (m)",
                 "law",
-                f"forecast at {bt['n']}",
+                f"forecast at {count(bt['n'])}",
                 "absolute error",
                 f"inside the {conf}% interval",
             ),
@@ -381,23 +379,23 @@ def cost_section(analysis: dict[str, Any]) -> list[Any]:
     rows = [
         ("prompt tokens (evaluated)", count(c.get("prompt_tokens"))),
         ("completion tokens", count(c.get("completion_tokens"))),
-        ("wall time", f"{num(c.get('wall_s'))} s"),
-        ("samples per second", num(c.get("samples_per_s"))),
-        ("tokens per second", num(c.get("tokens_per_s"))),
-        ("compute (estimate)", f"{num(c.get('flops'))} FLOPs"),
+        ("wall time", duration(c.get("wall_s"))),
+        ("sampling rate", rate(c.get("samples_per_s"), "samples/s")),
+        ("decoding rate (completion)", rate(c.get("tokens_per_s"), "tok/s")),
+        ("compute (estimate)", f"{si(c.get('flops'))} FLOPs"),
         (
             "electricity",
-            f"{num(el.get('kwh'))} kWh at {num(el.get('watts'))} W: {usd(el.get('usd'))}",
+            f"{number(el.get('kwh'))} kWh at {number(el.get('watts'))} W: {dollars(el.get('usd'))}",
         ),
     ]
-    rows += [(f"at API price '{name}'", usd(v)) for name, v in (c.get("usd_api") or {}).items()]
+    rows += [(f"at API price '{name}'", dollars(v)) for name, v in (c.get("usd_api") or {}).items()]
     blocks.append(Table(("measure", "value"), tuple(rows), caption="Whole session"))
     per = c.get("per_solved")
     if isinstance(per, dict) and per and not _refused(per):
         blocks.append(
             Table(
                 ("measure", "per solved problem"),
-                tuple((str(_PER_SOLVED.get(k, k)), _fmt_any(v)) for k, v in per.items()),
+                tuple(_per_solved(key, v) for key, v in per.items()),
                 caption="Per solved problem",
             )
         )
@@ -414,26 +412,27 @@ def cost_section(analysis: dict[str, Any]) -> list[Any]:
     return blocks
 
 
+#: Each per-solved-problem measure: its label, and how its value is written (means, so
+#: samples and tokens are magnitudes rather than exact counts).
 _PER_SOLVED = {
-    "samples": "samples",
-    "tokens": "tokens (prompt + completion)",
-    "wall_s": "wall time, s",
-    "flops": "compute, FLOPs",
-    "usd": "USD at the first API price",
-    "kwh": "electricity, kWh",
+    "samples": ("samples", number),
+    "tokens": ("tokens (prompt + completion)", number),
+    "wall_s": ("wall time", duration),
+    "flops": ("compute, FLOPs", si),
+    "usd": ("API price (the first price list)", dollars),
+    "kwh": ("electricity, kWh", number),
 }
 
 
+def _per_solved(key: str, value: Any) -> tuple[str, str]:
+    label, write = _PER_SOLVED.get(key, (key, number))
+    if isinstance(value, (int, float)) or value is None:
+        return label, write(value)
+    return label, str(value)
+
+
 def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _fmt_any(v: Any) -> str:
-    if isinstance(v, dict):
-        return "; ".join(f"{k} {_fmt_any(x)}" for k, x in v.items())
-    if isinstance(v, (int, float)):
-        return num(v)
-    return str(v)
+    return f"{count(n)} {word}" if n == 1 else f"{count(n)} {word}s"
 
 
 def selection_section(analysis: dict[str, Any]) -> list[Any]:
@@ -461,7 +460,7 @@ def selection_section(analysis: dict[str, Any]) -> list[Any]:
             if len(sel.get(k) or ()) == len(sel["k"])
         ]
         idx = headline_indices(sel["k"], sel["k"][-1]) if sel["k"] else []
-        rows = tuple((str(sel["k"][i]), *(frac(sel[k][i]) for k in keys)) for i in idx)
+        rows = tuple((count(sel["k"][i]), *(fraction(sel[k][i]) for k in keys)) for i in idx)
         blocks.append(
             Table(
                 ("k", *(k.replace("_", " ") for k in keys)),
@@ -483,7 +482,7 @@ def selection_section(analysis: dict[str, Any]) -> list[Any]:
                         "of those, failing the hidden tests",
                         count(fp["hidden_fail_of_visible_pass"]),
                     ),
-                    ("false-positive rate", frac(fp["rate"])),
+                    ("false-positive rate", fraction(fp["rate"])),
                     (
                         "problems the visible tests call solved, the hidden never pass",
                         count(fp.get("problems_falsely_solved")),
@@ -504,9 +503,9 @@ def temperature_section(analysis: dict[str, Any]) -> list[Any]:
     body = tuple(
         (
             f"{r['temperature']:g}",
-            str(r["k"][-1]) if r["k"] else "0",
-            frac(r["pass_at_k"][-1]) if r["pass_at_k"] else "–",
-            str(len(r["solved"])),
+            count(r["k"][-1] if r["k"] else 0),
+            fraction(r["pass_at_k"][-1] if r["pass_at_k"] else None),
+            count(len(r["solved"])),
         )
         for r in rows
     )

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from troop.engine.fits import LAW_NAMES, law_to_draw
+from troop.engine.numbers import count, number, tick
 
 _DPI = 150  # print quality at the sizes below (7 in wide: 1050 px)
 _WIDE = (7.0, 4.2)  # one panel, inches
@@ -25,8 +26,8 @@ _GRID = (7.5, 6.0)  # two by two panels, inches
 COST_AXES = (
     ("tokens", "tokens, prompt + completion (log scale)"),
     ("flops", "compute, FLOPs (log scale)"),
-    ("usd", "API price, USD (log scale)"),
-    ("wall_s", "wall time, s (log scale)"),
+    ("usd", "API price (log scale)"),
+    ("wall_s", "wall time (log scale)"),
 )
 # Labels for the selection methods, in drawing order (the analysis' own key names).
 _SELECTION = (
@@ -50,22 +51,30 @@ def _new(size: tuple[float, float] = _WIDE) -> Figure:
     return fig
 
 
-def tick(x: float, _pos: object = None) -> str:
-    """A log-axis tick label: plain for everyday sizes, m×10^e beyond."""
-    if x <= 0 or not math.isfinite(x):
-        return ""
-    if 1e-3 <= x < 1e5:
-        return f"{x:g}"
-    exp = math.floor(math.log10(x))
-    mant = round(x / 10**exp, 6)
-    return f"$10^{{{exp}}}$" if mant == 1 else f"${mant:g}\\times10^{{{exp}}}$"
+def _ticks(axis: str) -> FuncFormatter:
+    """Tick labels on a log axis of one of the analysis' cost axes (samples per problem
+    included), written as the TUI and the tables write that quantity."""
+
+    def label(x: float, _pos: object = None) -> str:
+        # Matplotlib reads text between two dollar signs as mathematics: escape them.
+        return tick(axis, x).replace("$", r"\$") if x > 0 and math.isfinite(x) else ""
+
+    return FuncFormatter(label)
 
 
 def _style(
-    ax: Axes, xlabel: str, ylabel: str, *, logx: bool = True, ticks: int = 5, whole: bool = False
+    ax: Axes,
+    xlabel: str,
+    ylabel: str,
+    *,
+    axis: str = "samples",
+    logx: bool = True,
+    ticks: int = 5,
+    whole: bool = False,
 ) -> None:
-    """Labels, limits and grid; `ticks`: at most this many labels on a narrow log axis;
-    `whole`: the axis counts samples, so only whole-number ticks."""
+    """Labels, limits and grid; `axis`: which cost axis x is (its ticks' presentation);
+    `ticks`: at most this many labels on a narrow log axis; `whole`: the axis counts samples,
+    so only whole-number ticks."""
     if logx:
         ax.set_xscale("log")
         # Called after plotting, so the limits are known. Narrow axes get ticks at 1, 2, 5 per
@@ -81,7 +90,7 @@ def _style(
         else:
             subs = (1.0,) if decades > 3.5 else (1.0, 2.0, 5.0)
             ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
-        ax.xaxis.set_major_formatter(FuncFormatter(tick))
+        ax.xaxis.set_major_formatter(_ticks(axis))
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -108,7 +117,7 @@ def _band_label(cov: dict[str, Any]) -> str:
 
 def _axis_label(key: str, label: str, spent: dict[str, Any]) -> str:
     price = spent.get("axis_price")
-    return f"API price '{price}', USD (log scale)" if key == "usd" and price else label
+    return f"API price '{price}' (log scale)" if key == "usd" and price else label
 
 
 def _usable(section: Any) -> TypeGuard[dict[str, Any]]:
@@ -153,7 +162,7 @@ def coverage(analysis: dict[str, Any]) -> bytes | None:
             color="C1",
             linestyle="--",
             linewidth=1.5,
-            label=f"fitted {law.name} (rmse {law.rmse:.3f}), forecast with band",
+            label=f"fitted {law.name} (rmse {number(law.rmse)}), forecast with band",
         )
         points = [
             (p.k, p.coverage, p.low, p.high)
@@ -182,13 +191,13 @@ def coverage(analysis: dict[str, Any]) -> bytes | None:
         color="0.4",
         linestyle=":",
         linewidth=1,
-        label=f"budget drawn: {cov['n_min']} samples per problem",
+        label=f"budget drawn: {count(cov['n_min'])} samples per problem",
     )
     xlabel = (
         "samples spent per problem (log scale)" if only else ("samples per problem, k (log scale)")
     )
     _style(ax, xlabel, "fraction of problems solved" if only else "coverage (pass@k)", whole=True)
-    ax.set_title(f"Coverage against samples ({cov['problems']} problems)")
+    ax.set_title(f"Coverage against samples ({count(cov['problems'])} problems)")
     ax.legend(loc="upper left", fontsize="small")
     return _png(fig)
 
@@ -208,7 +217,7 @@ def backtest(analysis: dict[str, Any]) -> bytes | None:
         color="C0",
         alpha=0.18,
         linewidth=0,
-        label=f"observed at n = {bt['n']}, {round(100 * bt['confidence'])}% interval",
+        label=f"observed at n = {count(bt['n'])}, {round(100 * bt['confidence'])}% interval",
     )
     ax.axhline(bt["observed"], color="C0", linewidth=2)
     for i, (law, name) in enumerate(LAW_NAMES.items()):
@@ -223,11 +232,11 @@ def backtest(analysis: dict[str, Any]) -> bytes | None:
                 label=f"{name}, fitted on the first m",
             )
     ax.set_xscale("log")
-    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.set_xticks(ms, [count(m) for m in ms])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(ms[0] / 1.4, ms[-1] * 1.4)
     ax.set_xlabel("samples per problem the laws were fitted on, m (log scale)")
-    ax.set_ylabel(f"coverage at n = {bt['n']}")
+    ax.set_ylabel(f"coverage at n = {count(bt['n'])}")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.35)
     ax.set_title("Backtest: forecasts from part of the budget against the truth")
@@ -254,7 +263,7 @@ def cost(analysis: dict[str, Any]) -> bytes | None:
         x, y, lo, hi = _positive(xs, cov["pass_at_k"], cov["low"], cov["high"])
         ax.fill_between(x, lo, hi, color="C0", alpha=0.22, linewidth=0)
         ax.plot(x, y, color="C0", linewidth=2)
-        _style(ax, _axis_label(key, label, spent), "coverage (pass@k)", ticks=3)
+        _style(ax, _axis_label(key, label, spent), "coverage (pass@k)", axis=key, ticks=3)
     fig.suptitle("Coverage against cost: k samples for every problem")
     return _png(fig)
 
@@ -274,7 +283,7 @@ def temperatures(analysis: dict[str, Any]) -> bytes | None:
                 color=f"C{i % 10}",
                 linewidth=2,
                 marker="o" if len(row["k"]) < 3 else None,
-                label=f"temperature {row['temperature']:g} ({len(row['solved'])} solved)",
+                label=f"temperature {row['temperature']:g} ({count(len(row['solved']))} solved)",
             )
     _style(
         ax,
@@ -361,7 +370,9 @@ def compare_cost(analyses: Sequence[dict[str, Any]], labels: Sequence[str]) -> b
             x, y = _positive(xs, cov["pass_at_k"])
             ax.plot(x, y, color=f"C{i % 10}", linewidth=2, label=name)
             drawn = True
-        _style(ax, _axis_label(key, label, analyses[0]["cost"]), "coverage (pass@k)", ticks=3)
+        _style(
+            ax, _axis_label(key, label, analyses[0]["cost"]), "coverage (pass@k)", axis=key, ticks=3
+        )
     if not drawn:
         return None
     panels[0].legend(loc="upper left", fontsize="small")

@@ -1,6 +1,7 @@
-"""Number formatting and the report's tables (per problem, coverage curve) as rows and CSV."""
+"""The report's tables (per problem, coverage curve) as formatted rows and as raw CSV."""
 
-# Cells are formatted from the analysis dict's values as they are; no figure is derived here.
+# Cells are formatted from the analysis dict's values as they are (troop.engine.numbers); no
+# figure is derived here. CSV cells stay raw numbers, for machines.
 
 from __future__ import annotations
 
@@ -9,48 +10,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-COVERAGE_DIGITS = 3  # decimals shown for coverage, pass@1 and bands (fractions in [0, 1])
-
-
-def frac(x: float | None) -> str:
-    """A fraction in [0, 1] as the reports print it, e.g. 0.667."""
-    return "–" if x is None else f"{x:.{COVERAGE_DIGITS}f}"
-
-
-def interval(low: float | None, high: float | None) -> str:
-    return "–" if low is None or high is None else f"[{frac(low)}, {frac(high)}]"
-
-
-def count(x: float | None) -> str:
-    """A whole number with thousands separators."""
-    return "–" if x is None else f"{round(x):,}"
-
-
-def num(x: float | None, digits: int = 3) -> str:
-    """A quantity of any size: 3 significant digits, scientific beyond 10^6."""
-    if x is None:
-        return "–"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e6 or abs(x) < 1e-3:
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
-
-
-def si(x: float | None) -> str:
-    """A large count the way people say it: 135M, 1.7B."""
-    if x is None:
-        return "–"
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:g}"
-
-
-def usd(x: float | None) -> str:
-    if x is None:
-        return "–"
-    return f"${x:.2e}" if 0 < abs(x) < 0.01 else f"${x:,.2f}"
+from troop.engine.numbers import MISSING, count, fraction
 
 
 def headline_indices(k: Sequence[int], n: int) -> list[int]:
@@ -87,20 +47,19 @@ def problem_rows(analysis: dict[str, Any]) -> list[tuple[str, ...]]:
             f"T={t}: {v['correct']}/{v['n']}"
             for t, v in sorted(p["by_temperature"].items(), key=lambda kv: kv[0])
         )
-        first = p["first_pass"]
         rows.append(
             (
                 str(p["id"]),
                 count(p["n"]),
                 count(p["verified"]),
                 count(p["correct"]),
-                frac(p["pass_at_1"]),
-                "–" if first is None else str(first),
+                fraction(p["pass_at_1"]),
+                count(p["first_pass"]),
                 str(p["status"]),
                 _counts(p["statuses"]),
                 temps,
                 count(p["completion_tokens"]),
-                "–" if p["mean_logprob"] is None else f"{p['mean_logprob']:.2f}",
+                MISSING if p["mean_logprob"] is None else f"{p['mean_logprob']:.2f}",
             )
         )
     return rows

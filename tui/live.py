@@ -26,8 +26,8 @@ from textual.worker import Worker, WorkerState
 
 from troop.engine.lock import Holder
 from troop.engine.numbers import count, duration
-from troop.engine.run import RunSettings
 from troop.engine.runner import Launch, SessionRunner
+from troop.engine.settings import RunSettings
 from troop.errors import TroopError
 from troop.tui.ask import AskScreen, HelpScreen, key_list
 from troop.tui.messages import (
@@ -349,15 +349,15 @@ class LiveScreen(Steering, Screen[None]):
     def _sample_once(self, run: Any) -> None:
         try:
             if run.prep is None:
-                run.prepare()
+                prep = run.prepare()
                 self.post_message(
                     RunPrepared(
                         run.session_path,
-                        run.prep.created,
+                        prep.created,
                         run.tier,
                         run.verifier_name,
-                        run.prep.budget,
-                        len(run.prep.prompts),
+                        prep.budget,
+                        len(prep.prompts),
                     )
                 )
             summary = run.run_once()

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.sandbox_jobs import _survivors
-from troop.verifiers import sandbox as sandbox_module
 from troop.verifiers.sandbox import Job, JobResult, Limits, Sandbox
+from troop.verifiers.sandbox import tiers as sandbox_module
 
 ROOT = os.geteuid() == 0
 HERE = "tests.sandbox_jobs"  # the module the sandbox workers import the jobs from
@@ -21,7 +21,7 @@ FAST = Limits(wall_s=3.0, cpu_s=2.0)
 
 
 def _bwrap_reason() -> str:
-    return sandbox_module._bwrap_problem(ROOT)
+    return sandbox_module.bwrap_problem(ROOT)
 
 
 TIERS = [

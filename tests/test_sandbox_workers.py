@@ -23,8 +23,8 @@ from tests.sandbox_helpers import (
 )
 from tests.sandbox_jobs import _survivors, _wait_marked
 from troop.errors import TroopError
-from troop.verifiers import sandbox as sandbox_module
 from troop.verifiers.sandbox import Job, JobResult, Limits, Sandbox
+from troop.verifiers.sandbox import tiers as sandbox_module
 
 
 def test_entry_errors_and_exits_are_told_apart(sandbox: Sandbox) -> None:

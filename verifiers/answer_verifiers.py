@@ -8,14 +8,14 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from troop.verifiers.answers import final_answer, normalize
-from troop.verifiers.base import Check, Status, Verdict
+from troop.verifiers.answers import final_answer, normalize, number_answer
+from troop.verifiers.base import SAMPLE_STYLES, Check, Status, Verdict
 
 if TYPE_CHECKING:
     from troop.verifiers.sandbox import JobResult, Limits
 
 #: Formats whose problems carry an expected final answer.
-ANSWER_FORMATS = frozenset({"gsm8k", "math", "arithmetic"})
+ANSWER_FORMATS = frozenset(fmt for fmt, style in SAMPLE_STYLES.items() if style != "code")
 #: What a sandbox worker loads before forking jobs, so an answer judgement pays neither the
 #: import of math-verify and SymPy (about a second) nor their first parse (0.1-0.2 s).
 SANDBOX_PRELOAD = ("troop.verifiers.answer_verifiers:warm_up",)
@@ -59,16 +59,16 @@ def judge_math(payload: dict[str, Any]) -> dict[str, Any]:
     math-verify parses the expected answer (as `$...$` LaTeX) and the sample, and
     `verify(gold, answer)` decides. MATH samples are parsed whole, so math-verify finds the
     answer as it does for lighteval; GSM8K and arithmetic samples give the number troop's
-    `final_answer` reads (after "####", "The answer is", else the last number). `key` and
+    `number_answer` reads (after "####", "The answer is", else the last number). `key` and
     `expected_key` are the answers' canonical forms, by which selection groups wrong answers.
     """
     from math_verify import parse, verify
 
     fmt, expected = payload["format"], str(payload["expected"])
-    if fmt == "math":
+    if SAMPLE_STYLES.get(fmt) == "boxed":
         parsed = parse(payload["text"], parsing_timeout=_PARSE_S)
     else:
-        number = final_answer(payload["text"], fmt)
+        number = number_answer(payload["text"])
         parsed = parse(as_latex(number), parsing_timeout=_PARSE_S) if number else []
     strings = [p for p in parsed if isinstance(p, str)]
     if not parsed:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 
-from troop.engine.problems import BOXED_RE, braced_group
+from troop.verifiers.base import SAMPLE_STYLES
+
+#: Where a LaTeX final answer starts, in MATH's solutions and in samples alike.
+BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 
 # Phrases after which a sample states its final answer; the last one in the text counts.
 _MARKER_RE = re.compile(r"answer\s*(?:is|=|:)|####|\\boxed\b|\\fbox\b", re.IGNORECASE)
@@ -33,25 +36,31 @@ _UNITS = frozenset(
 
 
 def final_answer(text: str, fmt: str) -> str | None:
-    """The final answer a sample gives, or None when it gives none.
+    """The final answer a sample of format `fmt` gives, or None when it gives none: its
+    `boxed_answer` where the format's samples box it (MATH), else its `number_answer`."""
+    return boxed_answer(text) if SAMPLE_STYLES.get(fmt) == "boxed" else number_answer(text)
 
-    MATH: the content of the last `\\boxed{...}` or `\\fbox{...}`; without one, what follows the
-    last "answer is"/"answer:" on its line. GSM8K and arithmetic: the number after the last
-    "The answer is", "answer:", "####" or `\\boxed`, else the last number in the text, with
-    `$`, thousands separators and `%` removed ("$1,234.50" gives "1234.50").
-    """
-    if fmt == "math":
-        boxed = last_boxed(text)
-        if boxed is not None:
-            return boxed
-        phrase = None
-        for match in re.finditer(r"answer\s*(?:is|:)\s*:?", text, re.IGNORECASE):
-            phrase = match
-        if phrase is None:
-            return None
-        line = text[phrase.end() :].split("\n", 1)[0].strip()
-        line = re.sub(r"^\$+|\$+\.?$", "", line.rstrip(".").strip()).strip()
-        return line or None
+
+def boxed_answer(text: str) -> str | None:
+    """A MATH sample's final answer: the content of the last `\\boxed{...}` or `\\fbox{...}`;
+    without one, what follows the last "answer is"/"answer:" on its line. None without either."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
+    phrase = None
+    for match in re.finditer(r"answer\s*(?:is|:)\s*:?", text, re.IGNORECASE):
+        phrase = match
+    if phrase is None:
+        return None
+    line = text[phrase.end() :].split("\n", 1)[0].strip()
+    line = re.sub(r"^\$+|\$+\.?$", "", line.rstrip(".").strip()).strip()
+    return line or None
+
+
+def number_answer(text: str) -> str | None:
+    """A GSM8K or arithmetic sample's final answer: the number after the last "The answer is",
+    "answer:", "####" or `\\boxed`, else the last number in the text, with `$`, thousands
+    separators and `%` removed ("$1,234.50" gives "1234.50"). None when it has no number."""
     markers = list(_MARKER_RE.finditer(text))[-_MAX_TRIES:]
     for marker in reversed(markers):
         start = marker.end()
@@ -83,6 +92,27 @@ def last_boxed(text: str) -> str | None:
             content = token.group(1) if token else None
         if content is not None and content.strip():
             return content.strip()
+    return None
+
+
+def braced_group(text: str, start: int) -> str | None:
+    """The content of the brace group opening at or after `start` (after spaces), braces
+    balanced and escaped `\\{ \\}` skipped; None when there is none or it never closes."""
+    i = start
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i >= len(text) or text[i] != "{":
+        return None
+    depth, begin = 0, i + 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        depth += (ch == "{") - (ch == "}")
+        if depth == 0:
+            return text[begin:i]
+        i += 1
     return None
 
 

@@ -1,4 +1,5 @@
-"""What a verifier is and what it says: the Verdict, its statuses, and the Verifier protocol."""
+"""What a verifier is and what it says: the Verdict, its statuses, the Verifier protocol, and
+how the built-in verifiers read each built-in format's samples."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+#: How the built-in verifiers read a sample of each built-in problem format: "code" (they run
+#: the problem's tests on it), "boxed" (its final LaTeX answer, in `\boxed{}`) or "number" (the
+#: number it ends with). The verifiers sit below the engine and cannot ask its format registry
+#: (troop.engine.formats), so they keep this much of it; tests/test_formats.py keeps the two in
+#: step.
+SAMPLE_STYLES: dict[str, str] = {
+    "humaneval": "code",
+    "mbpp": "code",
+    "gsm8k": "number",
+    "math": "boxed",
+    "arithmetic": "number",
+}
 
 
 class Status(enum.StrEnum):

@@ -27,7 +27,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from troop.verifiers.base import Check, Status, Verdict
+from troop.verifiers.base import SAMPLE_STYLES, Check, Status, Verdict
 from troop.verifiers.extract import extract_code
 from troop.verifiers.sandbox import (
     Job,
@@ -77,7 +77,7 @@ class PythonTests:
         self.limits = limits or Limits()  # per sample: wall/CPU time, memory, output
 
     def applies_to(self, problem_format: str) -> bool:
-        return problem_format in ("humaneval", "mbpp")
+        return SAMPLE_STYLES.get(problem_format) == "code"
 
     def verify(self, check: Check, sandbox: Any) -> Verdict:
         start = time.monotonic()

@@ -7,18 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 from troop.errors import TroopError
-from troop.verifiers.base import Verifier
+from troop.verifiers.base import SAMPLE_STYLES, Verifier
 
 #: The entry-point group every verifier registers in, built-ins included.
 GROUP = "troop.verifiers"
 
-#: Which built-in verifier judges a problem format when none is named.
+#: Which built-in verifier judges a problem format when none is named: python-tests runs a code
+#: sample's tests, math-answer compares an answer sample's final answer.
 DEFAULT_FOR_FORMAT = {
-    "humaneval": "python-tests",
-    "mbpp": "python-tests",
-    "gsm8k": "math-answer",
-    "math": "math-answer",
-    "arithmetic": "math-answer",
+    fmt: "python-tests" if style == "code" else "math-answer"
+    for fmt, style in SAMPLE_STYLES.items()
 }
 
 

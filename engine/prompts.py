@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from troop.engine.formats import Problem, get_format
 from troop.engine.model_facts import apply_chat_template
-from troop.engine.problems import Problem
 
 
 class Model(Protocol):
@@ -25,13 +25,6 @@ class Model(Protocol):
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
 
     def native_template(self, template: str, user_message: str) -> str: ...
-
-
-#: Stop strings for a base model continuing a Python function, after the Codex paper: the
-#: function body ends where top-level code begins.
-_CODE_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
-#: Stop strings for a base model answering a question in the "Question:/Answer:" layout.
-_QA_STOPS = ("\nQuestion:", "\n\n\n")
 
 
 @dataclass(frozen=True)
@@ -60,27 +53,13 @@ def choose_format(model: Model, instruct: bool | None, requested: str) -> Prompt
 
 
 def instruction(problem: Problem) -> str:
-    """What an instruct model is asked, per problem format."""
-    if problem.format == "humaneval":
-        return (
-            "Complete the following Python function. Reply with the whole function in one "
-            f"```python code block.\n\n```python\n{problem.prompt}```"
-        )
-    if problem.format == "mbpp":
-        return f"{problem.prompt}\nReply with the Python code in one ```python code block."
-    if problem.format == "math":
-        return f"{problem.prompt}\nPut your final answer in \\boxed{{}}."
-    # gsm8k and arithmetic: a number at the end.
-    return f"{problem.prompt}\nGive the final answer as a number after 'The answer is'."
+    """What an instruct model is asked, as the problem's format words it."""
+    return get_format(problem.format).instruction(problem)
 
 
 def raw_prompt(problem: Problem) -> tuple[str, tuple[str, ...]]:
-    """What a base model continues, and where its continuation ends."""
-    if problem.format == "humaneval":
-        return problem.prompt, _CODE_STOPS
-    if problem.format == "mbpp":
-        return f'"""{problem.prompt}"""\n', _CODE_STOPS
-    return f"Question: {problem.prompt}\nAnswer:", _QA_STOPS
+    """What a base model continues, and where its continuation ends, per the problem's format."""
+    return get_format(problem.format).raw_prompt(problem)
 
 
 def render(

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from troop.engine.events import SampleRecord
+from troop.engine.formats import ANSWER_FORMATS, final_answer
 from troop.engine.session import Session
 from troop.errors import TroopError
-from troop.verifiers.answers import final_answer, normalize
+from troop.verifiers.answers import normalize
 from troop.verifiers.base import Status, Verdict, partial_credit
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 POLICIES = ("fixed", "until-solved", "until-consistent", "promising")
 #: Policies that stop a problem at its first verified pass, so they need a verifier.
 STOP_AT_PASS = ("until-solved", "promising")
-#: Formats whose samples end in one final answer that can be voted on.
-ANSWER_FORMATS = ("arithmetic", "gsm8k", "math")
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING
 
 from troop.engine.control import RunControl
 from troop.engine.events import Event, RunObserver, WorkerRestarted
+from troop.engine.formats import FORMATS
 from troop.engine.run import (
     PreparedRun,
-    RunSettings,
     RunSummary,
     add_problems,
     execute,
     prepare,
 )
+from troop.engine.settings import RunSettings
 from troop.errors import TroopError
 
 if TYPE_CHECKING:
@@ -111,7 +112,9 @@ def make_verifier(verify: VerifyOptions, problem_format: str) -> Verifier:
             raise TroopError("--pattern goes with --verifier regex")
         verifier = registry.for_format(problem_format, "regex", pattern=verify.pattern)
         return verifier
-    verifier = registry.for_format(problem_format, verify.verifier)
+    fmt = FORMATS.get(problem_format)
+    default = fmt.default_verifier if fmt is not None else None
+    verifier = registry.for_format(problem_format, verify.verifier or default)
     return verifier
 
 

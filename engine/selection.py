@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from troop.engine.formats import final_answer
 from troop.engine.passk import pass_at_k_curve
-from troop.verifiers.answers import final_answer, normalize
+from troop.verifiers.answers import normalize
 
 #: Best-of-Majority keeps the answers whose votes in the subset reach this share of the top
 #: answer's votes. Di et al. (2025, "Best-of-Majority: Minimax-Optimal Strategy for Pass@k

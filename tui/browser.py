@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.visual import Visual
 from textual.widgets import Footer, Select, Static
 
+from troop.engine.formats import CODE_FORMATS
 from troop.engine.session import Session, StoredProblem
 from troop.errors import TroopError
 from troop.tui.browser_dialogs import CopyDialog, MarkDialog
@@ -31,8 +32,6 @@ from troop.verifiers.extract import extract_code
 ALL = "all"  # filter value: no filtering on this field
 FAILED = "failed"  # status filter value: every verified sample that did not pass
 UNVERIFIED = "unverified"  # status of a sample with no current verdict
-# Formats whose samples are programs: highlighted as code, extracted, diffed as code.
-_CODE_FORMATS = frozenset({"humaneval", "mbpp"})
 #: Labels offered when marking; any other label may be typed.
 MARK_LABELS = ("false positive", "false negative", "flaky test", "wrong reference", "interesting")
 
@@ -386,7 +385,8 @@ class SampleBrowser(Screen[None]):
         problem = self.problems.get(entry.problem_id)
         verdict = self._verdict(entry)
         text = inert(record.text) if record is not None else ""
-        code_format = problem is not None and problem.format in _CODE_FORMATS
+        # A program is highlighted as code, extracted, diffed as code.
+        code_format = problem is not None and problem.format in CODE_FORMATS
         title = f"sample {entry.sample_index} of {entry.problem_id} · T={entry.temperature:g}"
         if record is not None:
             title += (

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from troop.engine import queries
+from troop.engine.formats import CODE_FORMATS
 from troop.engine.session import Session
 from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code
-
-_CODE_FORMATS = ("humaneval", "mbpp")  # formats whose samples python-tests runs as programs
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def humaneval_rows(session: Session) -> Iterator[dict[str, Any]]:
     for rec in session.samples():
         problem = problems[rec.problem_id]
         completion = rec.text
-        if problem.format in _CODE_FORMATS:
+        if problem.format in CODE_FORMATS:
             program = _program(rec.text, problem.data)
             if program is not None:
                 completion = "\n" + program
@@ -154,9 +153,7 @@ def full_rows(session: Session) -> Iterator[dict[str, Any]]:
             "min_p": rec.min_p,
             "max_tokens": rec.max_tokens,
             "text": rec.text,
-            "program": _program(rec.text, problem.data)
-            if problem.format in _CODE_FORMATS
-            else None,
+            "program": _program(rec.text, problem.data) if problem.format in CODE_FORMATS else None,
             "prompt_tokens": rec.prompt_tokens,
             "completion_tokens": rec.completion_tokens,
             "finish_reason": rec.finish_reason,

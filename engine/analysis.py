@@ -526,7 +526,7 @@ def _cost_section(
             shape,
             wall / mean_n if mean_n else 0.0,
             options.prices[axis_price],
-        )
+        ).to_json()
     elif cov.get("k"):
         scale = np.asarray(cov["k"], dtype=np.float64) / max(mean_n, 1e-12)
         axes = {"samples": list(cov["k"])}
@@ -607,8 +607,8 @@ def _selection_section(
     ks = np.asarray(cov["k"], dtype=np.int64)
     out: dict[str, Any] = selection.selection_curves(
         chosen, ks, replicates=options.selection_replicates, seed=options.seed
-    )
-    out["guessing"] = selection.guessing_baseline(chosen, ks)
+    ).to_json()
+    out["guessing"] = selection.guessing_baseline(chosen, ks).to_json()
     return out
 
 
@@ -641,7 +641,7 @@ def _false_positive_section(
         statuses(verifier["name"], verifier["version"]),
         visible_name=VISIBLE_VERIFIER,
         hidden_name=verifier["name"],
-    )
+    ).to_json()
     return result
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from troop.engine.results_cost import CostAxes
 from troop.errors import TroopError
 
 FloatArray = NDArray[np.float64]
@@ -93,7 +94,7 @@ def cost_axes(
     shape: Shape | None,
     wall_per_round: float,
     prices: dict[str, float],
-) -> dict[str, list[float | None]]:
+) -> CostAxes:
     """The cost of drawing k samples for every problem, per axis: each problem's mean cost
     per sample measured so far, times k, plus its prompt once (API billing: once per sample,
     since each sample is its own request)."""
@@ -101,20 +102,23 @@ def cost_axes(
     prompt = sum(p.prompt_tokens for p in problems)
     per_sample_tokens = sum(p.completion_tokens / p.samples for p in problems if p.samples)
     per_sample_flops = sum(p.completion_flops / p.samples for p in problems if p.samples)
-    axes = {
-        "samples": kf,
-        "tokens": prompt + kf * per_sample_tokens,
-        "wall_s": kf * wall_per_round,
-        "usd": (prices["input"] * kf * prompt + prices["output"] * kf * per_sample_tokens) / 1e6,
-    }
+    usd = (prices["input"] * kf * prompt + prices["output"] * kf * per_sample_tokens) / 1e6
+    flops_at_k: tuple[float | None, ...]
     if shape is not None:
         prompt_flops = sum(
             float(flops(shape, np.zeros(1), np.array([p.prompt_tokens]))[0]) for p in problems
         )
-        axes["flops"] = prompt_flops + kf * per_sample_flops
-    out: dict[str, list[float | None]] = {
-        name: [float(v) for v in values] for name, values in axes.items()
-    }
-    if shape is None:
-        out["flops"] = [None] * len(kf)  # unknown model shape (e.g. a remote server)
-    return out
+        flops_at_k = _floats(prompt_flops + kf * per_sample_flops)
+    else:
+        flops_at_k = (None,) * len(kf)  # unknown model shape (e.g. a remote server)
+    return CostAxes(
+        samples=_floats(kf),
+        tokens=_floats(prompt + kf * per_sample_tokens),
+        wall_s=_floats(kf * wall_per_round),
+        usd=_floats(usd),
+        flops=flops_at_k,
+    )
+
+
+def _floats(values: FloatArray) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)

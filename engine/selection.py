@@ -19,6 +19,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from troop.engine.formats import final_answer
 from troop.engine.passk import pass_at_k_curve
+from troop.engine.results_selection import (
+    FalsePositives,
+    Guessing,
+    ProblemFalsePositives,
+    SelectionCurves,
+)
 from troop.verifiers.answers import normalize
 
 #: Best-of-Majority keeps the answers whose votes in the subset reach this share of the top
@@ -281,7 +287,7 @@ def selection_curves(
     replicates: int = 200,
     seed: int = 0,
     bom_share: float = DEFAULT_BOM_SHARE,
-) -> dict[str, Any]:
+) -> SelectionCurves:
     """Expected accuracy at each subset size k of three selectors that need no verifier, next
     to coverage (pass@k), averaged over problems.
 
@@ -295,7 +301,7 @@ def selection_curves(
 
     An answer is correct as its samples' verdicts say; where samples of one answer disagree
     (an equivalence the normalisation misses, a flaky test) it counts as the share that
-    passed, and the problem is listed under "inconsistent". Each k is estimated over
+    passed, and the problem is listed in `inconsistent`. Each k is estimated over
     `replicates` seeded random subsets, the first k samples of random orders shared by every
     k; k must be at most the smallest problem's sample count.
     """
@@ -328,24 +334,24 @@ def selection_curves(
         if prep.inconsistent:
             inconsistent.append(problem.problem_id)
     means = sums[:, back] / len(problems)
-    return {
-        "k": grid[back].tolist(),
-        "coverage": means[3].tolist(),
-        "majority": means[0].tolist(),
-        "best_of_k": means[1].tolist(),
-        "best_of_majority": means[2].tolist(),
-        "bom_share": bom_share,
-        "replicates": replicates,
-        "seed": seed,
-        "problems": len(problems),
-        "inconsistent": sorted(inconsistent, key=_natural_key),
-    }
+    return SelectionCurves(
+        k=tuple(grid[back].tolist()),
+        coverage=tuple(means[3].tolist()),
+        majority=tuple(means[0].tolist()),
+        best_of_k=tuple(means[1].tolist()),
+        best_of_majority=tuple(means[2].tolist()),
+        bom_share=bom_share,
+        replicates=replicates,
+        seed=seed,
+        problems=len(problems),
+        inconsistent=tuple(sorted(inconsistent, key=_natural_key)),
+    )
 
 
 # --- the guessing baseline ---------------------------------------------------------------------
 
 
-def guessing_baseline(problems: Sequence[ProblemAnswers], ks: ArrayLike) -> dict[str, Any]:
+def guessing_baseline(problems: Sequence[ProblemAnswers], ks: ArrayLike) -> Guessing:
     """Coverage reached without looking at a problem: guess the k answers seen most often on
     the *other* problems of the set, after Yona et al. (2024), "Keep Guessing? When
     Considering Inference Scaling, Mind the Baselines".
@@ -355,7 +361,7 @@ def guessing_baseline(problems: Sequence[ProblemAnswers], ks: ArrayLike) -> dict
     answers of all other problems' samples are counted. coverage@k is the share of problems
     (with a reference answer) whose reference is among the top k guesses; guesses tied in
     frequency at the cut are taken at random, in expectation. Problems without a reference
-    are left out and counted under "no_reference".
+    are left out and counted in `no_reference`.
     """
     grid = np.asarray(ks, dtype=np.int64).reshape(-1)
     if grid.size and grid.min() < 1:
@@ -387,13 +393,13 @@ def guessing_baseline(problems: Sequence[ProblemAnswers], ks: ArrayLike) -> dict
         # The reference plus `ties` others share ranks above+1 .. above+ties+1.
         covered += np.clip((grid - above) / (ties + 1), 0.0, 1.0)
     share = covered / len(scored) if scored else covered
-    return {
-        "k": grid.tolist(),
-        "coverage": share.tolist(),
-        "problems": len(scored),
-        "no_reference": len(problems) - len(scored),
-        "distinct_answers": len(total),
-    }
+    return Guessing(
+        k=tuple(grid.tolist()),
+        coverage=tuple(share.tolist()),
+        problems=len(scored),
+        no_reference=len(problems) - len(scored),
+        distinct_answers=len(total),
+    )
 
 
 def _count_above(ordered: NDArray[np.int64], value: int) -> int:
@@ -415,7 +421,7 @@ def false_positive_rate(
     *,
     visible_name: str = "python-examples",
     hidden_name: str = "python-tests",
-) -> dict[str, Any]:
+) -> FalsePositives:
     """How often a cheap verifier (e.g. a HumanEval docstring's examples) passes a sample that
     the full, hidden tests fail: such samples cap what resampling with the cheap verifier can
     reach. Statuses are keyed by (problem, sample index), as `Session.current_verdicts` keys
@@ -425,48 +431,39 @@ def false_positive_rate(
     pairs = [(key, visible[key], hidden[key]) for key in visible.keys() & hidden.keys()]
     infra = sum(1 for _, v, h in pairs if "infra_error" in (v, h))
     pairs = [p for p in pairs if "infra_error" not in (p[1], p[2])]
-    per: dict[str, dict[str, Any]] = {}
+    # Per problem: samples, visible passes, hidden passes, false positives, false negatives.
+    per: dict[str, list[int]] = {}
     for (problem_id, _), v, h in pairs:
-        row = per.setdefault(
-            problem_id,
-            {
-                "id": problem_id,
-                "samples": 0,
-                "visible_pass": 0,
-                "hidden_pass": 0,
-                "false_positive": 0,
-                "false_negative": 0,
-            },
-        )
-        row["samples"] += 1
-        row["visible_pass"] += v == "pass"
-        row["hidden_pass"] += h == "pass"
-        row["false_positive"] += v == "pass" and h != "pass"
-        row["false_negative"] += h == "pass" and v != "pass"
-    by_problem = [per[pid] for pid in sorted(per, key=_natural_key)]
-    visible_pass = sum(r["visible_pass"] for r in by_problem)
-    hidden_pass = sum(r["hidden_pass"] for r in by_problem)
-    fp = sum(r["false_positive"] for r in by_problem)
-    fn = sum(r["false_negative"] for r in by_problem)
-    return {
-        "visible": visible_name,
-        "hidden": hidden_name,
-        "samples": len(pairs),
-        "visible_pass": visible_pass,
-        "hidden_fail_of_visible_pass": fp,
-        "rate": fp / visible_pass if visible_pass else None,
-        "hidden_pass": hidden_pass,
-        "visible_fail_of_hidden_pass": fn,
-        "reverse_rate": fn / hidden_pass if hidden_pass else None,
-        "problems_with_false_positive": sum(1 for r in by_problem if r["false_positive"]),
+        counts = per.setdefault(problem_id, [0, 0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += v == "pass"
+        counts[2] += h == "pass"
+        counts[3] += v == "pass" and h != "pass"
+        counts[4] += h == "pass" and v != "pass"
+    by_problem = tuple(
+        ProblemFalsePositives(pid, *per[pid]) for pid in sorted(per, key=_natural_key)
+    )
+    visible_pass = sum(r.visible_pass for r in by_problem)
+    hidden_pass = sum(r.hidden_pass for r in by_problem)
+    fp = sum(r.false_positive for r in by_problem)
+    fn = sum(r.false_negative for r in by_problem)
+    return FalsePositives(
+        visible=visible_name,
+        hidden=hidden_name,
+        samples=len(pairs),
+        visible_pass=visible_pass,
+        hidden_fail_of_visible_pass=fp,
+        rate=fp / visible_pass if visible_pass else None,
+        hidden_pass=hidden_pass,
+        visible_fail_of_hidden_pass=fn,
+        reverse_rate=fn / hidden_pass if hidden_pass else None,
+        problems_with_false_positive=sum(1 for r in by_problem if r.false_positive),
         # Problems the cheap verifier calls solved that the hidden tests never pass.
-        "problems_falsely_solved": sum(
-            1 for r in by_problem if r["visible_pass"] and not r["hidden_pass"]
-        ),
-        "infra_error_pairs": infra,
-        "unpaired": len(visible.keys() ^ hidden.keys()),
-        "by_problem": by_problem,
-    }
+        problems_falsely_solved=sum(1 for r in by_problem if r.visible_pass and not r.hidden_pass),
+        infra_error_pairs=infra,
+        unpaired=len(visible.keys() ^ hidden.keys()),
+        by_problem=by_problem,
+    )
 
 
 def _natural_key(problem_id: str) -> tuple[Any, ...]:

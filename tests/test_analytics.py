@@ -200,11 +200,13 @@ def test_cost_axes_grow_linearly_in_k() -> None:
         wall_per_round=3.0,
         prices={"input": 1.0, "output": 2.0},
     )
-    assert axes["samples"] == [1, 2, 4]
-    assert axes["tokens"] == [30 + 15, 30 + 30, 30 + 60]  # prompts once, 10 + 5 per round
-    assert axes["wall_s"] == [3.0, 6.0, 12.0]
-    assert axes["usd"][0] == pytest.approx((1.0 * 30 + 2.0 * 15) / 1e6)
-    assert axes["flops"][1] - axes["flops"][0] == pytest.approx(100 + 50)
+    assert axes.samples == (1, 2, 4)
+    assert axes.tokens == (30 + 15, 30 + 30, 30 + 60)  # prompts once, 10 + 5 per round
+    assert axes.wall_s == (3.0, 6.0, 12.0)
+    assert axes.usd[0] == pytest.approx((1.0 * 30 + 2.0 * 15) / 1e6)
+    flops = axes.flops
+    assert flops[0] is not None and flops[1] is not None
+    assert flops[1] - flops[0] == pytest.approx(100 + 50)
 
 
 def test_price_tables_are_checked(tmp_path) -> None:

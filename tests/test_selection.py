@@ -10,6 +10,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
+from troop.engine.results_selection import ProblemFalsePositives, SelectionCurves
 from troop.engine.selection import (
     ProblemAnswers,
     _permutations,
@@ -31,7 +32,9 @@ def problem(
     return ProblemAnswers(pid, answers, np.array(correct), np.array(score), reference)
 
 
-def curves(p: ProblemAnswers | list[ProblemAnswers], ks: list[int], **kw: object) -> dict:
+def curves(
+    p: ProblemAnswers | list[ProblemAnswers], ks: list[int], **kw: object
+) -> SelectionCurves:
     return selection_curves(p if isinstance(p, list) else [p], ks, **kw)  # type: ignore[arg-type]
 
 
@@ -43,29 +46,29 @@ def test_all_samples_the_same_answer() -> None:
     wrong = problem(["8"] * 6, [False] * 6, pid="p/1")
     out = curves([right, wrong], [1, 2, 6])
     for key in ("majority", "best_of_k", "best_of_majority"):
-        assert out[key] == [0.5, 0.5, 0.5]
-    assert out["coverage"] == [0.5, 0.5, 0.5]
-    assert out["inconsistent"] == []
+        assert getattr(out, key) == (0.5, 0.5, 0.5)
+    assert out.coverage == (0.5, 0.5, 0.5)
+    assert out.inconsistent == ()
 
 
 def test_the_whole_set_is_deterministic() -> None:
     # k = n: the subset is every sample, whatever the replicate.
     p = problem(["a", "a", "a", "b"], [True, True, True, False], score=[-2, -2, -1, -0.5])
     out = curves(p, [4], replicates=7)
-    assert out["majority"] == [1.0]  # "a" has 3 votes
-    assert out["best_of_k"] == [0.0]  # "b" scores best and is wrong
+    assert out.majority == (1.0,)  # "a" has 3 votes
+    assert out.best_of_k == (0.0,)  # "b" scores best and is wrong
     # "b" has 1 vote, under half of 3: Best-of-Majority keeps only "a" and picks its best.
-    assert out["best_of_majority"] == [1.0]
+    assert out.best_of_majority == (1.0,)
     loose = curves(p, [4], replicates=7, bom_share=0.3)  # 1 >= 0.3 * 3: "b" stays in
-    assert loose["best_of_majority"] == [0.0]
+    assert loose.best_of_majority == (0.0,)
 
 
 def test_a_tie_scores_the_share_of_tied_answers_that_are_correct() -> None:
     p = problem(["a", "b", "c", "c", "d", "d"], [True, False, False, False, True, True])
     out = curves(p, [6])
-    assert out["majority"] == [0.5]  # "c" and "d" tie at 2 votes; "d" is right
+    assert out.majority == (0.5,)  # "c" and "d" tie at 2 votes; "d" is right
     two = curves(problem(["a", "b"], [True, False]), [2])
-    assert two["majority"] == [0.5]
+    assert two.majority == (0.5,)
 
 
 def test_samples_without_an_answer_do_not_vote() -> None:
@@ -75,10 +78,10 @@ def test_samples_without_an_answer_do_not_vote() -> None:
         score=[9, 9, 9, 1, 0, 0],
     )
     out = curves(p, [6])
-    assert out["majority"] == [0.0]  # "b" wins 2 to 1; the three None do not count
-    assert out["best_of_k"] == [1.0]  # the best-scoring *answered* sample is "a"
+    assert out.majority == (0.0,)  # "b" wins 2 to 1; the three None do not count
+    assert out.best_of_k == (1.0,)  # the best-scoring *answered* sample is "a"
     nothing = curves(problem([None, None], [False, False]), [1, 2])
-    assert nothing["majority"] == nothing["best_of_k"] == nothing["best_of_majority"] == [0, 0]
+    assert nothing.majority == nothing.best_of_k == nothing.best_of_majority == (0, 0)
 
 
 def test_maj_at_1_is_mean_correctness() -> None:
@@ -90,20 +93,20 @@ def test_maj_at_1_is_mean_correctness() -> None:
     out = curves(problem(answers, correct, score=list(rng.normal(size=40))), [1], replicates=20_000)
     mean = float(np.mean(correct))
     for key in ("majority", "best_of_k", "best_of_majority", "coverage"):
-        assert out[key][0] == pytest.approx(mean, abs=0.01)
+        assert getattr(out, key)[0] == pytest.approx(mean, abs=0.01)
 
 
 def test_an_inconsistent_answer_counts_as_the_share_that_passed() -> None:
     p = problem(["5", "5", "5", "5"], [True, True, False, True], pid="p/7")
     out = curves(p, [4])
-    assert out["majority"] == [0.75]
-    assert out["inconsistent"] == ["p/7"]
+    assert out.majority == (0.75,)
+    assert out.inconsistent == ("p/7",)
 
 
 def test_coverage_column_is_the_shared_estimator() -> None:
     p = problem(["1", "2", "3", "4"], [True, False, False, False])
     out = curves(p, [1, 2, 4])
-    assert out["coverage"] == pytest.approx([0.25, 0.5, 1.0], abs=1e-15)
+    assert out.coverage == pytest.approx([0.25, 0.5, 1.0], abs=1e-15)
 
 
 # --- the Monte-Carlo estimate against brute force --------------------------------------------
@@ -151,7 +154,7 @@ def test_the_vectorised_estimate_matches_brute_force(seed: int) -> None:
     share = [0.3, 0.5, 1.0][seed % 3]
     out = curves(p, ks, replicates=19, seed=seed, bom_share=share)
     expected = brute(p, ks, share, _permutations(n, 19, seed)[0])
-    got = np.array([out["majority"], out["best_of_k"], out["best_of_majority"]])
+    got = np.array([out.majority, out.best_of_k, out.best_of_majority])
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
@@ -167,7 +170,7 @@ def test_exact_expectation_over_all_subsets() -> None:
         exact += brute(p, [3], 0.5, np.array([list(s)]))[:, 0]
     exact /= len(subsets)
     out = curves(p, [3], replicates=40_000)
-    got = [out["majority"][0], out["best_of_k"][0], out["best_of_majority"][0]]
+    got = [out.majority[0], out.best_of_k[0], out.best_of_majority[0]]
     assert got == pytest.approx(exact.tolist(), abs=0.01)
 
 
@@ -177,7 +180,7 @@ def test_same_seed_same_curves_other_seed_other_estimate() -> None:
     p = problem(answers, [a in ("0", "1") for a in answers], score=list(rng.normal(size=300)))
     ks = [1, 3, 10, 40, 100, 300]
     assert curves(p, ks, seed=5) == curves(p, ks, seed=5)
-    assert curves(p, ks, seed=5)["majority"] != curves(p, ks, seed=6)["majority"]
+    assert curves(p, ks, seed=5).majority != curves(p, ks, seed=6).majority
 
 
 def test_problems_of_different_sizes_average_their_own_curves() -> None:
@@ -194,8 +197,9 @@ def test_problems_of_different_sizes_average_their_own_curves() -> None:
     together = curves(problems, ks, replicates=50)
     alone = [curves(p, ks, replicates=50) for p in problems]
     for key in ("majority", "best_of_k", "best_of_majority", "coverage"):
-        assert together[key] == pytest.approx(np.mean([a[key] for a in alone], axis=0).tolist())
-    assert together["problems"] == 3
+        mean = np.mean([getattr(a, key) for a in alone], axis=0)
+        assert getattr(together, key) == pytest.approx(mean.tolist())
+    assert together.problems == 3
 
 
 def test_k_order_and_duplicates_are_kept_and_bad_k_refused() -> None:
@@ -204,8 +208,8 @@ def test_k_order_and_duplicates_are_kept_and_bad_k_refused() -> None:
     p = problem(answers, [a == "0" for a in answers], score=list(rng.normal(size=50)))
     sorted_out = curves(p, [1, 5, 50])
     mixed = curves(p, [50, 1, 5, 5])
-    assert mixed["k"] == [50, 1, 5, 5]
-    assert mixed["majority"] == [sorted_out["majority"][i] for i in (2, 0, 1, 1)]
+    assert mixed.k == (50, 1, 5, 5)
+    assert mixed.majority == tuple(sorted_out.majority[i] for i in (2, 0, 1, 1))
     for bad in ([0], [51], []):
         with pytest.raises(ValueError, match="1..50"):
             curves(p, bad)
@@ -237,8 +241,8 @@ def test_guessing_baseline_on_a_constructed_set() -> None:
     #   p/3: 4:3 5:2 7:1 11:1                    -> "4" first:            1, 1, 1, 1
     #   p/4: "11" nowhere else                   -> never:                0, 0, 0, 0
     expected = [(1 + 0 + 1 + 0) / 4, (1 + 1 / 3 + 1) / 4, (1 + 2 / 3 + 1) / 4, 3 / 4, 3 / 4]
-    assert out["coverage"] == pytest.approx(expected)
-    assert out["problems"] == 4 and out["no_reference"] == 1
+    assert out.coverage == pytest.approx(expected)
+    assert out.problems == 4 and out.no_reference == 1
 
 
 def test_guessing_baseline_matches_expected_rank_by_brute_force() -> None:
@@ -265,7 +269,7 @@ def test_guessing_baseline_matches_expected_rank_by_brute_force() -> None:
         above = sum(1 for a, c in others.items() if c > f)
         tied = sum(1 for a, c in others.items() if c == f)  # the reference included
         expected += [min(max((k - above) / tied, 0), 1) for k in ks]
-    assert out["coverage"] == pytest.approx((expected / len(problems)).tolist())
+    assert out.coverage == pytest.approx((expected / len(problems)).tolist())
 
 
 # --- false positives of a cheap verifier --------------------------------------------------------
@@ -292,24 +296,24 @@ def test_false_positive_rate_counts() -> None:
         ("A/10", 1): "pass",
     }
     out = false_positive_rate(visible, hidden)
-    assert out["visible"] == "python-examples" and out["hidden"] == "python-tests"
-    assert out["samples"] == 6  # ("A/10", 1) is an infra error, ("A/3", 0) unpaired
-    assert out["infra_error_pairs"] == 1 and out["unpaired"] == 1
-    assert out["visible_pass"] == 4
-    assert out["hidden_fail_of_visible_pass"] == 2  # A/1#1 and A/2#0
-    assert out["rate"] == 0.5
-    assert out["hidden_pass"] == 3 and out["visible_fail_of_hidden_pass"] == 1  # A/2#1
-    assert out["reverse_rate"] == pytest.approx(1 / 3)
-    assert out["problems_with_false_positive"] == 2
-    assert out["problems_falsely_solved"] == 0  # A/2's hidden tests pass another sample
-    assert [r["id"] for r in out["by_problem"]] == ["A/1", "A/2", "A/10"]
-    assert out["by_problem"][1] == {
-        "id": "A/2",
-        "samples": 2,
-        "visible_pass": 1,
-        "hidden_pass": 1,
-        "false_positive": 1,
-        "false_negative": 1,
-    }
+    assert out.visible == "python-examples" and out.hidden == "python-tests"
+    assert out.samples == 6  # ("A/10", 1) is an infra error, ("A/3", 0) unpaired
+    assert out.infra_error_pairs == 1 and out.unpaired == 1
+    assert out.visible_pass == 4
+    assert out.hidden_fail_of_visible_pass == 2  # A/1#1 and A/2#0
+    assert out.rate == 0.5
+    assert out.hidden_pass == 3 and out.visible_fail_of_hidden_pass == 1  # A/2#1
+    assert out.reverse_rate == pytest.approx(1 / 3)
+    assert out.problems_with_false_positive == 2
+    assert out.problems_falsely_solved == 0  # A/2's hidden tests pass another sample
+    assert [r.problem_id for r in out.by_problem] == ["A/1", "A/2", "A/10"]
+    assert out.by_problem[1] == ProblemFalsePositives(
+        problem_id="A/2",
+        samples=2,
+        visible_pass=1,
+        hidden_pass=1,
+        false_positive=1,
+        false_negative=1,
+    )
     empty = false_positive_rate({}, {})
-    assert empty["rate"] is None and empty["visible_pass"] == 0
+    assert empty.rate is None and empty.visible_pass == 0

@@ -288,10 +288,10 @@ def test_false_positives_against_the_hidden_tests(box: Sandbox) -> None:
         ("HumanEval/47", 0): "pass",
     }
     out = false_positive_rate(visible, hidden)
-    assert out["visible_pass"] == 4 and out["hidden_fail_of_visible_pass"] == 2
-    assert out["rate"] == 0.5
-    assert out["hidden_pass"] == 3 and out["visible_fail_of_hidden_pass"] == 1  # HumanEval/47
-    assert [(r["id"], r["false_positive"]) for r in out["by_problem"]] == [
+    assert out.visible_pass == 4 and out.hidden_fail_of_visible_pass == 2
+    assert out.rate == 0.5
+    assert out.hidden_pass == 3 and out.visible_fail_of_hidden_pass == 1  # HumanEval/47
+    assert [(r.problem_id, r.false_positive) for r in out.by_problem] == [
         ("HumanEval/0", 1),
         ("HumanEval/2", 1),
         ("HumanEval/47", 0),

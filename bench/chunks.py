@@ -18,8 +18,9 @@ from pathlib import Path
 
 from troop.engine.events import Recorder
 from troop.engine.policy import PolicySpec
-from troop.engine.run import RunSettings, execute, prepare
+from troop.engine.run import execute, prepare
 from troop.engine.session import Session
+from troop.engine.settings import RunSettings
 
 
 def one_run(

@@ -33,8 +33,9 @@ from troop.engine.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampl
 from troop.engine.openai_client import ServerOptions, ServerTarget, count_prompts
 from troop.engine.sample_loop import BatchStats
 from troop.engine.sampler import BatchedSampler
-from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
+from troop.engine.scheduler import Scheduler
 from troop.engine.supervisor import choose_extra_buffers
+from troop.engine.work import PromptSpec, SamplingParams
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_BINARY = HERE / "_build" / "llama" / "bin" / "llama-batched-bench"

@@ -26,7 +26,8 @@ from troop.engine.events import Event, SampleRecord
 from troop.engine.model_facts import ContextPlan, plan_context
 from troop.engine.sample_loop import BatchStats
 from troop.engine.sampler import BatchedSampler
-from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
+from troop.engine.scheduler import Scheduler
+from troop.engine.work import PromptSpec, SamplingParams
 
 PROMPT = "def has_close_elements(numbers, threshold):\n    "
 

@@ -25,7 +25,8 @@ from troop.engine.model_facts import plan_context
 from troop.engine.models import resolve_model
 from troop.engine.sample_loop import BatchStats
 from troop.engine.sampler import BatchedSampler
-from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
+from troop.engine.scheduler import Scheduler
+from troop.engine.work import PromptSpec, SamplingParams
 
 PROMPT = "Write a Python function that returns the n-th Fibonacci number. " * 4
 

@@ -17,7 +17,7 @@ import numpy as np
 from troop.engine.llamacpp import Context, build_chain
 
 if TYPE_CHECKING:
-    from troop.engine.scheduler import SamplingParams
+    from troop.engine.work import SamplingParams
 
 
 class AttachedChain:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from troop.engine.scheduler import PromptSpec
+from troop.engine.work import PromptSpec
 
 
 class RunControl:

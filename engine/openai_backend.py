@@ -36,7 +36,7 @@ from troop.engine.openai_client import (
     with_retries,
 )
 from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
-from troop.engine.scheduler import SamplingParams, WorkItem, WorkSource
+from troop.engine.work import SamplingParams, WorkItem, WorkSource
 from troop.errors import EngineError
 
 #: Stored in place of a completion token id the server did not report.

@@ -11,7 +11,9 @@ prompts rendered and counted without a local tokenizer, and the checks before re
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -28,23 +30,19 @@ from troop.engine.openai_client import (
 )
 from troop.engine.problems import Problem
 from troop.engine.prompts import instruction, raw_prompt
-from troop.engine.scheduler import PromptSpec, SamplingParams
 from troop.engine.session import Session, StoredProblem
 from troop.engine.session_setup import (
-    DEFAULT_SAMPLES,
     add_on_resume,
     check_resumable,
     create_session,
     new_work,
     problem_record,
     resume_budget,
-    sampling_params,
     stored_config,
 )
+from troop.engine.settings import DEFAULT_SAMPLES, RunSettings, new_session_path
+from troop.engine.work import PromptSpec, SamplingParams
 from troop.errors import SessionError, TroopError
-
-if TYPE_CHECKING:
-    from troop.engine.run import PreparedRun, RunSettings
 
 BACKENDS = ("llamacpp", "openai")
 
@@ -78,19 +76,29 @@ def select_backend(settings: RunSettings) -> str:
 
 
 class ServerBackend:
-    """What execute() needs from a server-backed run: its sampler and its row in `runs`."""
+    """What a server-backed run needs of its server: problems counted into session rows, their
+    prompts served, its sampler and its row in `runs`."""
 
-    def __init__(
-        self,
-        target: ServerTarget,
-        options: ServerOptions,
-        prompts: dict[str, ServerPrompt],
-        settings: RunSettings,
-    ) -> None:
+    def __init__(self, target: ServerTarget, options: ServerOptions, settings: RunSettings) -> None:
         self.target = target
         self.options = options
-        self.prompts = prompts
         self.settings = settings
+        # Each served problem's prompt, by problem id; the live sampler reads this same table.
+        self.prompts: dict[str, ServerPrompt] = {}
+
+    def rows(self, problems: list[Problem], start: int) -> list[StoredProblem]:
+        """Problems as session rows, each prompt counted by the server (`start`: the position
+        of the first)."""
+        return _rows(self.target, self.options, problems, start, self.settings.parallel)
+
+    def serve(self, rows: Sequence[StoredProblem]) -> list[PromptSpec]:
+        """Take stored problems into the prompt table; their work list, in order."""
+        self.prompts.update({r.problem_id: ServerPrompt(r.prompt, r.prompt_tokens) for r in rows})
+        # No token ids here: placeholders of the counted length keep len(tokens) right.
+        return [
+            PromptSpec(r.problem_id, (UNKNOWN_TOKEN,) * max(1, r.prompt_tokens), r.stop)
+            for r in rows
+        ]
 
     def sampler(self, params: SamplingParams) -> ServerSampler:
         s = self.settings
@@ -127,7 +135,19 @@ class ServerBackend:
         """Nothing held between runs: each run opens and closes its own connections."""
 
 
-def prepare(settings: RunSettings) -> PreparedRun:
+@dataclass(frozen=True)
+class ServedSession:
+    """A server-backed session created or reopened, its server checked; run.py makes it ready
+    to sample."""
+
+    session: Session  # the open session file
+    config: dict[str, Any]  # the session's stored configuration
+    budget: int  # samples per problem
+    created: bool  # True if this run created the session
+    server: ServerBackend  # where its samples come from
+
+
+def open_session(settings: RunSettings) -> ServedSession:
     """Open or create a server-backed session; nothing is sampled yet."""
     if settings.session is not None and settings.session.exists():
         return _resume(settings)
@@ -169,9 +189,7 @@ def _target(
     return ServerTarget(base_url, model, api, key)
 
 
-def _create(settings: RunSettings) -> PreparedRun:
-    from troop.engine.run import _new_session_path
-
+def _create(settings: RunSettings) -> ServedSession:
     if settings.base_url is None:
         raise TroopError("--backend openai needs --base-url, e.g. http://127.0.0.1:8080/v1")
     base_url = normalize_base_url(settings.base_url)
@@ -196,12 +214,12 @@ def _create(settings: RunSettings) -> PreparedRun:
     config = stored_config(identity, sampling, pset, "chat" if api == "chat" else "raw", None)
     # A served name such as org/model-7B must not become folders in the file name.
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", target.model).strip("-") or "server"
-    path = settings.session or _new_session_path(slug, pset.name)
+    path = settings.session or new_session_path(slug, pset.name)
     session = create_session(path, config, budget, rows)
-    return _prepared(session, config, budget, settings, target, options, created=True)
+    return ServedSession(session, config, budget, True, ServerBackend(target, options, settings))
 
 
-def _resume(settings: RunSettings) -> PreparedRun:
+def _resume(settings: RunSettings) -> ServedSession:
     assert settings.session is not None
     session = Session.open(settings.session)
     try:
@@ -229,60 +247,4 @@ def _resume(settings: RunSettings) -> PreparedRun:
     except BaseException:
         session.close()
         raise
-    return _prepared(session, config, budget, settings, target, options, created=False)
-
-
-def add_live_problems(prep: PreparedRun, problems: list[Problem], start: int) -> list[PromptSpec]:
-    """run.add_problems for a server-backed run: count, store and hand out new problems (the
-    live sampler reads the same prompt table, so they are sampled at once)."""
-    assert prep.server is not None
-    server = prep.server
-    rows = _rows(server.target, server.options, problems, start, prep.settings.parallel)
-    work = [
-        PromptSpec(r.problem_id, (UNKNOWN_TOKEN,) * max(1, r.prompt_tokens), r.stop) for r in rows
-    ]
-    prep.session.add_problems(rows)
-    server.prompts.update({r.problem_id: ServerPrompt(r.prompt, r.prompt_tokens) for r in rows})
-    prep.prompts.extend(work)
-    prep.problem_data.update({r.problem_id: r.data for r in rows})
-    return work
-
-
-def _prepared(
-    session: Session,
-    config: dict[str, Any],
-    budget: int,
-    settings: RunSettings,
-    target: ServerTarget,
-    options: ServerOptions,
-    *,
-    created: bool,
-) -> PreparedRun:
-    from troop.engine.run import PreparedRun
-
-    params = sampling_params(config)
-    try:
-        stored = session.problems()
-    except BaseException:
-        session.close()
-        raise
-    prompts = {p.problem_id: ServerPrompt(p.prompt, p.prompt_tokens) for p in stored}
-    # No token ids here either: placeholders of the counted length keep len(tokens) right.
-    work = [
-        PromptSpec(p.problem_id, (UNKNOWN_TOKEN,) * max(1, p.prompt_tokens), p.stop) for p in stored
-    ]
-    server = ServerBackend(target, options, prompts, settings)
-    return PreparedRun(
-        session,
-        None,
-        params,
-        config["seed"],
-        budget,
-        work,
-        settings,
-        created,
-        None,
-        {p.problem_id: p.data for p in stored},
-        config,
-        server=server,
-    )
+    return ServedSession(session, config, budget, False, ServerBackend(target, options, settings))

@@ -25,79 +25,34 @@ from troop.engine.events import (
 )
 from troop.engine.lock import SessionLock
 from troop.engine.models import file_sha256, resolve_model
-from troop.engine.policy import PolicySpec
 from troop.engine.problems import Problem, load_problem_set
 from troop.engine.sample_loop import BatchStats
-from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler
+from troop.engine.scheduler import Scheduler
 from troop.engine.session import Session, StoredProblem
-from troop.engine.session_setup import DEFAULT_PROBLEMS as DEFAULT_PROBLEMS
-from troop.engine.session_setup import DEFAULT_SAMPLES as DEFAULT_SAMPLES
 from troop.engine.session_setup import (
     add_on_resume,
     check_resumable,
     create_session,
     new_work,
+    problem_record,
     resume_budget,
     sampling_params,
     stored_config,
 )
-from troop.engine.session_setup import problem_record as problem_record
+from troop.engine.settings import (
+    DEFAULT_SAMPLES,
+    RunSettings,
+    check_settings,
+    kv_unified,
+    new_session_path,
+)
 from troop.engine.supervisor import RemoteSampler, WorkerDied, WorkerModel, worker_log_path
 from troop.engine.verify import Verification
+from troop.engine.work import PromptSpec, SamplingParams
 from troop.errors import EngineError, SessionError, TroopError
 
 if TYPE_CHECKING:
     from troop.engine.openai_run import ServerBackend
-
-#: Slots decoded together unless --parallel says otherwise (a new session's defaults are in
-#: session_setup.py).
-DEFAULT_PARALLEL = 16
-#: Measured with bench/sampling.py on a 2-core CPU: a unified cache wins at few slots (no
-#: per-sample buffer copy), a split one at many (attention does not scan every slot's cells).
-UNIFIED_UP_TO = 8
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What `troop run` was asked for; None means "the default, or what the session has"."""
-
-    session: Path | None = None  # session file; None: a new file in sessions_dir()
-    model: str | None = None  # registry name or GGUF path
-    problems: str | None = None  # built-in set, problem file or folder, or hf:NAME[:CONFIG]:SPLIT
-    fields: tuple[tuple[str, str], ...] = ()  # --fields: (troop's field, the data's column)
-    limit: int | None = None  # keep the first N problems
-    problem_ids: tuple[str, ...] = ()  # keep only these problems
-    samples: int | None = None  # budget: samples per problem
-    temperatures: tuple[float, ...] | None = None  # cycled by sample index
-    top_k: int | None = None  # top-k cut, 0 disables
-    top_p: float | None = None  # nucleus mass, 1.0 disables
-    min_p: float | None = None  # min-p cut, 0.0 disables
-    max_tokens: int | None = None  # completion budget per sample, tokens
-    seed: int | None = None  # session seed; each sample's seed derives from it
-    prompt_format: str | None = None  # auto, chat or raw
-    parallel: int = DEFAULT_PARALLEL  # sampling slots decoded together
-    gpu_layers: int = -1  # layers offloaded to the GPU; -1 all (when built with a GPU backend)
-    threads: int | None = None  # CPU threads; None: all cores
-    kv_cache: str = "auto"  # "split" (a KV buffer per slot), "unified" (one shared pool), or
-    # "auto": unified up to UNIFIED_UP_TO slots, split beyond (see bench/sampling.py)
-    logprobs: bool = True  # record each sample's log-probability (costs ~1% of throughput)
-    sampler_device: str = "auto"  # where sampler chains run: "host", "backend" (in llama.cpp's
-    # decode graph) or "auto" (backend when layers are offloaded to a GPU)
-    policy: PolicySpec = PolicySpec()  # budget policy: fixed, until-solved, until-consistent
-    backend: str | None = None  # "llamacpp" or "openai"; None: the session's, else llamacpp
-    base_url: str | None = None  # openai: the server's API root (None: the session's)
-    api_key_env: str | None = None  # openai: environment variable holding the API key
-    n_per_request: int = 1  # openai: samples per request (the server's `n`), when it honours it
-    cpu_extra_buffers: str = "auto"  # llama.cpp's CPU extra buffer types (AMX and other weight
-    # repacking): "on", "off", or "auto" (on, unless this machine is known to fault with them)
-
-
-def sessions_dir() -> Path:
-    """Where new sessions go unless --session says otherwise."""
-    if env := os.environ.get("TROOP_SESSIONS"):
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "troop" / "sessions"
 
 
 @dataclass
@@ -141,39 +96,6 @@ class RunSummary:
     stored: int  # samples in the session after the run
     target: int  # samples the session's budget asks for
     finish_reasons: dict[str, int]  # this run's samples by finish reason
-
-
-def check_settings(settings: RunSettings) -> None:
-    """Refuse bad numbers and names before anything is loaded or created."""
-
-    def positive(name: str, value: int | None) -> None:
-        if value is not None and value <= 0:
-            raise TroopError(f"{name} must be a positive integer, got {value}")
-
-    positive("--samples", settings.samples)
-    positive("--limit", settings.limit)
-    positive("--max-tokens", settings.max_tokens)
-    positive("--parallel", settings.parallel)
-    positive("--threads", settings.threads)
-    settings.policy.check()
-    for t in settings.temperatures or ():
-        if not t >= 0 or t == float("inf"):  # also catches NaN
-            raise TroopError(f"--temperature must be a finite number >= 0, got {t}")
-    if settings.top_p is not None and not 0 < settings.top_p <= 1:
-        raise TroopError(f"--top-p must be in (0, 1], got {settings.top_p}")
-    if settings.min_p is not None and not 0 <= settings.min_p < 1:
-        raise TroopError(f"--min-p must be in [0, 1), got {settings.min_p}")
-    if settings.top_k is not None and settings.top_k < 0:
-        raise TroopError(f"--top-k must be >= 0, got {settings.top_k}")
-    if settings.prompt_format not in (None, "auto", "chat", "raw"):
-        raise TroopError(f"--prompt-format must be auto, chat or raw, not {settings.prompt_format}")
-    if settings.kv_cache not in ("auto", "split", "unified"):
-        raise TroopError(f"--kv-cache must be auto, split or unified, not {settings.kv_cache}")
-    if settings.cpu_extra_buffers not in ("auto", "on", "off"):
-        raise TroopError(
-            f"--cpu-extra-buffers must be auto, on or off, not {settings.cpu_extra_buffers}"
-        )
-    model_facts.choose_sampler_device(settings.sampler_device, offloaded=False)
 
 
 def _model_identity(model: WorkerModel, name: str, sha256: str) -> dict[str, Any]:
@@ -221,9 +143,18 @@ def prepare(settings: RunSettings) -> PreparedRun:
     lock = SessionLock(settings.session).acquire() if resuming and settings.session else None
     try:
         if openai_run.select_backend(settings) == "openai":
-            served: PreparedRun = openai_run.prepare(settings)
-            served.lock = lock or SessionLock(served.session.path).acquire()
-            return served
+            served = openai_run.open_session(settings)
+            lock = lock or SessionLock(served.session.path).acquire()
+            return _prepared(
+                served.session,
+                None,
+                served.config,
+                served.budget,
+                settings,
+                created=served.created,
+                lock=lock,
+                server=served.server,
+            )
         if lock is not None:
             return _resume(settings, lock)
         return _create(settings)
@@ -255,7 +186,7 @@ def _load(ref_path: Path, settings: RunSettings, session_path: Path) -> WorkerMo
 def _create(settings: RunSettings) -> PreparedRun:
     ref = resolve_model(settings.model)
     sampling, pset = new_work(settings)
-    path = settings.session or _new_session_path(ref.name, pset.name)
+    path = settings.session or new_session_path(ref.name, pset.name)
     if path.exists():
         raise SessionError(f"{path}: already exists")
     lock = SessionLock(path).acquire()
@@ -313,25 +244,6 @@ def _plan(
         memory_available=None if on_gpu else model_facts.memory_available(),
         gpu=gpu,
     )
-
-
-def kv_unified(settings: RunSettings) -> bool:
-    """Whether this run uses one KV pool for all slots."""
-    if settings.kv_cache == "auto":
-        return settings.parallel <= UNIFIED_UP_TO
-    return settings.kv_cache == "unified"
-
-
-def _new_session_path(model: str, problems: str) -> Path:
-    stem = Path(problems).stem.replace(".jsonl", "") if "/" in problems else problems
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = sessions_dir() / f"{stamp}-{model}-{stem}"
-    path = base.with_suffix(".sqlite")
-    n = 1
-    while path.exists():
-        n += 1
-        path = Path(f"{base}-{n}.sqlite")
-    return path
 
 
 def _resume(settings: RunSettings, lock: SessionLock) -> PreparedRun:
@@ -400,12 +312,25 @@ def add_problems(
         return []
     pset = load_problem_set(name, problem_ids=wanted, fields=fields)
     if prep.server is not None:
-        from troop.engine import openai_run
+        # Counted by the server; the live sampler reads the prompt table they join, so they
+        # are sampled at once.
+        rows = prep.server.rows(list(pset.problems), len(have))
+        work = prep.server.serve(rows)
+    else:
+        rows, work = _render_more(prep, list(pset.problems), len(have))
+    prep.session.add_problems(rows)
+    prep.prompts.extend(work)
+    prep.problem_data.update({r.problem_id: r.data for r in rows})
+    return work
 
-        added: list[PromptSpec] = openai_run.add_live_problems(prep, list(pset.problems), len(have))
-        return added
+
+def _render_more(
+    prep: PreparedRun, problems: list[Problem], start: int
+) -> tuple[list[StoredProblem], list[PromptSpec]]:
+    """Problems added to a live local run, rendered and tokenized; refused if a prompt is
+    longer than the run's context was planned for."""
     assert prep.model is not None and prep.plan is not None
-    rows = _render_problems(prep.model, _stored_format(prep.config), list(pset.problems), len(have))
+    rows = _render_problems(prep.model, _stored_format(prep.config), problems, start)
     work = [
         PromptSpec(r.problem_id, tuple(prompts.tokenize(prep.model, r.prompt)), r.stop)
         for r in rows
@@ -425,34 +350,40 @@ def add_problems(
             hint=f"add it when resuming: troop run --session {prep.session.path} "
             f"--problem {longest.problem_id}",
         )
-    prep.session.add_problems(rows)
-    prep.prompts.extend(work)
-    prep.problem_data.update({r.problem_id: r.data for r in rows})
-    return work
+    return rows, work
 
 
 def _prepared(
     session: Session,
-    model: WorkerModel,
+    model: WorkerModel | None,
     config: dict[str, Any],
     budget: int,
     settings: RunSettings,
     *,
     created: bool,
     lock: SessionLock,
+    server: ServerBackend | None = None,
 ) -> PreparedRun:
+    """The run made ready from its open session and what samples it: the model in its worker,
+    or else the server."""
+    plan = None
     try:
         params = sampling_params(config)
         stored = session.problems()
-        work = [
-            PromptSpec(p.problem_id, tuple(prompts.tokenize(model, p.prompt)), p.stop)
-            for p in stored
-        ]
-        plan = _plan(
-            settings, model, max((len(w.tokens) for w in work), default=1), params.max_tokens
-        )
+        if server is not None:
+            work = server.serve(stored)
+        else:
+            assert model is not None
+            work = [
+                PromptSpec(p.problem_id, tuple(prompts.tokenize(model, p.prompt)), p.stop)
+                for p in stored
+            ]
+            plan = _plan(
+                settings, model, max((len(w.tokens) for w in work), default=1), params.max_tokens
+            )
     except BaseException:
-        model.close()
+        if model is not None:
+            model.close()
         session.close()
         lock.release()
         raise
@@ -468,6 +399,7 @@ def _prepared(
         plan,
         {p.problem_id: p.data for p in stored},
         config,
+        server=server,
         lock=lock,
     )
 

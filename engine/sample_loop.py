@@ -20,7 +20,7 @@ from troop.engine.events import (
 )
 
 if TYPE_CHECKING:
-    from troop.engine.scheduler import SamplingParams, WorkItem, WorkSource
+    from troop.engine.work import SamplingParams, WorkItem, WorkSource
 
 #: Stores a finished sample; returns it as stored (with the run's id).
 Store = Callable[[SampleRecord], SampleRecord]

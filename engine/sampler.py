@@ -14,7 +14,7 @@ from troop.engine.events import SampleRecord
 from troop.engine.llamacpp import Context, Model, Sampler
 from troop.engine.sample_loop import BatchStats as BatchStats
 from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
-from troop.engine.scheduler import PromptSpec, SamplingParams, WorkItem
+from troop.engine.work import PromptSpec, SamplingParams, WorkItem
 
 
 class _Slot:

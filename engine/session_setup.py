@@ -1,37 +1,19 @@
 """The steps of making and reopening a session that are the same whichever backend samples it:
-defaults, the stored configuration, the checks before resuming, problems added on resume."""
+the stored configuration, the checks before resuming, problems added on resume."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from troop import __version__
 from troop.engine import policy
 from troop.engine.problems import Problem, ProblemSet, load_problem_set
-from troop.engine.scheduler import SamplingParams
 from troop.engine.session import Session, StoredProblem
+from troop.engine.settings import DEFAULT_PROBLEMS, SAMPLING_DEFAULTS, RunSettings
+from troop.engine.work import SamplingParams
 from troop.errors import SessionError
-
-if TYPE_CHECKING:
-    from troop.engine.run import RunSettings
-
-#: Defaults for a new session; a resumed session keeps what it was created with.
-DEFAULT_PROBLEMS = "arithmetic"
-DEFAULT_SAMPLES = 10
-DEFAULT_SEED = 0
-
-#: Sampling fields that define a session: resuming with other values is refused.
-SAMPLING_DEFAULTS: dict[str, Any] = {
-    "temperatures": [0.8],
-    "top_k": 40,
-    "top_p": 0.95,
-    "min_p": 0.0,
-    "max_tokens": 256,
-    "seed": DEFAULT_SEED,
-    "prompt_format": "auto",
-}
 
 #: A backend's way to turn problems into session rows: (problems, position of the first).
 Render = Callable[[list[Problem], int], list[StoredProblem]]

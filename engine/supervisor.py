@@ -36,7 +36,7 @@ from troop.engine.events import (
 )
 from troop.engine.model_facts import ContextPlan, ModelShape
 from troop.engine.sample_loop import BatchStats, Store
-from troop.engine.scheduler import PromptSpec, SamplingParams, WorkSource
+from troop.engine.work import PromptSpec, SamplingParams, WorkSource
 from troop.errors import EngineError, TroopError
 
 #: Seconds a new worker may take to start Python and llama.cpp before it is given up on.

@@ -22,7 +22,7 @@ def refresh_problems(session: Session, spec: str) -> tuple[list[str], list[str]]
     Returns (updated ids, refused ids): a problem whose prompt changed is refused, since its
     samples were drawn for the old prompt.
     """
-    from troop.engine.run import problem_record
+    from troop.engine.session_setup import problem_record
 
     # Read through the same --fields mapping the session's problems were first read through.
     fields = (session.meta("config") or {}).get("problem_set", {}).get("fields")

@@ -43,7 +43,7 @@ from troop.engine.events import (
 )
 from troop.engine.model_facts import ContextPlan
 from troop.engine.sampler import BatchedSampler
-from troop.engine.scheduler import PromptSpec, SamplingParams, WorkItem
+from troop.engine.work import PromptSpec, SamplingParams, WorkItem
 from troop.errors import TroopError
 
 #: Test-only fault switch (an environment variable): "sigill" makes a worker whose model has

@@ -19,9 +19,10 @@ from troop.engine.events import (
     SampleStarted,
     TokensDecoded,
 )
-from troop.engine.run import RunSettings, execute, prepare
-from troop.engine.scheduler import sample_seed
+from troop.engine.run import execute, prepare
 from troop.engine.session import Session
+from troop.engine.settings import RunSettings
+from troop.engine.work import sample_seed
 from troop.errors import SessionError
 
 pytestmark = pytest.mark.model

@@ -16,9 +16,10 @@ from troop.engine import backend_sampling, llamacpp
 from troop.engine.events import Recorder
 from troop.engine.model_facts import GpuBudget, choose_sampler_device, plan_context
 from troop.engine.models import resolve_model
-from troop.engine.run import RunSettings, execute, prepare
-from troop.engine.scheduler import SamplingParams
+from troop.engine.run import execute, prepare
 from troop.engine.session import Session
+from troop.engine.settings import RunSettings
+from troop.engine.work import SamplingParams
 from troop.errors import TroopError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))

@@ -19,8 +19,9 @@ from tests.openai_helpers import (
     run,
     settings,
 )
-from troop.engine.run import RunSettings, prepare
+from troop.engine.run import prepare
 from troop.engine.session import Session
+from troop.engine.settings import RunSettings
 from troop.errors import EngineError, SessionError
 
 # -- the command line -----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from troop.engine.control import RunControl
-from troop.engine.scheduler import PromptSpec, SamplingParams, Scheduler, WorkItem, sample_seed
+from troop.engine.scheduler import Scheduler
+from troop.engine.work import PromptSpec, SamplingParams, WorkItem, sample_seed
 
 PROMPTS = [PromptSpec(f"p{i}", (1, 2, 3), ()) for i in range(3)]
 

@@ -17,7 +17,8 @@ import pytest
 from tests.conftest import troop
 from troop.engine.events import Recorder, WorkerRestarted
 from troop.engine.lock import SessionBusy, SessionLock, holder
-from troop.engine.run import RunSettings, execute, prepare
+from troop.engine.run import execute, prepare
+from troop.engine.settings import RunSettings
 from troop.engine.supervisor import Death, findings_path, is_extra_buffers_fault
 
 ARGS = [

@@ -15,8 +15,8 @@ from tests.tui_pilot import (
     config_home_fixture,  # noqa: F401 - an autouse fixture
     until,
 )
-from troop.engine.run import RunSettings
 from troop.engine.runner import Launch
+from troop.engine.settings import RunSettings
 from troop.tui.app import TroopApp
 from troop.tui.ask import AskScreen
 from troop.tui.live import LiveScreen

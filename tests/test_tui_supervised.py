@@ -18,8 +18,8 @@ import pytest
 from tests.test_supervisor import ARGS, _stored, _texts, _wait, _worker_pid
 from tests.tui_pilot import SIZE, until
 from troop.engine.lock import holder
-from troop.engine.run import RunSettings
 from troop.engine.runner import Launch, VerifyOptions
+from troop.engine.settings import RunSettings
 from troop.tui.app import TroopApp
 from troop.tui.live import LiveScreen
 
@@ -116,7 +116,7 @@ def test_a_whole_tui_run_never_loads_llama_cpp_in_the_front_end(tmp_path: Path) 
     script = textwrap.dedent(f"""
         import asyncio, sys, time
         from pathlib import Path
-        from troop.engine.run import RunSettings
+        from troop.engine.settings import RunSettings
         from troop.engine.runner import Launch
         from troop.tui.app import TroopApp
         from troop.tui.live import LiveScreen

@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import troop
 from troop.engine.problems import load_problem_set
-from troop.engine.run import problem_record
 from troop.engine.selection import false_positive_rate
+from troop.engine.session_setup import problem_record
 from troop.verifiers import registry
 from troop.verifiers.base import Check, Status, Verdict, Verifier
 from troop.verifiers.python_tests import PythonTests

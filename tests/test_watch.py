@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from troop.engine.events import Recorder
-from troop.engine.run import RunSettings, execute, prepare
+from troop.engine.run import execute, prepare
 from troop.engine.session import Session
+from troop.engine.settings import RunSettings
 from troop.engine.verify import Verification, verify_session
 from troop.engine.watch import LiveReload
 from troop.verifiers import registry

@@ -19,8 +19,8 @@ from troop.engine.events import (
     TokensDecoded,
 )
 from troop.engine.problems import load_problem_set
-from troop.engine.run import problem_record
 from troop.engine.session import Session, StoredProblem, tests_digest
+from troop.engine.session_setup import problem_record
 from troop.verifiers.base import Status, Verdict
 
 #: A fixed moment for every stored timestamp, so analyses (and pictures) never change.

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.tui_fakes import Clock, FakeRun
-from troop.engine.run import RunSettings
 from troop.engine.runner import Launch
+from troop.engine.settings import RunSettings
 from troop.tui.app import TroopApp
 from troop.tui.live import LiveScreen
 from troop.tui.observer import LiveObserver

@@ -61,7 +61,7 @@ def _temperatures(text: str) -> tuple[float, ...]:
 def build_parser() -> argparse.ArgumentParser:
     from troop.engine.models import REGISTRY
     from troop.engine.problems import BUILTIN_SETS
-    from troop.engine.run import DEFAULT_PARALLEL, DEFAULT_PROBLEMS, DEFAULT_SAMPLES
+    from troop.engine.settings import DEFAULT_PARALLEL, DEFAULT_PROBLEMS, DEFAULT_SAMPLES
 
     parser = _Parser(
         prog="troop",

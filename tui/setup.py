@@ -17,8 +17,8 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from troop.engine import queries
-from troop.engine.run import DEFAULT_PARALLEL, DEFAULT_SAMPLES, RunSettings, sessions_dir
 from troop.engine.runner import Launch, VerifyOptions
+from troop.engine.settings import DEFAULT_PARALLEL, DEFAULT_SAMPLES, RunSettings, sessions_dir
 from troop.errors import TroopError
 from troop.tui.ask import HelpScreen, check_temperatures, key_list
 
@@ -364,7 +364,7 @@ class SetupScreen(Screen[None]):
         """What only loading can tell: the model file, the problem set, the subset's ids."""
         from troop.engine.models import resolve_model
         from troop.engine.problems import load_problem_set
-        from troop.engine.run import check_settings
+        from troop.engine.settings import check_settings
 
         s = launch.settings
         checks: list[tuple[str, Callable[[], Any]]] = (

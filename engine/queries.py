@@ -213,6 +213,46 @@ def prompt_eval_tokens(session: Session) -> list[int]:
 # -- files ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RecentSession:
+    """A session file in a sessions folder, as a list of recent sessions shows it."""
+
+    path: Path  # the file
+    modified: float  # unix time of its last change
+    samples: int | None  # samples stored (None: unreadable)
+    budget: int | None  # samples per problem aimed at
+    problems: int | None  # problems in the session
+    model: str  # model name
+    problem_set: str  # problem set name
+
+
+def recent_sessions(folder: Path, limit: int = 12) -> list[RecentSession]:
+    """The newest `limit` session files in `folder`, newest first, read without writing."""
+    try:
+        files = sorted(folder.glob("*.sqlite"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+    out = []
+    for path in files[:limit]:
+        summary = summarise_file(path)
+        try:
+            modified = path.stat().st_mtime
+        except OSError:
+            modified = 0.0
+        out.append(
+            RecentSession(
+                path,
+                modified,
+                summary.samples,
+                summary.budget,
+                summary.problems,
+                summary.model,
+                summary.problem_set,
+            )
+        )
+    return out
+
+
 def summarise_file(path: Path) -> FileSummary:
     """A session file's counts and names, read without writing to it (SQLite read-only, so a
     run writing it meanwhile is not disturbed); what cannot be read stays None or "?"."""

@@ -24,10 +24,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from troop.engine import queries
 from troop.engine.lock import Holder
 from troop.engine.numbers import count, duration
 from troop.engine.runner import Launch, SessionRunner
-from troop.engine.settings import RunSettings
+from troop.engine.settings import RunSettings, sessions_dir
 from troop.errors import TroopError
 from troop.tui.ask import AskScreen, HelpScreen, key_list
 from troop.tui.messages import (
@@ -454,9 +455,8 @@ class LiveScreen(Steering, Screen[None]):
             self.query_one(CoveragePlot).action_cycle_axis()
 
     def action_compare(self) -> None:
-        from troop.tui.setup import recent_sessions
-
-        others = [str(r.path) for r in recent_sessions() if r.path != self.session_path]
+        recent = queries.recent_sessions(sessions_dir())
+        others = [str(r.path) for r in recent if r.path != self.session_path]
 
         def check(text: str) -> str | None:
             path = Path(text).expanduser()

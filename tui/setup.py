@@ -25,8 +25,6 @@ from troop.tui.ask import HelpScreen, check_temperatures, key_list
 #: Problems a first session samples (the first of the built-in arithmetic set): a small
 #: budget, so pressing Enter shows coverage growing within a minute or two on a laptop.
 FIRST_PROBLEMS = "10"
-#: Recent sessions listed.
-RECENT = 12
 #: Verifiers offered; command and regex need arguments (use `troop run --verifier ...`).
 AUTO, NONE = "auto", "none"
 
@@ -40,46 +38,6 @@ class Field:
     value: str  # prefilled text
     placeholder: str  # shown when empty
     check: Callable[[str], str | None]  # None when valid, else what is wrong (one line)
-
-
-@dataclass(frozen=True)
-class RecentSession:
-    """A session file in the sessions folder, as the list shows it."""
-
-    path: Path  # the file
-    modified: float  # unix time of its last change
-    samples: int | None  # samples stored (None: unreadable)
-    budget: int | None  # samples per problem aimed at
-    problems: int | None  # problems in the session
-    model: str  # model name
-    problem_set: str  # problem set name
-
-
-def recent_sessions(limit: int = RECENT, folder: Path | None = None) -> list[RecentSession]:
-    """The newest session files, read without writing to them (SQLite read-only)."""
-    folder = folder or sessions_dir()
-    try:
-        files = sorted(folder.glob("*.sqlite"), key=lambda p: p.stat().st_mtime, reverse=True)
-    except OSError:
-        return []
-    return [_describe(path) for path in files[:limit]]
-
-
-def _describe(path: Path) -> RecentSession:
-    summary = queries.summarise_file(path)
-    try:
-        modified = path.stat().st_mtime
-    except OSError:
-        modified = 0.0
-    return RecentSession(
-        path,
-        modified,
-        summary.samples,
-        summary.budget,
-        summary.problems,
-        summary.model,
-        summary.problem_set,
-    )
 
 
 # -- checks ---------------------------------------------------------------------------------
@@ -219,7 +177,7 @@ class SetupScreen(Screen[None]):
         super().__init__()
         self.on_start = start  # called with the launch (default: push the live screen)
         self.on_open = open_session  # called with a recent session's path
-        self.recent: list[RecentSession] = []
+        self.recent: list[queries.RecentSession] = []
 
     def compose(self) -> ComposeResult:
         yield Static("troop · new sampling session — Enter starts it", id="setup-title")
@@ -287,7 +245,7 @@ class SetupScreen(Screen[None]):
         )
 
     def _load_recent(self) -> None:
-        self.recent = recent_sessions()
+        self.recent = queries.recent_sessions(sessions_dir())
         table = self.query_one("#recent", DataTable)
         table.clear()
         for r in self.recent:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from troop.engine import analysis, backtest, passk
+from troop.engine.results import Refused
+from troop.engine.results_curves import PassAtK
 
 
 def _timed(fn: Callable[[], Any], reps: int) -> list[float]:
@@ -54,6 +56,7 @@ def main() -> None:
     ms = backtest.prefixes(args.samples)
     prefix = np.stack([rng.hypergeometric(c, n - c, m) for _, m in ms]) if ms else None
     cov0, _ = analysis._coverage_section(n, c, len(n), options)
+    assert isinstance(cov0, PassAtK)
 
     def back() -> None:
         if prefix is not None:
@@ -61,9 +64,9 @@ def main() -> None:
                 args.samples,
                 prefix,
                 ms,
-                cov0["pass_at_k"][-1],
-                cov0["low"][-1],
-                cov0["high"][-1],
+                cov0.pass_at_k[-1],
+                cov0.low[-1],
+                cov0.high[-1],
                 options.confidence,
             )
 
@@ -93,13 +96,12 @@ def main() -> None:
             f"max {max(times) * 1e3:.1f})"
         )
     fit = section["fit"]
-    for name in ("power_law", "beta_binomial"):
-        m = fit[name]
-        params = {k: round(v, 4) for k, v in m.items() if k in ("a", "b", "alpha", "beta")}
-        print(
-            f"  {name}: {params or m}, rmse {m.get('rmse_curve', float('nan')):.4f}, "
-            f"{m.get('replicates', 0)} bootstrap refits"
-        )
+    for name, m in (("power_law", fit.power_law), ("beta_binomial", fit.beta_binomial)):
+        if isinstance(m, Refused):
+            print(f"  {name}: refused ({m.reason})")
+            continue
+        params = {k: round(v, 4) for k, v in m.parameters().items()}
+        print(f"  {name}: {params}, rmse {m.rmse_curve:.4f}, {m.replicates} bootstrap refits")
     if "backtest" in section:
         print(f"  backtest: {section['backtest'].summary()}")
     whole = medians["whole refresh (all k + band + fits + backtest)"]

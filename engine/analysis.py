@@ -1,21 +1,46 @@
 """Every number troop shows about a session, computed from the session store in one place:
-the TUI, `troop report` and the exports all read the dict `analyse()` returns."""
+the TUI, `troop report` and the exports all read the `Analysis` that `analyse()` returns."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from troop.engine import backtest, cost, fits, passk, queries, selection
+from troop.engine.backtest import Backtest
+from troop.engine.results import (
+    Analysis,
+    Comparison,
+    Fits,
+    Judged,
+    ProblemRow,
+    Refused,
+    SessionInfo,
+    VerifierRef,
+)
+from troop.engine.results_cost import Cost, CostAxes, Electricity, PerSolved
+from troop.engine.results_curves import (
+    BetaBinomialFit,
+    Coverage,
+    CoverageRefused,
+    HorizonForecast,
+    LawCurve,
+    PassAtK,
+    PowerLawFit,
+    SolvedVsSpent,
+    TargetBudget,
+    TemperatureCurve,
+)
+from troop.engine.results_selection import FalsePositives, Selection
 from troop.engine.session import Session, tests_digest
 from troop.verifiers.answers import normalize
 
-SCHEMA = 1
 #: Formats whose samples end in a final answer, so selection without a verifier applies.
 ANSWER_FORMATS = ("arithmetic", "gsm8k", "math")
 #: The cheap verifier that runs only the examples a prompt shows (HumanEval's docstrings).
@@ -61,7 +86,7 @@ class _Problem:
     reference_key: str | None = None  # the expected answer's canonical form, when recorded
 
 
-def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
+def _load(session: Session, verifier: VerifierRef | None) -> list[_Problem]:
     problems = {
         p.problem_id: _Problem(p.problem_id, p.format, p.prompt_tokens, p.data)
         for p in session.problems()
@@ -71,7 +96,7 @@ def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
     keys: dict[tuple[str, int], str | None] = {}
     with session.lock:  # verdicts and samples read together, between the run's writes
         if verifier is not None:
-            rows = queries.verdict_rows(session, verifier["name"], verifier["version"])
+            rows = queries.verdict_rows(session, verifier.name, verifier.version)
             current = [v for v in rows if digests.get(v.problem_id) == v.tests_digest]
             statuses = {(v.problem_id, v.sample_index): v.status for v in current}
             keys = {(v.problem_id, v.sample_index): v.key for v in current}
@@ -92,121 +117,109 @@ def _load(session: Session, verifier: dict[str, str] | None) -> list[_Problem]:
     return list(problems.values())
 
 
-def _verifier_of(session: Session, options: AnalysisOptions) -> dict[str, str] | None:
+def _verifier_of(session: Session, options: AnalysisOptions) -> VerifierRef | None:
     """The verifier (name, version) whose verdicts count."""
     meta: dict[str, str] | None = session.meta("verifier")
     if options.verifier is None or (meta and meta["name"] == options.verifier):
-        return meta
+        return VerifierRef(meta["name"], meta["version"]) if meta else None
     version = queries.leading_version(session, options.verifier)
-    return None if version is None else {"name": options.verifier, "version": version}
+    return None if version is None else VerifierRef(options.verifier, version)
 
 
-def analyse_path(path: Path, options: AnalysisOptions | None = None) -> dict[str, Any]:
+def analyse_path(path: Path, options: AnalysisOptions | None = None) -> Analysis:
     with Session.open(path) as session:
         return analyse(session, options)
 
 
-def analyse(session: Session, options: AnalysisOptions | None = None) -> dict[str, Any]:
-    """The whole analysis of a session as JSON-ready data (see the README's report schema)."""
+def analyse(session: Session, options: AnalysisOptions | None = None) -> Analysis:
+    """The whole analysis of a session; its `to_json()` is the report's JSON (see the
+    README's report schema)."""
     options = options or AnalysisOptions()
     verifier = _verifier_of(session, options)
     problems = _load(session, verifier)
     coverage_only = bool(session.meta("coverage_only", False))
     info = _session_info(session, verifier, problems, coverage_only)
-    table = [_problem_row(p) for p in problems]
     verified = [p for p in problems if any(s is not None for s in p.statuses)]
     n = np.array([sum(s is not None for s in p.statuses) for p in verified], dtype=np.int64)
     c = np.array([sum(s == "pass" for s in p.statuses) for p in verified], dtype=np.int64)
-    out: dict[str, Any] = {
-        "schema": SCHEMA,
-        "session": info,
-        "problems": table,
-        "statuses": dict(Counter(s for p in problems for s in p.statuses if s is not None)),
-    }
+    coverage: Coverage
     if coverage_only:
-        cov_section, boot = _solved_vs_spent(session, problems, verifier), None
+        coverage, boot = _solved_vs_spent(session, problems), None
     else:
-        cov_section, boot = _coverage_section(n, c, len(problems), options)
-    out["coverage"] = cov_section
-    out["by_temperature"] = _by_temperature(problems, coverage_only)
-    out["fit"] = _fit_section(n, c, cov_section, boot, options, coverage_only)
-    out["backtest"] = _backtest_section(verified, cov_section)
-    out["cost"] = _cost_section(session, problems, info, cov_section, options)
-    out["selection"] = _selection_section(problems, cov_section, options)
-    out["false_positives"] = _false_positive_section(session, problems, verifier)
-    return out
+        coverage, boot = _coverage_section(n, c, len(problems), options)
+    return Analysis(
+        session=info,
+        problems=tuple(_problem_row(p) for p in problems),
+        statuses=dict(Counter(s for p in problems for s in p.statuses if s is not None)),
+        coverage=coverage,
+        by_temperature=_by_temperature(problems, coverage_only),
+        fit=_fit_section(n, c, coverage, boot, options, coverage_only),
+        backtest=_backtest_section(verified, coverage),
+        cost=_cost_section(session, problems, info, coverage, options),
+        selection=_selection_section(problems, coverage, options),
+        false_positives=_false_positive_section(session, problems, verifier),
+    )
 
 
 def _session_info(
     session: Session,
-    verifier: dict[str, str] | None,
+    verifier: VerifierRef | None,
     problems: list[_Problem],
     coverage_only: bool,
-) -> dict[str, Any]:
+) -> SessionInfo:
     config: dict[str, Any] = session.meta("config") or {}
     with session.lock:
         runs = queries.runs(session)
-        tiers = queries.tier_counts(session, verifier["name"] if verifier else "")
+        tiers = queries.tier_counts(session, verifier.name if verifier else "")
     policy = session.meta("policy") or {"name": "fixed"}
-    return {
-        "path": str(session.path),
-        "created_at": session.meta("created_at"),
-        "troop_version": session.meta("troop_version"),
-        "budget": session.meta("budget"),
-        "policy": policy.get("name", "fixed") if isinstance(policy, dict) else str(policy),
-        "policy_settings": policy,
-        "coverage_only": coverage_only,
-        "model": config.get("model", {}),
-        "backend": config.get("backend", {"name": "llamacpp"}),
-        "problem_set": config.get("problem_set", {}),
-        "sampling": config.get("sampling", {}),
-        "seed": config.get("seed"),
-        "prompt_format": {
-            k: v for k, v in config.get("prompt_format", {}).items() if k != "template"
-        },
-        "verifier": verifier,
-        "tier": tiers[0].tier if tiers else None,
-        "runs": [
-            {
-                "run_id": r.run_id,
-                "started_at": r.started_at,
-                "finished_at": r.finished_at,
-                "status": r.status,
-                "settings": r.settings,
-            }
-            for r in runs
-        ],
-        "samples": sum(len(p.indices) for p in problems),
-        "verified": sum(s is not None for p in problems for s in p.statuses),
-    }
+    return SessionInfo(
+        path=str(session.path),
+        created_at=session.meta("created_at"),
+        troop_version=session.meta("troop_version"),
+        budget=session.meta("budget"),
+        policy=policy.get("name", "fixed") if isinstance(policy, dict) else str(policy),
+        policy_settings=policy,
+        coverage_only=coverage_only,
+        model=config.get("model", {}),
+        backend=config.get("backend", {"name": "llamacpp"}),
+        problem_set=config.get("problem_set", {}),
+        sampling=config.get("sampling", {}),
+        seed=config.get("seed"),
+        prompt_format={k: v for k, v in config.get("prompt_format", {}).items() if k != "template"},
+        verifier=verifier,
+        tier=tiers[0].tier if tiers else None,
+        runs=tuple(runs),
+        samples=sum(len(p.indices) for p in problems),
+        verified=sum(s is not None for p in problems for s in p.statuses),
+    )
 
 
-def _problem_row(p: _Problem) -> dict[str, Any]:
+def _problem_row(p: _Problem) -> ProblemRow:
     judged = [(i, s) for i, s in zip(p.indices, p.statuses, strict=True) if s is not None]
     correct = sum(s == "pass" for _, s in judged)
     first = min((i for i, s in judged if s == "pass"), default=None)
-    by_temp: dict[str, dict[str, int]] = {}
+    by_temp: dict[str, list[int]] = {}  # temperature -> [judged, passed]
     for t, s in zip(p.temperatures, p.statuses, strict=True):
         if s is not None:
-            slot = by_temp.setdefault(_temp_key(t), {"n": 0, "correct": 0})
-            slot["n"] += 1
-            slot["correct"] += s == "pass"
+            slot = by_temp.setdefault(_temp_key(t), [0, 0])
+            slot[0] += 1
+            slot[1] += s == "pass"
     means = [lp / nt for lp, nt in zip(p.logprobs, p.completion_tokens, strict=True) if nt > 0]
-    return {
-        "id": p.problem_id,
-        "format": p.format,
-        "n": len(p.indices),
-        "verified": len(judged),
-        "correct": correct,
-        "pass_at_1": correct / len(judged) if judged else None,
-        "first_pass": first,
-        "status": "unverified" if not judged else ("solved" if correct else "unsolved"),
-        "statuses": dict(Counter(s for _, s in judged)),
-        "by_temperature": by_temp,
-        "prompt_tokens": p.prompt_tokens,
-        "completion_tokens": int(sum(p.completion_tokens)),
-        "mean_logprob": float(np.mean(means)) if means else None,
-    }
+    return ProblemRow(
+        problem_id=p.problem_id,
+        format=p.format,
+        n=len(p.indices),
+        verified=len(judged),
+        correct=correct,
+        pass_at_1=correct / len(judged) if judged else None,
+        first_pass=first,
+        status="unverified" if not judged else ("solved" if correct else "unsolved"),
+        statuses=dict(Counter(s for _, s in judged)),
+        by_temperature={t: Judged(n, passed) for t, (n, passed) in by_temp.items()},
+        prompt_tokens=p.prompt_tokens,
+        completion_tokens=int(sum(p.completion_tokens)),
+        mean_logprob=float(np.mean(means)) if means else None,
+    )
 
 
 def _temp_key(t: float) -> str:
@@ -215,39 +228,29 @@ def _temp_key(t: float) -> str:
 
 def _coverage_section(
     n: np.ndarray, c: np.ndarray, total_problems: int, options: AnalysisOptions
-) -> tuple[dict[str, Any], passk.Coverage | None]:
+) -> tuple[PassAtK | CoverageRefused, passk.Coverage | None]:
     if len(n) == 0 or n.min() == 0:
-        return {
-            "refused": "no verified samples yet",
-            "k": [],
-            "pass_at_k": [],
-            "low": [],
-            "high": [],
-            "coverage_only": False,
-            "problems": total_problems,
-        }, None
+        return CoverageRefused("no verified samples yet", total_problems), None
     ks = passk.k_grid(int(n.min()))
     cov = passk.coverage(
         n, c, ks, confidence=options.confidence, replicates=options.bootstrap, seed=options.seed
     )
-    return {
-        "k": ks.tolist(),
-        "pass_at_k": cov.pass_at_k.tolist(),
-        "low": cov.low.tolist(),
-        "high": cov.high.tolist(),
-        "confidence": options.confidence,
-        "n_min": int(n.min()),
-        "n_max": int(n.max()),
-        "problems": len(n),
-        "unverified_problems": total_problems - len(n),
-        "solved": int((c > 0).sum()),
-        "coverage_only": False,
-    }, cov
+    section = PassAtK(
+        k=tuple(ks.tolist()),
+        pass_at_k=tuple(cov.pass_at_k.tolist()),
+        low=tuple(cov.low.tolist()),
+        high=tuple(cov.high.tolist()),
+        confidence=options.confidence,
+        n_min=int(n.min()),
+        n_max=int(n.max()),
+        problems=len(n),
+        unverified_problems=total_problems - len(n),
+        solved=int((c > 0).sum()),
+    )
+    return section, cov
 
 
-def _solved_vs_spent(
-    session: Session, problems: list[_Problem], verifier: dict[str, str] | None
-) -> dict[str, Any]:
+def _solved_vs_spent(session: Session, problems: list[_Problem]) -> SolvedVsSpent:
     """For sessions whose budget followed the verdicts: share of problems solved against the
     samples spent per problem (in the order they were drawn), not pass@k."""
     passed = {
@@ -268,27 +271,20 @@ def _solved_vs_spent(
     keep = list(range(0, len(xs), step))
     if xs and keep[-1] != len(xs) - 1:
         keep.append(len(xs) - 1)
-    return {
-        "k": [xs[i] for i in keep],
-        "pass_at_k": [ys[i] for i in keep],
-        "low": [ys[i] for i in keep],
-        "high": [ys[i] for i in keep],
-        "k_unit": "samples spent per problem",
-        "coverage_only": True,
-        "problems": len(problems),
-        "solved": len(solved),
-        "n_min": min((len(p.indices) for p in problems), default=0),
-        "n_max": max((len(p.indices) for p in problems), default=0),
-        "confidence": None,
-        "note": "budget followed the verdicts: pass@k for k > 1 would be biased, so only "
-        "solved-vs-samples-spent is shown",
-    }
+    return SolvedVsSpent(
+        k=tuple(xs[i] for i in keep),
+        pass_at_k=tuple(ys[i] for i in keep),
+        problems=len(problems),
+        solved=len(solved),
+        n_min=min((len(p.indices) for p in problems), default=0),
+        n_max=max((len(p.indices) for p in problems), default=0),
+    )
 
 
-def _by_temperature(problems: list[_Problem], coverage_only: bool) -> list[dict[str, Any]]:
+def _by_temperature(problems: list[_Problem], coverage_only: bool) -> tuple[TemperatureCurve, ...]:
     temps = sorted({_temp_key(t) for p in problems for t in p.temperatures}, key=float)
     if len(temps) < 2 or coverage_only:
-        return []
+        return ()
     out = []
     for t in temps:
         ns, cs, solved = [], [], []
@@ -308,81 +304,89 @@ def _by_temperature(problems: list[_Problem], coverage_only: bool) -> list[dict[
         ks = passk.k_grid(min(ns))
         curve = passk.curves(np.array(ns), np.array(cs), ks).mean(axis=0)
         out.append(
-            {
-                "temperature": float(t),
-                "k": ks.tolist(),
-                "pass_at_k": curve.tolist(),
-                "problems": len(ns),
-                "solved": solved,
-            }
+            TemperatureCurve(
+                temperature=float(t),
+                k=tuple(ks.tolist()),
+                pass_at_k=tuple(curve.tolist()),
+                problems=len(ns),
+                solved=tuple(solved),
+            )
         )
-    return out
+    return tuple(out)
 
 
 def _fit_section(
     n: np.ndarray,
     c: np.ndarray,
-    cov: dict[str, Any],
+    cov: Coverage,
     boot: passk.Coverage | None,
     options: AnalysisOptions,
     coverage_only: bool,
-) -> dict[str, Any]:
+) -> Fits:
     if coverage_only:
-        reason = {"refused": "coverage-only session: its budget followed the verdicts"}
-        return {"power_law": reason, "beta_binomial": reason, "better": None}
-    if boot is None:
-        reason = {"refused": "no verified samples yet"}
-        return {"power_law": reason, "beta_binomial": reason, "better": None}
-    ks = np.asarray(cov["k"], dtype=np.int64)
-    observed = np.asarray(cov["pass_at_k"])
+        reason = Refused("coverage-only session: its budget followed the verdicts")
+        return Fits(reason, reason, None)
+    if boot is None or not isinstance(cov, PassAtK):
+        reason = Refused("no verified samples yet")
+        return Fits(reason, reason, None)
+    ks = np.asarray(cov.k, dtype=np.int64)
+    observed = np.asarray(cov.pass_at_k)
     reps = boot.replicates[: options.fit_bootstrap]
-    models: dict[str, Any] = {}
+    power_law: fits.PowerLaw | Refused
+    beta_binomial: fits.BetaBinomial | Refused
     try:
-        models["power_law"] = fits.fit_power_law(ks, observed, reps)
+        power_law = fits.fit_power_law(ks, observed, reps)
     except fits.FitRefused as exc:
-        models["power_law"] = str(exc)
+        power_law = Refused(str(exc))
     try:
         # The same problem draws as the coverage band's, so band and intervals agree.
-        models["beta_binomial"] = fits.fit_beta_binomial(
+        beta_binomial = fits.fit_beta_binomial(
             n, c, ks, observed, boot.weights[: options.fit_bootstrap]
         )
     except fits.FitRefused as exc:
-        models["beta_binomial"] = str(exc)
-    out: dict[str, Any] = {}
-    for name, model in models.items():
-        out[name] = (
-            {"refused": model}
-            if isinstance(model, str)
-            else _forecast(model, ks, observed, options)
-        )
-    fitted = {name: out[name]["rmse_curve"] for name in out if "refused" not in out[name]}
-    out["better"] = min(fitted, key=lambda k: fitted[k]) if fitted else None
-    return out
+        beta_binomial = Refused(str(exc))
+    power = (
+        power_law if isinstance(power_law, Refused) else _forecast(power_law, ks, observed, options)
+    )
+    beta = (
+        beta_binomial
+        if isinstance(beta_binomial, Refused)
+        else _forecast(beta_binomial, ks, observed, options)
+    )
+    # The lower error over the whole curve; on a tie, the power law.
+    fitted = [
+        (name, law.rmse_curve)
+        for name, law in (("power_law", power), ("beta_binomial", beta))
+        if not isinstance(law, Refused)
+    ]
+    better = min(fitted, key=lambda f: f[1])[0] if fitted else None
+    return Fits(power, beta, better)
 
 
-def _backtest_section(verified: list[_Problem], cov: dict[str, Any]) -> dict[str, Any]:
+def _backtest_section(verified: list[_Problem], cov: Coverage) -> Backtest | Refused:
     """Both laws fitted on the first n/16, n/8 and n/4 samples of every problem, forecasting
     the coverage observed at n (engine/backtest.py)."""
-    if cov.get("coverage_only"):
-        return {"refused": "coverage-only session: its budget followed the verdicts"}
-    if "refused" in cov or not cov.get("k"):
-        return {"refused": cov.get("refused", "no verified samples yet")}
-    n = int(cov["n_min"])
+    if isinstance(cov, SolvedVsSpent):
+        return Refused("coverage-only session: its budget followed the verdicts")
+    if isinstance(cov, CoverageRefused):
+        return Refused(cov.reason)
+    if not cov.k:
+        return Refused("no verified samples yet")
+    n = cov.n_min
     why = backtest.refusal(n)
     if why:
-        return {"refused": why}
+        return Refused(why)
     ms = backtest.prefixes(n)
     passes = backtest.prefix_passes([_pass_positions(p) for p in verified], [m for _, m in ms])
-    result = backtest.backtest(
+    return backtest.backtest(
         n,
         passes,
         ms,
-        float(cov["pass_at_k"][-1]),
-        float(cov["low"][-1]),
-        float(cov["high"][-1]),
-        float(cov["confidence"]),
+        float(cov.pass_at_k[-1]),
+        float(cov.low[-1]),
+        float(cov.high[-1]),
+        float(cov.confidence),
     )
-    return {**result.to_json(), "summary": result.summary()}
 
 
 def _pass_positions(p: _Problem) -> np.ndarray:
@@ -393,12 +397,24 @@ def _pass_positions(p: _Problem) -> np.ndarray:
     return np.array([i for i, s in enumerate(judged) if s == "pass"], dtype=np.int64)
 
 
+@overload
+def _forecast(
+    model: fits.PowerLaw, ks: np.ndarray, observed: np.ndarray, options: AnalysisOptions
+) -> PowerLawFit: ...
+
+
+@overload
+def _forecast(
+    model: fits.BetaBinomial, ks: np.ndarray, observed: np.ndarray, options: AnalysisOptions
+) -> BetaBinomialFit: ...
+
+
 def _forecast(
     model: fits.PowerLaw | fits.BetaBinomial,
     ks: np.ndarray,
     observed: np.ndarray,
     options: AnalysisOptions,
-) -> dict[str, Any]:
+) -> PowerLawFit | BetaBinomialFit:
     budget = int(ks.max())
     tail = (1 - options.confidence) / 2 * 100
     # Both models are judged on the same k: the power law's log-spaced fit points.
@@ -428,37 +444,36 @@ def _forecast(
             else [math.nan, math.nan]
         )
         k_t = model.budget_for(t)
-        targets.append({"target": t, "k": _finite(k_t), "low": _finite(lo), "high": _finite(hi)})
-    params = (
-        {"a": model.a, "b": model.b}
-        if isinstance(model, fits.PowerLaw)
-        else {"alpha": model.alpha, "beta": model.beta}
+        targets.append(TargetBudget(t, _finite(k_t), _finite(lo), _finite(hi)))
+    forecast = tuple(
+        HorizonForecast(
+            k=float(k),
+            horizon=h,
+            coverage=float(model.predict(np.array([k]))[0]),
+            low=_finite(lo),
+            high=_finite(hi),
+        )
+        for k, h, lo, hi in zip(horizons, HORIZONS, h_low, h_high, strict=True)
     )
-    return {
-        **params,
-        "rmse": model.rmse,
-        "rmse_curve": rmse_curve,
-        "k_from": int(ks[use].min()),
-        "k_to": int(ks[use].max()),
-        "replicates": int((~np.isnan(model.replicates).any(axis=1)).sum()),
-        "forecast": [
-            {
-                "k": float(k),
-                "horizon": h,
-                "coverage": float(model.predict(np.array([k]))[0]),
-                "low": _finite(lo),
-                "high": _finite(hi),
-            }
-            for k, h, lo, hi in zip(horizons, HORIZONS, h_low, h_high, strict=True)
-        ],
-        "curve": {
-            "k": curve_k.tolist(),
-            "coverage": model.predict(curve_k).tolist(),
-            "low": [_finite(v) for v in c_low],
-            "high": [_finite(v) for v in c_high],
-        },
-        "budget_for": targets,
-    }
+    curve = LawCurve(
+        k=tuple(curve_k.tolist()),
+        coverage=tuple(model.predict(curve_k).tolist()),
+        low=tuple(_finite(v) for v in c_low),
+        high=tuple(_finite(v) for v in c_high),
+    )
+    common = (
+        model.rmse,
+        rmse_curve,
+        int(ks[use].min()),
+        int(ks[use].max()),
+        int((~np.isnan(model.replicates).any(axis=1)).sum()),
+        forecast,
+        curve,
+        tuple(targets),
+    )
+    if isinstance(model, fits.PowerLaw):
+        return PowerLawFit(*common, a=model.a, b=model.b)
+    return BetaBinomialFit(*common, alpha=model.alpha, beta=model.beta)
 
 
 def _finite(v: float) -> float | None:
@@ -468,11 +483,11 @@ def _finite(v: float) -> float | None:
 def _cost_section(
     session: Session,
     problems: list[_Problem],
-    info: dict[str, Any],
-    cov: dict[str, Any],
+    info: SessionInfo,
+    cov: Coverage,
     options: AnalysisOptions,
-) -> dict[str, Any]:
-    model = info["model"]
+) -> Cost:
+    model = info.model
     shape = (
         cost.Shape(int(model["n_params"]), int(model["n_layer"]), int(model["n_embd"]))
         if all(model.get(k) for k in ("n_params", "n_layer", "n_embd"))
@@ -508,72 +523,84 @@ def _cost_section(
     }
     kwh = options.watts * wall / 3.6e6
     solved = sum(1 for p in problems if "pass" in p.statuses)
-    totals = {
-        "samples": samples,
-        "tokens": prompt_tokens + completion,
-        "wall_s": wall,
-        "flops": total_flops if shape else None,
-        "usd": next(iter(api.values()), None),
-        "kwh": kwh,
-    }
+    tokens = prompt_tokens + completion
+    flops = total_flops if shape else None
+    usd = next(iter(api.values()), None)
     axis_price = next(iter(options.prices))
     mean_n = samples / len(problems) if problems else 0
-    axes: dict[str, list[Any]] = {}
-    if cov.get("k") and not cov.get("coverage_only"):
+    axes: CostAxes | None = None
+    if isinstance(cov, PassAtK) and cov.k:
         axes = cost.cost_axes(
-            np.asarray(cov["k"], dtype=np.int64),
+            np.asarray(cov.k, dtype=np.int64),
             costs,
             shape,
             wall / mean_n if mean_n else 0.0,
             options.prices[axis_price],
-        ).to_json()
-    elif cov.get("k"):
-        scale = np.asarray(cov["k"], dtype=np.float64) / max(mean_n, 1e-12)
-        axes = {"samples": list(cov["k"])}
-        for name in ("tokens", "wall_s", "flops", "usd"):
-            total = totals[name]
-            axes[name] = [float(total * s) if total is not None else None for s in scale]
-    return {
-        "prompt_tokens": int(prompt_tokens),
-        "completion_tokens": completion,
-        "billed_input_tokens": billed_input,
-        "samples": samples,
-        "wall_s": wall,
-        "samples_per_s": samples / wall if wall else None,
-        "tokens_per_s": completion / wall if wall else None,
-        "flops": total_flops if shape else None,
-        "usd_api": api,
-        "axis_price": axis_price,
-        "prices": options.prices,
-        "electricity": {
-            "watts": options.watts,
-            "kwh": kwh,
-            "kwh_usd": options.kwh_usd,
-            "usd": kwh * options.kwh_usd,
-        },
-        "solved": solved,
-        "per_solved": {
-            name: (v / solved if solved and v is not None else None) for name, v in totals.items()
-        },
-        "axes": axes,
-    }
+        )
+    elif isinstance(cov, SolvedVsSpent) and cov.k:
+        # Samples spent per problem: the session's totals, scaled to each point's spending.
+        scale = np.asarray(cov.k, dtype=np.float64) / max(mean_n, 1e-12)
+
+        def scaled(total: float | None) -> tuple[float | None, ...]:
+            return tuple(float(total * s) if total is not None else None for s in scale)
+
+        axes = CostAxes(
+            samples=cov.k,
+            tokens=tuple(float(tokens * s) for s in scale),
+            wall_s=tuple(float(wall * s) for s in scale),
+            usd=scaled(usd),
+            flops=scaled(flops),
+            from_totals=True,
+        )
+
+    def per_solved(total: float | None) -> float | None:
+        return total / solved if solved and total is not None else None
+
+    return Cost(
+        prompt_tokens=int(prompt_tokens),
+        completion_tokens=completion,
+        billed_input_tokens=billed_input,
+        samples=samples,
+        wall_s=wall,
+        samples_per_s=samples / wall if wall else None,
+        tokens_per_s=completion / wall if wall else None,
+        flops=flops,
+        usd_api=api,
+        axis_price=axis_price,
+        prices=options.prices,
+        electricity=Electricity(
+            watts=options.watts, kwh=kwh, kwh_usd=options.kwh_usd, usd=kwh * options.kwh_usd
+        ),
+        solved=solved,
+        per_solved=PerSolved(
+            samples=per_solved(samples),
+            tokens=per_solved(tokens),
+            wall_s=per_solved(wall),
+            flops=per_solved(flops),
+            usd=per_solved(usd),
+            kwh=per_solved(kwh),
+        ),
+        axes=axes,
+    )
 
 
 def _selection_section(
-    problems: list[_Problem], cov: dict[str, Any], options: AnalysisOptions
-) -> dict[str, Any]:
+    problems: list[_Problem], cov: Coverage, options: AnalysisOptions
+) -> Selection | Refused:
     """maj@k, best-of-k by mean token log-probability, Best-of-Majority and the guessing
     baseline, next to coverage, for answer-style problems (those end in a final answer)."""
     formats = {p.format for p in problems}
     if not formats <= set(ANSWER_FORMATS):
-        return {
-            "refused": "selection without a verifier needs answer-style problems "
+        return Refused(
+            "selection without a verifier needs answer-style problems "
             f"({', '.join(ANSWER_FORMATS)}), not {', '.join(sorted(formats))}"
-        }
-    if cov.get("coverage_only"):
-        return {"refused": "coverage-only session: its budget followed the verdicts"}
-    if "refused" in cov or not cov.get("k"):
-        return {"refused": cov.get("refused", "no verified samples yet")}
+        )
+    if isinstance(cov, SolvedVsSpent):
+        return Refused("coverage-only session: its budget followed the verdicts")
+    if isinstance(cov, CoverageRefused):
+        return Refused(cov.reason)
+    if not cov.k:
+        return Refused("no verified samples yet")
     chosen = []
     for p in problems:
         judged = [i for i, s in enumerate(p.statuses) if s is not None]
@@ -604,23 +631,24 @@ def _selection_section(
                 reference=reference,
             )
         )
-    ks = np.asarray(cov["k"], dtype=np.int64)
-    out: dict[str, Any] = selection.selection_curves(
-        chosen, ks, replicates=options.selection_replicates, seed=options.seed
-    ).to_json()
-    out["guessing"] = selection.guessing_baseline(chosen, ks).to_json()
-    return out
+    ks = np.asarray(cov.k, dtype=np.int64)
+    return Selection(
+        curves=selection.selection_curves(
+            chosen, ks, replicates=options.selection_replicates, seed=options.seed
+        ),
+        guessing=selection.guessing_baseline(chosen, ks),
+    )
 
 
 def _false_positive_section(
-    session: Session, problems: list[_Problem], verifier: dict[str, str] | None
-) -> dict[str, Any]:
+    session: Session, problems: list[_Problem], verifier: VerifierRef | None
+) -> FalsePositives | Refused:
     """The cheap visible verifier (a prompt's own examples) against the session's verifier,
     when both judged the samples."""
     if verifier is None:
-        return {"refused": "no verifier has judged this session"}
-    if verifier["name"] == VISIBLE_VERIFIER:
-        return {"refused": f"{VISIBLE_VERIFIER} is this session's own verifier"}
+        return Refused("no verifier has judged this session")
+    if verifier.name == VISIBLE_VERIFIER:
+        return Refused(f"{VISIBLE_VERIFIER} is this session's own verifier")
     digests = {p.problem_id: tests_digest(p.data) for p in problems}
 
     def statuses(name: str, version: str) -> dict[tuple[str, int], str]:
@@ -632,38 +660,35 @@ def _false_positive_section(
 
     visible = queries.leading_version(session, VISIBLE_VERIFIER)
     if visible is None:
-        return {
-            "refused": f"no {VISIBLE_VERIFIER} verdicts: run `troop verify SESSION "
+        return Refused(
+            f"no {VISIBLE_VERIFIER} verdicts: run `troop verify SESSION "
             f"--verifier {VISIBLE_VERIFIER}` to measure the cheap verifier"
-        }
-    result: dict[str, Any] = selection.false_positive_rate(
+        )
+    return selection.false_positive_rate(
         statuses(VISIBLE_VERIFIER, visible),
-        statuses(verifier["name"], verifier["version"]),
+        statuses(verifier.name, verifier.version),
         visible_name=VISIBLE_VERIFIER,
-        hidden_name=verifier["name"],
-    ).to_json()
-    return result
+        hidden_name=verifier.name,
+    )
 
 
-def compare(analyses: list[dict[str, Any]]) -> dict[str, Any]:
+def compare(analyses: Sequence[Analysis]) -> Comparison:
     """Sessions on the same problems side by side: which problems each solves that the
     others do not, and their curves on shared axes (the curves are in each analysis)."""
-    ids = [{p["id"] for p in a["problems"]} for a in analyses]
+    ids = [{p.problem_id for p in a.problems} for a in analyses]
     common = set.intersection(*ids) if ids else set()
-    solved = [{p["id"] for p in a["problems"] if p["status"] == "solved"} for a in analyses]
-    labels = [a["session"]["model"].get("name") or a["session"]["path"] for a in analyses]
+    solved = [{p.problem_id for p in a.problems if p.status == "solved"} for a in analyses]
     only = []
     for i, s in enumerate(solved):
         others = set().union(*(solved[j] for j in range(len(solved)) if j != i))
-        only.append(sorted((s - others) & common))
-    return {
-        "schema": SCHEMA,
-        "sessions": [a["session"]["path"] for a in analyses],
-        "labels": labels,
-        "same_problems": all(x == ids[0] for x in ids),
-        "common_problems": len(common),
-        "solved": [len(s & common) for s in solved],
-        "solved_only_by": only,
-        "solved_by_all": sorted(set.intersection(*solved) & common) if solved else [],
-        "analyses": analyses,
-    }
+        only.append(tuple(sorted((s - others) & common)))
+    return Comparison(
+        sessions=tuple(a.session.path for a in analyses),
+        labels=tuple(a.session.model.get("name") or a.session.path for a in analyses),
+        same_problems=all(x == ids[0] for x in ids),
+        common_problems=len(common),
+        solved=tuple(len(s & common) for s in solved),
+        solved_only_by=tuple(only),
+        solved_by_all=tuple(sorted(set.intersection(*solved) & common)) if solved else (),
+        analyses=tuple(analyses),
+    )

@@ -12,6 +12,7 @@ import pytest
 from tests.test_analysis import _make_session
 from troop.engine import backtest, passk
 from troop.engine.analysis import analyse_path
+from troop.engine.results import Refused
 
 
 def planted(problems: int, n: int, alpha: float, beta: float, seed: int) -> np.ndarray:
@@ -117,10 +118,12 @@ def test_every_analysis_carries_the_backtest(tmp_path: Path) -> None:
     # An unjudged sample is skipped: the prefix is of each problem's judged samples.
     statuses["q0"] = [None, *statuses["q0"]]
     result = analyse_path(_make_session(tmp_path / "s.troop", statuses))
-    json.dumps(result, allow_nan=False)
-    bt = result["backtest"]
-    assert bt["n"] == 64 and bt["observed"] == result["coverage"]["pass_at_k"][-1]
-    assert [(f["law"], f["m"]) for f in bt["forecasts"]] == [
+    data = result.to_json()
+    json.dumps(data, allow_nan=False)
+    bt = result.backtest
+    assert isinstance(bt, backtest.Backtest)
+    assert bt.n == 64 and bt.observed == result.coverage.pass_at_k[-1]
+    assert [(f.law, f.m) for f in bt.forecasts] == [
         ("power_law", 4),
         ("beta_binomial", 4),
         ("power_law", 8),
@@ -128,22 +131,23 @@ def test_every_analysis_carries_the_backtest(tmp_path: Path) -> None:
         ("power_law", 16),
         ("beta_binomial", 16),
     ]
-    by = {(f["law"], f["m"]): f for f in bt["forecasts"]}
+    by = {(f.law, f.m): f for f in bt.forecasts}
     expected = run_backtest(outcomes)
     for f in expected.forecasts:
-        assert by[(f.law, f.m)]["coverage"] == pytest.approx(f.coverage)
-    assert bt["summary"].startswith("power law from 1/8 of the budget ")
-    assert "; beta-binomial " in bt["summary"]
+        assert by[(f.law, f.m)].coverage == pytest.approx(f.coverage)
+    summary = data["backtest"]["summary"]  # the JSON carries the one-line summary too
+    assert summary == bt.summary()
+    assert summary.startswith("power law from 1/8 of the budget ")
+    assert "; beta-binomial " in summary
 
 
 def test_the_backtest_is_refused_with_a_reason(tmp_path: Path) -> None:
     few = analyse_path(
         _make_session(tmp_path / "few.troop", {"a": ["pass", "fail"] * 4, "b": ["fail"] * 8})
     )
-    assert few["backtest"] == {
-        "refused": "needs at least 16 verified samples per problem (a "
-        "quarter of them to fit on), has 8"
-    }
+    assert few.backtest == Refused(
+        "needs at least 16 verified samples per problem (a quarter of them to fit on), has 8"
+    )
     adaptive = analyse_path(
         _make_session(
             tmp_path / "adaptive.troop",
@@ -151,8 +155,6 @@ def test_the_backtest_is_refused_with_a_reason(tmp_path: Path) -> None:
             meta={"coverage_only": True},
         )
     )
-    assert adaptive["backtest"] == {
-        "refused": "coverage-only session: its budget followed the verdicts"
-    }
+    assert adaptive.backtest == Refused("coverage-only session: its budget followed the verdicts")
     none = analyse_path(_make_session(tmp_path / "none.troop", {"a": [None] * 20}))
-    assert "refused" in none["backtest"]
+    assert isinstance(none.backtest, Refused)

@@ -339,7 +339,7 @@ def test_plots_a_real_analysis(tmp_path: Path) -> None:
 
 async def _test_plots_a_real_analysis(tmp_path: Path) -> None:
     _synthetic_session(tmp_path / "s.troop")
-    analysis = analyse_path(tmp_path / "s.troop")
+    analysis = analyse_path(tmp_path / "s.troop").to_json()  # what the live screen shows
     app = PlotHost(analysis)
     async with app.run_test(size=SIZE) as pilot:
         plot = app.query_one(CoveragePlot)
@@ -361,7 +361,7 @@ def test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_path: Path
 
 async def _test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_path: Path) -> None:
     _synthetic_session(tmp_path / "s.troop")
-    analysis = analyse_path(tmp_path / "s.troop")
+    analysis = analyse_path(tmp_path / "s.troop").to_json()  # what the live screen shows
     summary = analysis["backtest"]["summary"]  # 24 samples: fitted on the first 6 (1/4)
     assert summary.startswith("power law from 1/4 of the budget")
     app = PlotHost(analysis)
@@ -371,7 +371,7 @@ async def _test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_pat
 
 def test_coverage_only_session_shows_solved_against_samples_spent(tmp_path: Path) -> None:
     _synthetic_session(tmp_path / "s.troop", coverage_only=True)
-    analysis = analyse_path(tmp_path / "s.troop")
+    analysis = analyse_path(tmp_path / "s.troop").to_json()  # what the live screen shows
     assert analysis["coverage"]["coverage_only"]
 
     async def scenario() -> None:

@@ -272,9 +272,9 @@ class LiveScreen(Steering, Screen[None]):
         t0, c0 = time.perf_counter(), time.thread_time()
         options = AnalysisOptions(bootstrap=LIVE_BOOTSTRAP)
         try:
-            analysis = analyse_path(path, options)
+            analysis = analyse_path(path, options).to_json()
             if overlay_path is not None and overlay is None:
-                overlay = analyse_path(overlay_path, options)
+                overlay = analyse_path(overlay_path, options).to_json()
         except TroopError as exc:
             self.post_message(RunFailed(f"analysis: {exc.message}", exc.hint))
             analysis = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from troop import __version__
+from troop.engine.results import Analysis, Comparison
 from troop.engine.session import Session
 from troop.errors import TroopError
 from troop.reports import atomic, html, markdown, tables
@@ -28,9 +29,9 @@ def default_path(sessions: list[Path], fmt: str) -> Path:
     return Path.cwd() / f"{stem}-report{SUFFIX[fmt]}"
 
 
-def dumps(data: dict[str, Any]) -> str:
+def dumps(data: Analysis | Comparison) -> str:
     """The JSON text of an analysis or comparison, as `--format json` prints it."""
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(data.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 
 def _assets_folder(out: Path) -> Path:
@@ -45,48 +46,46 @@ def _csv_paths(out: Path) -> tuple[Path, Path]:
     )
 
 
-def write_session_report(
-    session: Session, analysis: dict[str, Any], fmt: str, out: Path
-) -> list[Path]:
+def write_session_report(session: Session, analysis: Analysis, fmt: str, out: Path) -> list[Path]:
     """Write one session's report to `out` (and files beside it); returns every path written.
-    `analysis` is `troop.engine.analysis.analyse(session, ...)`: the TUI's export key passes
-    the one it already shows."""
+    `analysis` is `troop.engine.analysis.analyse(session, ...)`."""
     if fmt == "json":
         atomic.write_text(out, dumps(analysis))
         return [out]
+    data = analysis.to_json()  # the tables and the document read the JSON form
     if fmt == "csv":
         problems, curve = _csv_paths(out)
-        atomic.write_text(problems, tables.problems_csv(analysis))
-        atomic.write_text(curve, tables.coverage_csv(analysis))
+        atomic.write_text(problems, tables.problems_csv(data))
+        atomic.write_text(curve, tables.coverage_csv(data))
         return [problems, curve]
-    doc = session_document(analysis, failure_examples(session, analysis, EXAMPLES_PER_KIND))
+    doc = session_document(data, failure_examples(session, analysis, EXAMPLES_PER_KIND))
     return _write_document(doc, fmt, out)
 
 
-def write_comparison_report(comparison: dict[str, Any], fmt: str, out: Path) -> list[Path]:
+def write_comparison_report(comparison: Comparison, fmt: str, out: Path) -> list[Path]:
     """Write a comparison (`troop.engine.analysis.compare(...)`) report; returns the paths."""
     if fmt == "json":
         atomic.write_text(out, dumps(comparison))
         return [out]
+    data = comparison.to_json()  # the tables and the document read the JSON form
     if fmt == "csv":
         problems, curve = _csv_paths(out)
-        atomic.write_text(problems, comparison_problems_csv(comparison))
-        names = labels(comparison)
+        names = labels(data)
+        atomic.write_text(problems, comparison_problems_csv(comparison, names))
         parts = [
             tables.coverage_csv(a, name).splitlines(keepends=True)
-            for a, name in zip(comparison["analyses"], names, strict=True)
+            for a, name in zip(data["analyses"], names, strict=True)
         ]
         # One header (the first session's), then every session's rows.
         text = "".join(parts[0][:1] + [line for part in parts for line in part[1:]])
         atomic.write_text(curve, text)
         return [problems, curve]
-    return _write_document(comparison_document(comparison, GENERATOR), fmt, out)
+    return _write_document(comparison_document(data, GENERATOR), fmt, out)
 
 
-def comparison_problems_csv(comparison: dict[str, Any]) -> str:
-    """problem, then per session: n, correct, pass@1 and status."""
-    names = labels(comparison)
-    by_id = [{p["id"]: p for p in a["problems"]} for a in comparison["analyses"]]
+def comparison_problems_csv(comparison: Comparison, names: list[str]) -> str:
+    """problem, then per session (as `names` calls it): n, correct, pass@1 and status."""
+    by_id = [{p.problem_id: p for p in a.problems} for a in comparison.analyses]
     ids = list(dict.fromkeys(pid for d in by_id for pid in d))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -105,12 +104,7 @@ def comparison_problems_csv(comparison: dict[str, Any]) -> str:
             row += (
                 ["", "", "", "absent"]
                 if p is None
-                else [
-                    p["n"],
-                    p["correct"],
-                    "" if p["pass_at_1"] is None else p["pass_at_1"],
-                    p["status"],
-                ]
+                else [p.n, p.correct, "" if p.pass_at_1 is None else p.pass_at_1, p.status]
             )
         writer.writerow(row)
     return buf.getvalue()

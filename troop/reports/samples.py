@@ -9,6 +9,7 @@ from typing import Any
 
 from troop.engine import queries
 from troop.engine.formats import CODE_FORMATS
+from troop.engine.results import Analysis
 from troop.engine.session import Session
 from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code
@@ -29,20 +30,15 @@ class Example:
     credit: str = ""  # its partial credit, "3 of 7 tests passed"; empty where not counted
 
 
-def _verifier(analysis: dict[str, Any]) -> tuple[str, str] | None:
-    v = analysis["session"].get("verifier")
-    return None if not v else (str(v["name"]), str(v["version"]))
-
-
 def failure_examples(
-    session: Session, analysis: dict[str, Any], per_kind: int = 3
+    session: Session, analysis: Analysis, per_kind: int = 3
 ) -> dict[str, list[Example]]:
     """Up to `per_kind` failed samples for every non-pass verdict status, drawn from as many
     different problems as possible (a report should show varied failures, not one problem's)."""
-    which = _verifier(analysis)
+    which = analysis.session.verifier
     if which is None:
         return {}
-    verdicts = session.current_verdicts(*which)
+    verdicts = session.current_verdicts(which.name, which.version)
     by_status: dict[str, list[tuple[str, int]]] = {}
     for key in sorted(verdicts):
         status = verdicts[key]["status"]

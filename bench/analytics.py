@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from troop.engine import analysis, backtest, passk
-from troop.engine.results import Refused
-from troop.engine.results_curves import PassAtK
+from troop.engine.analytics import analysis, backtest, passk
+from troop.engine.analytics.results import Refused
+from troop.engine.analytics.results_curves import PassAtK
 
 
 def _timed(fn: Callable[[], Any], reps: int) -> list[float]:

@@ -19,8 +19,8 @@ from pathlib import Path
 from troop.engine.events import Recorder
 from troop.engine.policy import PolicySpec
 from troop.engine.run import execute, prepare
-from troop.engine.session import Session
 from troop.engine.settings import RunSettings
+from troop.engine.storage.session import Session
 
 
 def one_run(

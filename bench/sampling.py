@@ -24,17 +24,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from troop.engine import llamacpp
+from troop.engine.backends import llamacpp
+from troop.engine.backends.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
+from troop.engine.backends.openai_client import ServerOptions, ServerTarget, count_prompts
+from troop.engine.backends.sample_loop import BatchStats
+from troop.engine.backends.sampler import BatchedSampler
+from troop.engine.backends.supervisor import choose_extra_buffers
 from troop.engine.control import RunControl
 from troop.engine.events import Event, PromptEvaluated, SampleRecord
 from troop.engine.model_facts import plan_context
 from troop.engine.models import resolve_model
-from troop.engine.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
-from troop.engine.openai_client import ServerOptions, ServerTarget, count_prompts
-from troop.engine.sample_loop import BatchStats
-from troop.engine.sampler import BatchedSampler
 from troop.engine.scheduler import Scheduler
-from troop.engine.supervisor import choose_extra_buffers
 from troop.engine.work import PromptSpec, SamplingParams
 
 HERE = Path(__file__).resolve().parent
@@ -156,7 +156,7 @@ def bench_loop(path: Path, prompt: list[int], eog: list[int], cfg: Config) -> fl
     import llama_cpp.llama_cpp as low
 
     if not choose_extra_buffers("auto"):
-        # Where AMX faults (engine/supervisor.py), Llama() must load without extra buffers
+        # Where AMX faults (engine/backends/supervisor.py), Llama() must load without extra buffers
         # too; it takes llama.cpp's default model parameters, so those are adjusted.
         default = low.llama_model_default_params
 
@@ -665,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     model_path = args.model or resolve_model(None).path
     # In this process, with the CPU extra buffers troop's worker would use on this machine
-    # (off where AMX faults; see engine/supervisor.py).
+    # (off where AMX faults; see engine/backends/supervisor.py).
     model = llamacpp.Model(model_path, extra_buffers=choose_extra_buffers("auto"))
     prompt = build_prompt(model, cfg.prompt_tokens)
 
@@ -718,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait_ready()
             server_url, server_model = server.url, server.model
         elif server_model is None:
-            from troop.engine.openai_client import served_models
+            from troop.engine.backends.openai_client import served_models
 
             names = served_models(server_url, None, ServerOptions())
             if len(names) != 1:

@@ -1,4 +1,4 @@
-"""Speed of troop.engine.selection.selection_curves on the size the analytics issue names:
+"""Speed of troop.engine.analytics.selection.selection_curves on the size the analytics issue names:
 100 problems x 1,000 samples, a 30-point k grid, 200 replicates.
 
 Run `python bench/selection.py [--problems 100] [--samples 1000] [--reps 5]`. Prints, per
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from troop.engine.selection import ProblemAnswers, selection_curves
+from troop.engine.analytics.selection import ProblemAnswers, selection_curves
 
 
 def synthetic(problems: int, samples: int, distinct: int | None, seed: int) -> list[ProblemAnswers]:

@@ -20,12 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from troop.engine import llamacpp
+from troop.engine.backends import llamacpp
+from troop.engine.backends.sample_loop import BatchStats
+from troop.engine.backends.sampler import BatchedSampler
 from troop.engine.control import RunControl
 from troop.engine.events import Event, SampleRecord
 from troop.engine.model_facts import ContextPlan, plan_context
-from troop.engine.sample_loop import BatchStats
-from troop.engine.sampler import BatchedSampler
 from troop.engine.scheduler import Scheduler
 from troop.engine.work import PromptSpec, SamplingParams
 

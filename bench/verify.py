@@ -24,7 +24,7 @@ from troop.verifiers.sandbox import Sandbox
 def samples(limit: int) -> list[tuple[dict[str, Any], str]]:
     """Each problem with its canonical solution as a fenced answer, as a chat model writes."""
     # Deferred: --math needs neither the run module (llama.cpp) nor HumanEval.
-    from troop.engine.problems import load_problem_set
+    from troop.engine.formats.loading import load_problem_set
     from troop.engine.session_setup import problem_record
 
     out = []

@@ -18,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from troop.engine import llamacpp, supervisor
+from troop.engine.backends import llamacpp, supervisor
+from troop.engine.backends.sample_loop import BatchStats
+from troop.engine.backends.sampler import BatchedSampler
 from troop.engine.control import RunControl
 from troop.engine.events import NullObserver, SampleRecord
 from troop.engine.model_facts import plan_context
 from troop.engine.models import resolve_model
-from troop.engine.sample_loop import BatchStats
-from troop.engine.sampler import BatchedSampler
 from troop.engine.scheduler import Scheduler
 from troop.engine.work import PromptSpec, SamplingParams
 

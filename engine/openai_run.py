@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 
 from troop import __version__
-from troop.engine.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
-from troop.engine.openai_client import (
+from troop.engine.backends.openai_backend import UNKNOWN_TOKEN, ServerPrompt, ServerSampler
+from troop.engine.backends.openai_client import (
     ServerOptions,
     ServerTarget,
     api_key_from_env,
@@ -28,9 +28,8 @@ from troop.engine.openai_client import (
     normalize_base_url,
     served_models,
 )
-from troop.engine.problems import Problem
-from troop.engine.prompts import instruction, raw_prompt
-from troop.engine.session import Session, StoredProblem
+from troop.engine.formats.loading import Problem
+from troop.engine.formats.prompts import instruction, raw_prompt
 from troop.engine.session_setup import (
     add_on_resume,
     check_resumable,
@@ -41,6 +40,7 @@ from troop.engine.session_setup import (
     stored_config,
 )
 from troop.engine.settings import DEFAULT_SAMPLES, RunSettings, new_session_path
+from troop.engine.storage.session import Session, StoredProblem
 from troop.engine.work import PromptSpec, SamplingParams
 from troop.errors import SessionError, TroopError
 

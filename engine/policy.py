@@ -18,7 +18,7 @@ import numpy as np
 
 from troop.engine.events import SampleRecord
 from troop.engine.formats import ANSWER_FORMATS, final_answer
-from troop.engine.session import Session
+from troop.engine.storage.session import Session
 from troop.errors import TroopError
 from troop.verifiers.answers import normalize
 from troop.verifiers.base import Status, Verdict, partial_credit
@@ -383,7 +383,7 @@ class Promising(UntilSolved):
         self._fitted_on = seen
         judged = self._judged > 0
         # No pass yet, or nothing but passes: the prior there is stays.
-        from troop.engine import fits  # SciPy only where a prior is fitted
+        from troop.engine.analytics import fits  # SciPy only where a prior is fitted
 
         with contextlib.suppress(fits.FitRefused):
             self._prior = fits.fit_beta_prior(self._judged[judged], self._passes[judged])

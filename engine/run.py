@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from troop import __version__
-from troop.engine import model_facts, policy, prompts, supervisor
+from troop.engine import model_facts, policy
+from troop.engine.backends import supervisor
+from troop.engine.backends.sample_loop import BatchStats
+from troop.engine.backends.supervisor import RemoteSampler, WorkerDied, WorkerModel, worker_log_path
 from troop.engine.control import RunControl
 from troop.engine.events import (
     Event,
@@ -23,12 +26,10 @@ from troop.engine.events import (
     SampleRecord,
     WorkerRestarted,
 )
-from troop.engine.lock import SessionLock
+from troop.engine.formats import prompts
+from troop.engine.formats.loading import Problem, load_problem_set
 from troop.engine.models import file_sha256, resolve_model
-from troop.engine.problems import Problem, load_problem_set
-from troop.engine.sample_loop import BatchStats
 from troop.engine.scheduler import Scheduler
-from troop.engine.session import Session, StoredProblem
 from troop.engine.session_setup import (
     add_on_resume,
     check_resumable,
@@ -46,7 +47,8 @@ from troop.engine.settings import (
     kv_unified,
     new_session_path,
 )
-from troop.engine.supervisor import RemoteSampler, WorkerDied, WorkerModel, worker_log_path
+from troop.engine.storage.lock import SessionLock
+from troop.engine.storage.session import Session, StoredProblem
 from troop.engine.verify import Verification
 from troop.engine.work import PromptSpec, SamplingParams
 from troop.errors import EngineError, SessionError, TroopError

@@ -33,7 +33,7 @@ from troop.engine.settings import RunSettings
 from troop.errors import TroopError
 
 if TYPE_CHECKING:
-    from troop.engine.session import Session
+    from troop.engine.storage.session import Session
     from troop.engine.verify import Verification
     from troop.engine.watch import LiveReload
     from troop.verifiers.base import Verifier

@@ -9,9 +9,9 @@ from typing import Any
 
 from troop import __version__
 from troop.engine import policy
-from troop.engine.problems import Problem, ProblemSet, load_problem_set
-from troop.engine.session import Session, StoredProblem
+from troop.engine.formats.loading import Problem, ProblemSet, load_problem_set
 from troop.engine.settings import DEFAULT_PROBLEMS, SAMPLING_DEFAULTS, RunSettings
+from troop.engine.storage.session import Session, StoredProblem
 from troop.engine.work import SamplingParams
 from troop.errors import SessionError
 

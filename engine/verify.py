@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from troop.engine.events import RunObserver, SampleVerified
-from troop.engine.session import Session, tests_digest
+from troop.engine.storage.session import Session, tests_digest
 from troop.verifiers.base import Check, Status, Verdict, Verifier
 
 #: How often a sample whose verification hit an infrastructure failure is tried again.

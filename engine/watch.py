@@ -10,8 +10,8 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from troop.engine.problems import load_problem_set
-from troop.engine.session import Session, tests_digest
+from troop.engine.formats.loading import load_problem_set
+from troop.engine.storage.session import Session, tests_digest
 from troop.engine.verify import Verification, pending
 from troop.errors import TroopError
 

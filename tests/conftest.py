@@ -13,7 +13,7 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """What troop learns about this machine (engine/supervisor.py: CPU extra buffers that
+    """What troop learns about this machine (engine/backends/supervisor.py: CPU extra buffers that
     fault) goes to a cache of the test run's own: on a host whose AMX kernels fault, the first
     model test meets the real fault and every later one starts from the finding."""
     before = os.environ.get("XDG_CACHE_HOME")

@@ -14,8 +14,8 @@ from tests.fault_server import MODEL, FaultServer
 from troop.engine.control import RunControl
 from troop.engine.events import Recorder
 from troop.engine.run import RunSummary, execute, prepare
-from troop.engine.session import Session
 from troop.engine.settings import RunSettings
+from troop.engine.storage.session import Session
 
 
 @pytest.fixture(name="quick_retries", autouse=True)

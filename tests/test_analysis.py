@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import troop
-from troop.engine import passk
-from troop.engine.analysis import AnalysisOptions, analyse, analyse_path, compare
+from troop.engine.analytics import passk
+from troop.engine.analytics.analysis import AnalysisOptions, analyse, analyse_path, compare
+from troop.engine.analytics.results import Refused
+from troop.engine.analytics.results_curves import CoverageRefused, PassAtK, SolvedVsSpent
 from troop.engine.events import SampleRecord
-from troop.engine.results import Refused
-from troop.engine.results_curves import CoverageRefused, PassAtK, SolvedVsSpent
-from troop.engine.session import Session, StoredProblem
-from troop.engine.session import tests_digest as digest_of
+from troop.engine.storage.session import Session, StoredProblem
+from troop.engine.storage.session import tests_digest as digest_of
 from troop.verifiers.base import Status, Verdict
 
 MODEL = {"name": "tiny", "n_params": 1_000_000, "n_layer": 4, "n_embd": 64}

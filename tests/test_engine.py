@@ -20,8 +20,8 @@ from troop.engine.events import (
     TokensDecoded,
 )
 from troop.engine.run import execute, prepare
-from troop.engine.session import Session
 from troop.engine.settings import RunSettings
+from troop.engine.storage.session import Session
 from troop.engine.work import sample_seed
 from troop.errors import SessionError
 
@@ -247,7 +247,7 @@ def test_stored_logprob_matches_rescoring_the_sample(tmp_path: Path) -> None:
 
     import numpy as np
 
-    from troop.engine import llamacpp
+    from troop.engine.backends import llamacpp
     from troop.engine.model_facts import plan_context
 
     path = tmp_path / "s.sqlite"
@@ -258,7 +258,7 @@ def test_stored_logprob_matches_rescoring_the_sample(tmp_path: Path) -> None:
         model_path = Path(s.meta("config")["model"]["path"])
         (settings,) = s.conn.execute("SELECT settings FROM runs").fetchone()
     # Rescored here, in this process, with the CPU extra buffers the worker used (off where
-    # they fault: see engine/supervisor.py).
+    # they fault: see engine/backends/supervisor.py).
     extra = json.loads(settings)["cpu_extra_buffers"] == "on"
     model = llamacpp.Model(model_path, gpu_layers=0, extra_buffers=extra)
     prompt_tokens = model.tokenize(prompt)

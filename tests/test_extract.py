@@ -421,7 +421,7 @@ def test_flush_left_fenced_body_is_indented_under_the_prompt() -> None:
 def test_every_humaneval_canonical_solution_survives_extraction() -> None:
     """Four ways a model may present a correct solution, for all 164 problems: the extracted
     program passes the problem's own tests (trusted canonical code, run in-process)."""
-    from troop.engine.problems import load_problem_set
+    from troop.engine.formats.loading import load_problem_set
 
     failures = []
     for problem in load_problem_set("humaneval").problems:

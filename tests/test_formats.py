@@ -16,8 +16,8 @@ from troop.engine.formats import (
     final_answer,
     get_format,
 )
-from troop.engine.problems import load_problem_set
-from troop.engine.prompts import instruction, raw_prompt
+from troop.engine.formats.loading import load_problem_set
+from troop.engine.formats.prompts import instruction, raw_prompt
 from troop.errors import ProblemSetError
 from troop.verifiers import answer_verifiers, registry
 from troop.verifiers.answers import boxed_answer, number_answer

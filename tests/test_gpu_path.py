@@ -12,13 +12,13 @@ import llama_cpp as lc
 import pytest
 
 from tests.conftest import troop
-from troop.engine import backend_sampling, llamacpp
+from troop.engine.backends import backend_sampling, llamacpp
 from troop.engine.events import Recorder
 from troop.engine.model_facts import GpuBudget, choose_sampler_device, plan_context
 from troop.engine.models import resolve_model
 from troop.engine.run import execute, prepare
-from troop.engine.session import Session
 from troop.engine.settings import RunSettings
+from troop.engine.storage.session import Session
 from troop.engine.work import SamplingParams
 from troop.errors import TroopError
 
@@ -162,7 +162,7 @@ def test_backend_sampling_without_top_k_or_with_one_past_the_vocabulary(tmp_path
 
 def test_a_sampler_the_backend_cannot_run_is_found() -> None:
     # Decoded in this process: without extra buffers, which fault where AMX does
-    # (engine/supervisor.py); backend sampling is what this test is about.
+    # (engine/backends/supervisor.py); backend sampling is what this test is about.
     model = llamacpp.Model(resolve_model(None).path, extra_buffers=False)
     plan = plan_context(
         parallel=2,

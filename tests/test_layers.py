@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: The storage layer. The analysis, the TUI and the reports ask it for typed rows, so the
 #: session file's shape is known in one place and a schema change touches only these files.
-STORAGE_MODULES = frozenset({"engine/session.py", "engine/queries.py"})
+STORAGE_MODULES = frozenset({"engine/storage/session.py", "engine/storage/queries.py"})
 #: Folders of troop's own code (tests may reach into a session file to set up a case).
 PACKAGES = ("engine", "verifiers", "tui", "troop")
 #: The sqlite3 methods that run SQL.

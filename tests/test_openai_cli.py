@@ -20,8 +20,8 @@ from tests.openai_helpers import (
     settings,
 )
 from troop.engine.run import prepare
-from troop.engine.session import Session
 from troop.engine.settings import RunSettings
+from troop.engine.storage.session import Session
 from troop.errors import EngineError, SessionError
 
 # -- the command line -----------------------------------------------------------------------

@@ -20,6 +20,13 @@ from tests.openai_helpers import (
     run,
     settings,
 )
+from troop.engine.backends.openai_backend import UNKNOWN_TOKEN
+from troop.engine.backends.openai_client import (
+    AttemptFailed,
+    ServerOptions,
+    normalize_base_url,
+    sse_data,
+)
 from troop.engine.control import RunControl
 from troop.engine.events import (
     PromptEvaluated,
@@ -29,9 +36,7 @@ from troop.engine.events import (
     SampleStarted,
     TokensDecoded,
 )
-from troop.engine.openai_backend import UNKNOWN_TOKEN
-from troop.engine.openai_client import AttemptFailed, ServerOptions, normalize_base_url, sse_data
-from troop.engine.session import Session
+from troop.engine.storage.session import Session
 from troop.engine.work import sample_seed
 from troop.errors import TroopError
 
@@ -171,9 +176,9 @@ def test_a_server_that_does_not_stream_is_read_whole(tmp_path: Path, fault: Faul
 
 
 def test_client_cuts_at_a_stop_string_the_server_ignores(fault: FaultServer) -> None:
-    from troop.engine.openai_backend import ServerPrompt, ServerSampler
-    from troop.engine.openai_client import ServerTarget
-    from troop.engine.sample_loop import BatchStats
+    from troop.engine.backends.openai_backend import ServerPrompt, ServerSampler
+    from troop.engine.backends.openai_client import ServerTarget
+    from troop.engine.backends.sample_loop import BatchStats
     from troop.engine.scheduler import Scheduler
     from troop.engine.work import PromptSpec, SamplingParams
 

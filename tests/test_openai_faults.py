@@ -18,7 +18,7 @@ from tests.openai_helpers import (
 )
 from troop.engine.control import RunControl
 from troop.engine.events import Event, Recorder, SampleFinished
-from troop.engine.session import Session
+from troop.engine.storage.session import Session
 from troop.engine.work import sample_seed
 from troop.errors import EngineError
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import troop
 from tests.openai_helpers import quick_retries_fixture  # noqa: F401 - an autouse fixture
-from troop.engine.session import Session
+from troop.engine.storage.session import Session
 from troop.engine.work import sample_seed
 
 # -- the real llama-cpp-python server on loopback -------------------------------------------
@@ -29,8 +29,8 @@ def _free_port() -> int:
 
 
 #: llama-cpp-python's server, its models loaded without CPU extra buffer types: on hosts whose
-#: AMX kernels fault (see engine/supervisor.py) it would die at its first decode otherwise, and
-#: this test is about troop's client, not the server's kernels.
+#: AMX kernels fault (see engine/backends/supervisor.py) it would die at its first decode
+#: otherwise, and this test is about troop's client, not the server's kernels.
 _SERVER_WITHOUT_EXTRA_BUFFERS = """
 import runpy
 import llama_cpp, llama_cpp.llama_cpp as low

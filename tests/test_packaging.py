@@ -96,6 +96,6 @@ def test_wheel_installs_and_imports(tmp_path: Path) -> None:
     )
     assert inst.returncode == 0, inst.stderr
     env = {**os.environ, "PYTHONPATH": str(target), "PYTHONNOUSERSITE": "1"}
-    code = "import troop.engine.sampler as s, troop.cli; print(s.__file__)"
+    code = "import troop.engine.backends.sampler as s, troop.cli; print(s.__file__)"
     where = Path(fresh(code, tmp_path, env))
     assert target in where.parents

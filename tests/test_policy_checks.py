@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import troop
 from troop.engine.policy import PolicySpec, begin, check_formats
-from troop.engine.session import Session
+from troop.engine.storage.session import Session
 from troop.errors import TroopError
 
 # -- specs -------------------------------------------------------------------------------------

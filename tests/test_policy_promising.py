@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.policy_helpers import IDS, credit_extra, record, scheduler
-from troop.engine import fits
+from troop.engine.analytics import fits
 from troop.engine.policy import PolicySpec, Promising
 from troop.engine.work import WorkItem
 

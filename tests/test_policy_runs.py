@@ -15,8 +15,8 @@ from troop.engine.control import RunControl
 from troop.engine.events import Event, Recorder, SampleFinished
 from troop.engine.policy import PolicySpec, make_allocation
 from troop.engine.run import execute, prepare
-from troop.engine.session import Session
 from troop.engine.settings import RunSettings
+from troop.engine.storage.session import Session
 from troop.engine.verify import Verification
 from troop.verifiers import registry
 from troop.verifiers.sandbox import Sandbox

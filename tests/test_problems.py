@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from troop.engine.problems import (
+from troop.engine.formats.loading import (
     BUILTIN_SETS,
     Problem,
     ProblemSet,

@@ -14,8 +14,8 @@ import pytest
 
 from tests.sandbox_helpers import TIERS, _leftovers
 from troop.engine.events import Recorder, SampleRecord
-from troop.engine.problems import load_problem_set
-from troop.engine.session import Session, StoredProblem
+from troop.engine.formats.loading import load_problem_set
+from troop.engine.storage.session import Session, StoredProblem
 from troop.engine.verify import verify_session
 from troop.verifiers.base import Check, Status, Verdict, Verifier, partial_credit
 from troop.verifiers.python_tests import PythonTests, decode_plain, encode_plain

@@ -28,7 +28,7 @@ HOSTILE = '<script>alert("x")</script> ![img](http://evil.example/x.png) [a](b) 
 
 
 def fake_analysis(problem_id: str = "P/1") -> dict[str, Any]:
-    """A dict shaped like troop.engine.analysis.analyse()'s, for renderer unit tests only."""
+    """A dict shaped like `analyse().to_json()`, for renderer unit tests only."""
     ks = [1, 2, 3, 4]
     return {
         "schema": 1,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from troop.engine.analysis import analyse_path, compare
-from troop.engine.backtest import Backtest
-from troop.engine.results import Refused
-from troop.engine.results_curves import BetaBinomialFit, PassAtK, PowerLawFit
-from troop.engine.results_selection import FalsePositives, Selection
+from troop.engine.analytics.analysis import analyse_path, compare
+from troop.engine.analytics.backtest import Backtest
+from troop.engine.analytics.results import Refused
+from troop.engine.analytics.results_curves import BetaBinomialFit, PassAtK, PowerLawFit
+from troop.engine.analytics.results_selection import FalsePositives, Selection
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 CASES = {
@@ -29,7 +29,7 @@ CASES = {
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from troop.engine.analysis import analyse_path, compare
+from troop.engine.analytics.analysis import analyse_path, compare
 *names, out = sys.argv[1:]
 analyses = [analyse_path(Path(name)) for name in names]
 result = analyses[0] if len(analyses) == 1 else compare(analyses)

@@ -10,8 +10,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from troop.engine.results_selection import ProblemFalsePositives, SelectionCurves
-from troop.engine.selection import (
+from troop.engine.analytics.results_selection import ProblemFalsePositives, SelectionCurves
+from troop.engine.analytics.selection import (
     ProblemAnswers,
     _permutations,
     answers_for,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from troop.engine.events import SampleRecord
-from troop.engine.session import SCHEMA_VERSION, Session, StoredProblem
+from troop.engine.storage.session import SCHEMA_VERSION, Session, StoredProblem
 from troop.errors import SessionError
 
 

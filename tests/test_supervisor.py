@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import troop
+from troop.engine.backends.supervisor import Death, findings_path, is_extra_buffers_fault
 from troop.engine.events import Recorder, WorkerRestarted
-from troop.engine.lock import SessionBusy, SessionLock, holder
 from troop.engine.run import execute, prepare
 from troop.engine.settings import RunSettings
-from troop.engine.supervisor import Death, findings_path, is_extra_buffers_fault
+from troop.engine.storage.lock import SessionBusy, SessionLock, holder
 
 ARGS = [
     "--limit",
@@ -179,7 +179,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path) ->
     path = tmp_path / "s.sqlite"
     # A real holder: another process takes the session's lock and keeps it.
     code = (
-        "import sys, time; from pathlib import Path; from troop.engine.lock import "
+        "import sys, time; from pathlib import Path; from troop.engine.storage.lock import "
         "SessionLock; SessionLock(Path(sys.argv[1])).acquire(); print('held', flush=True);"
         " time.sleep(120)"
     )
@@ -223,7 +223,7 @@ def test_the_worker_waits_passively_at_a_lower_priority_unless_told_otherwise(
 ) -> None:
     """OpenMP's spin-waiting stalls a worker beside any busy process (README, "The TUI"): a
     real worker starts with OMP_WAIT_POLICY=passive at nice 5; the user's settings win."""
-    from troop.engine.supervisor import WORKER_NICE, WorkerProcess
+    from troop.engine.backends.supervisor import WORKER_NICE, WorkerProcess
 
     def started(**env: str) -> tuple[dict[str, str], int]:
         for key in ("OMP_WAIT_POLICY", "TROOP_WORKER_NICE"):

@@ -18,8 +18,8 @@ import pytest
 from tests.conftest import troop
 from tests.test_cli import one_line_error
 from tests.test_problems import GSM8K, HUMANEVAL, MATH, MBPP, write_jsonl
-from troop.engine.problems import load_problem_set
-from troop.engine.tables import parse_fields
+from troop.engine.formats.loading import load_problem_set
+from troop.engine.formats.tables import parse_fields
 from troop.errors import ProblemSetError
 
 GSM8K_ROWS = [

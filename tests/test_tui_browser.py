@@ -14,12 +14,12 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
 from tests.conftest import troop
-from troop.engine import session as session_file
 from troop.engine.events import SampleRecord
-from troop.engine.session import Session, StoredProblem
+from troop.engine.storage import session as session_file
+from troop.engine.storage.session import Session, StoredProblem
 from troop.errors import SessionError
-from troop.tui.browser import FAILED, SampleBrowser, inert
-from troop.tui.browser_dialogs import MarkDialog
+from troop.tui.screens.browser import FAILED, SampleBrowser, inert
+from troop.tui.screens.browser_dialogs import MarkDialog
 from troop.verifiers.base import Status, Verdict
 
 SIZE = (120, 36)

@@ -22,9 +22,9 @@ from troop.engine.events import TokensDecoded
 from troop.engine.scheduler import Scheduler
 from troop.engine.work import PromptSpec, SamplingParams
 from troop.tui.app import TroopApp
-from troop.tui.ask import AskScreen, HelpScreen
-from troop.tui.live import LiveScreen
 from troop.tui.observer import TAIL_CHARS, LiveObserver
+from troop.tui.screens.ask import AskScreen, HelpScreen
+from troop.tui.screens.live import LiveScreen
 
 # -- the observer and the engine's steering hooks -----------------------------------------------
 

@@ -12,11 +12,11 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-from troop.engine import session as session_file
-from troop.engine.analysis import analyse_path
+from troop.engine.analytics.analysis import analyse_path
 from troop.engine.events import SampleRecord
-from troop.engine.session import Session, StoredProblem
-from troop.tui.plot import AXES, CoveragePlot, curves
+from troop.engine.storage import session as session_file
+from troop.engine.storage.session import Session, StoredProblem
+from troop.tui.widgets.plot import AXES, CoveragePlot, curves
 from troop.verifiers.base import Status, Verdict
 
 SIZE = (100, 30)
@@ -34,7 +34,7 @@ def contract_analysis(
     path: str = "/sessions/a.troop",
     better: str = "power_law",
 ) -> dict[str, Any]:
-    """A dict shaped exactly as troop.engine.analysis' contract: coverage exp(a k^b) with a
+    """A dict shaped exactly as the analysis' JSON: coverage exp(a k^b) with a
     band around it, a power-law fit and a beta-binomial fit (Beta(0.3, 2)) to 100x the budget,
     `better` naming the one to draw, and cost axes linear in k. `fit_refused` refuses both."""
     ks = list(range(1, min(n, 100) + 1))

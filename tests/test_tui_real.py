@@ -18,8 +18,8 @@ from tests.tui_pilot import (
 from troop.engine.runner import Launch
 from troop.engine.settings import RunSettings
 from troop.tui.app import TroopApp
-from troop.tui.ask import AskScreen
-from troop.tui.live import LiveScreen
+from troop.tui.screens.ask import AskScreen
+from troop.tui.screens.live import LiveScreen
 
 # -- the real thing ---------------------------------------------------------------------------
 
@@ -60,7 +60,7 @@ def test_real_session_from_setup_to_a_failed_sample_and_a_report(sessions_home: 
             table.focus()
             table.move_cursor(row=table.get_row_index(failed))
             await pilot.press("enter")
-            from troop.tui.browser import SampleBrowser
+            from troop.tui.screens.browser import SampleBrowser
 
             await until(pilot, lambda: isinstance(app.screen, SampleBrowser))
             browser = app.screen

@@ -16,7 +16,7 @@ from tests.tui_pilot import (
 )
 from troop.engine.runner import Launch
 from troop.tui.app import TroopApp
-from troop.tui.setup import SetupScreen
+from troop.tui.screens.setup import SetupScreen
 
 # -- the setup screen -------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from tests.tui_fakes import Clock, FakeRun, make_session, script
 from troop.engine.runner import Launch
 from troop.engine.settings import RunSettings
 from troop.tui.app import TroopApp
-from troop.tui.live import LiveScreen
 from troop.tui.observer import LiveObserver
-from troop.tui.setup import SetupScreen
+from troop.tui.screens.live import LiveScreen
+from troop.tui.screens.setup import SetupScreen
 
 SIZE = (120, 36)
 

@@ -17,11 +17,11 @@ import pytest
 
 from tests.test_supervisor import ARGS, _stored, _texts, _wait, _worker_pid
 from tests.tui_pilot import SIZE, until
-from troop.engine.lock import holder
 from troop.engine.runner import Launch, VerifyOptions
 from troop.engine.settings import RunSettings
+from troop.engine.storage.lock import holder
 from troop.tui.app import TroopApp
-from troop.tui.live import LiveScreen
+from troop.tui.screens.live import LiveScreen
 
 pytestmark = pytest.mark.model
 
@@ -119,7 +119,7 @@ def test_a_whole_tui_run_never_loads_llama_cpp_in_the_front_end(tmp_path: Path) 
         from troop.engine.settings import RunSettings
         from troop.engine.runner import Launch
         from troop.tui.app import TroopApp
-        from troop.tui.live import LiveScreen
+        from troop.tui.screens.live import LiveScreen
 
         launch = Launch(RunSettings(session=Path({str(tmp_path / "s.sqlite")!r}),
                                     problems="arithmetic:2", samples=2, parallel=2,

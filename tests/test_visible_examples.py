@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import troop
-from troop.engine.problems import load_problem_set
-from troop.engine.selection import false_positive_rate
+from troop.engine.analytics.selection import false_positive_rate
+from troop.engine.formats.loading import load_problem_set
 from troop.engine.session_setup import problem_record
 from troop.verifiers import registry
 from troop.verifiers.base import Check, Status, Verdict, Verifier

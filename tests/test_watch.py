@@ -13,8 +13,8 @@ import pytest
 
 from troop.engine.events import Recorder
 from troop.engine.run import execute, prepare
-from troop.engine.session import Session
 from troop.engine.settings import RunSettings
+from troop.engine.storage.session import Session
 from troop.engine.verify import Verification, verify_session
 from troop.engine.watch import LiveReload
 from troop.verifiers import registry

@@ -18,9 +18,9 @@ from troop.engine.events import (
     SampleVerified,
     TokensDecoded,
 )
-from troop.engine.problems import load_problem_set
-from troop.engine.session import Session, StoredProblem, tests_digest
+from troop.engine.formats.loading import load_problem_set
 from troop.engine.session_setup import problem_record
+from troop.engine.storage.session import Session, StoredProblem, tests_digest
 from troop.verifiers.base import Status, Verdict
 
 #: A fixed moment for every stored timestamp, so analyses (and pictures) never change.

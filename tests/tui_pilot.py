@@ -14,8 +14,8 @@ from tests.tui_fakes import Clock, FakeRun
 from troop.engine.runner import Launch
 from troop.engine.settings import RunSettings
 from troop.tui.app import TroopApp
-from troop.tui.live import LiveScreen
 from troop.tui.observer import LiveObserver
+from troop.tui.screens.live import LiveScreen
 
 SIZE = (120, 36)  # the terminal the Pilot tests run in: columns, rows
 

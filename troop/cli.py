@@ -59,8 +59,8 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from troop.engine.formats.loading import BUILTIN_SETS
     from troop.engine.models import REGISTRY
-    from troop.engine.problems import BUILTIN_SETS
     from troop.engine.settings import DEFAULT_PARALLEL, DEFAULT_PROBLEMS, DEFAULT_SAMPLES
 
     parser = _Parser(

@@ -41,8 +41,8 @@ def _say_tier(sandbox: Any) -> None:
 
 def run_settings(args: argparse.Namespace) -> Any:
     """`troop run`'s arguments as checked RunSettings."""
+    from troop.engine.formats.tables import parse_fields
     from troop.engine.settings import RunSettings, check_settings
-    from troop.engine.tables import parse_fields
 
     settings = RunSettings(
         session=args.session,
@@ -187,7 +187,7 @@ def verify(args: argparse.Namespace) -> int:
 
     from troop.engine.console import ConsoleObserver
     from troop.engine.runner import make_verifier, open_sandbox
-    from troop.engine.session import Session
+    from troop.engine.storage.session import Session
     from troop.engine.verify import pending, verify_session
 
     with ExitStack() as stack:
@@ -289,7 +289,7 @@ def _watch(
 
 
 def check(args: argparse.Namespace) -> int:
-    from troop.engine.problems import load_problem_set
+    from troop.engine.formats.loading import load_problem_set
     from troop.engine.runner import make_verifier, open_sandbox
     from troop.engine.session_setup import problem_record
     from troop.verifiers.base import Check
@@ -367,7 +367,7 @@ def verifiers(_args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    from troop.engine.session import Session
+    from troop.engine.storage.session import Session
 
     with Session.open(args.session) as session:
         config: dict[str, Any] = session.meta("config")
@@ -395,8 +395,8 @@ def show(args: argparse.Namespace) -> int:
 
 
 def _analysis_options(args: argparse.Namespace) -> Any:
-    from troop.engine.analysis import AnalysisOptions
-    from troop.engine.cost import load_prices
+    from troop.engine.analytics.analysis import AnalysisOptions
+    from troop.engine.analytics.cost import load_prices
 
     given: dict[str, Any] = {"verifier": args.verifier, "seed": args.seed}
     if args.watts is not None:
@@ -409,8 +409,8 @@ def _analysis_options(args: argparse.Namespace) -> Any:
 
 
 def report(args: argparse.Namespace) -> int:
-    from troop.engine.analysis import analyse, compare
-    from troop.engine.session import Session
+    from troop.engine.analytics.analysis import analyse, compare
+    from troop.engine.storage.session import Session
     from troop.reports.report import (
         default_path,
         dumps,
@@ -439,7 +439,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from troop.engine.session import Session
+    from troop.engine.storage.session import Session
     from troop.reports.atomic import write_text
     from troop.reports.samples import full_rows, humaneval_rows, jsonl
 

@@ -25,7 +25,7 @@ LAST_RESORT_THEME = "textual-dark"
 
 
 class TroopApp(App[int]):
-    """Holds the screens; everything else lives in them (tui/setup.py, tui/live.py)."""
+    """Holds the screens; everything else lives in them (tui/screens/setup.py, live.py)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "troop"
@@ -75,7 +75,7 @@ class TroopApp(App[int]):
             self._watcher = themes.ThemeWatcher(
                 themes.theme_dirs(), self._theme_files_changed
             ).start()
-        from troop.tui.setup import SetupScreen
+        from troop.tui.screens.setup import SetupScreen
 
         self.push_screen(self.start() if self.start is not None else SetupScreen())
 
@@ -158,7 +158,7 @@ class TroopApp(App[int]):
 
     async def action_quit(self) -> None:
         """Stop any live sampling (stored samples stay) and free the model before exiting."""
-        from troop.tui.live import LiveScreen
+        from troop.tui.screens.live import LiveScreen
 
         for screen in reversed(self.screen_stack):
             if isinstance(screen, LiveScreen):
@@ -187,7 +187,7 @@ def run_setup() -> int:
 def run_live(launch: Launch) -> int:
     """`troop run` without --headless: straight into the live screen with those settings
     (checked by the command line before the TUI starts)."""
-    from troop.tui.live import LiveScreen
+    from troop.tui.screens.live import LiveScreen
 
     return _run(lambda: LiveScreen(launch=launch))
 
@@ -195,9 +195,9 @@ def run_live(launch: Launch) -> int:
 def run_open(session: Path) -> int:
     """`troop open SESSION`: browse a stored session, `r` continues sampling it; a session
     another process is sampling is followed live, read-only, until that run ends."""
-    from troop.engine.lock import holder
-    from troop.engine.session import Session
-    from troop.tui.live import LiveScreen
+    from troop.engine.storage.lock import holder
+    from troop.engine.storage.session import Session
+    from troop.tui.screens.live import LiveScreen
 
     Session.open(session).close()  # a missing or foreign file fails here, as one line
     follow = holder(session)

@@ -44,7 +44,7 @@ class RunFailed(Message):
 class AnalysisUpdated(Message):
     """A fresh `analyse()` of the session (and of the overlay session, if any) is ready."""
 
-    analysis: dict[str, Any]  # troop.engine.analysis.analyse() output
+    analysis: dict[str, Any]  # troop.engine.analytics.analysis.analyse() output
     overlay: dict[str, Any] | None  # the comparison session's analysis, or None
     seconds: float  # wall seconds the analysis took
     cpu_s: float  # CPU seconds it took (its worker thread), counted in the UI's CPU share

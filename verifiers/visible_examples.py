@@ -2,7 +2,7 @@
 docstring's `>>> f(x)` lines, `f(x) == y`, an MBPP prompt's visible assert) against a sample."""
 
 # This is the cheap, visible verifier a person has without the hidden tests; comparing its
-# verdicts with python-tests' gives its false-positive rate (troop.engine.selection).
+# verdicts with python-tests' gives its false-positive rate (troop.engine.analytics.selection).
 # The examples become a test function that python-tests' sandboxed checker runs exactly as it
 # runs the hidden tests: same code extraction, same two-process isolation, same verdicts.
 

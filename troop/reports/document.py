@@ -1,14 +1,14 @@
 """A session's report as blocks: configuration, headline figures, plots, tables, failures."""
 
-# Every number shown comes from the analysis dict (troop.engine.analysis), formatted, never
-# recomputed: the report, the TUI and `--format json` cannot disagree.
+# Every number shown comes from the analysis (troop.engine.analytics.analysis), formatted,
+# never recomputed: the report, the TUI and `--format json` cannot disagree.
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from troop.engine.fits import LAW_NAMES
+from troop.engine.analytics.fits import LAW_NAMES
 from troop.engine.numbers import (
     MISSING,
     count,

@@ -1,8 +1,8 @@
 """Report figures drawn with matplotlib (Agg, no display): PNG bytes from an analysis dict."""
 
-# Every number plotted is read from the analysis (troop.engine.analysis); nothing is computed
-# here but axis limits. Figures use matplotlib's object API (no pyplot): no global state, no
-# GUI backend, safe in a headless process or a worker thread.
+# Every number plotted is read from the analysis (troop.engine.analytics.analysis); nothing
+# is computed here but axis limits. Figures use matplotlib's object API (no pyplot): no global
+# state, no GUI backend, safe in a headless process or a worker thread.
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from troop.engine.fits import LAW_NAMES, law_to_draw
+from troop.engine.analytics.fits import LAW_NAMES, law_to_draw
 from troop.engine.numbers import count, number, tick
 
 _DPI = 150  # print quality at the sizes below (7 in wide: 1050 px)

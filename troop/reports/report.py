@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from troop import __version__
-from troop.engine.results import Analysis, Comparison
-from troop.engine.session import Session
+from troop.engine.analytics.results import Analysis, Comparison
+from troop.engine.storage.session import Session
 from troop.errors import TroopError
 from troop.reports import atomic, html, markdown, tables
 from troop.reports.compare import comparison_document, labels
@@ -48,7 +48,7 @@ def _csv_paths(out: Path) -> tuple[Path, Path]:
 
 def write_session_report(session: Session, analysis: Analysis, fmt: str, out: Path) -> list[Path]:
     """Write one session's report to `out` (and files beside it); returns every path written.
-    `analysis` is `troop.engine.analysis.analyse(session, ...)`."""
+    `analysis` is `troop.engine.analytics.analysis.analyse(session, ...)`."""
     if fmt == "json":
         atomic.write_text(out, dumps(analysis))
         return [out]
@@ -63,7 +63,7 @@ def write_session_report(session: Session, analysis: Analysis, fmt: str, out: Pa
 
 
 def write_comparison_report(comparison: Comparison, fmt: str, out: Path) -> list[Path]:
-    """Write a comparison (`troop.engine.analysis.compare(...)`) report; returns the paths."""
+    """Write a comparison (`troop.engine.analytics.analysis.compare`) report; returns the paths."""
     if fmt == "json":
         atomic.write_text(out, dumps(comparison))
         return [out]

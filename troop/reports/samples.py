@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from troop.engine import queries
+from troop.engine.analytics.results import Analysis
 from troop.engine.formats import CODE_FORMATS
-from troop.engine.results import Analysis
-from troop.engine.session import Session
+from troop.engine.storage import queries
+from troop.engine.storage.session import Session
 from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code
 

@@ -1,5 +1,5 @@
 """Continuous batching over llama.cpp: one shared prompt per problem, many sequences per step
-(runs in the llama.cpp worker process, engine/worker.py)."""
+(runs in the llama.cpp worker process, engine/backends/worker.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 
-from troop.engine import backend_sampling
+from troop.engine.backends import backend_sampling
+from troop.engine.backends.llamacpp import Context, Model, Sampler
+from troop.engine.backends.sample_loop import BatchStats as BatchStats
+from troop.engine.backends.sample_loop import Drawing, SampleSource, find_stop, sample_record
 from troop.engine.events import SampleRecord
-from troop.engine.llamacpp import Context, Model, Sampler
-from troop.engine.sample_loop import BatchStats as BatchStats
-from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
 from troop.engine.work import PromptSpec, SamplingParams, WorkItem
 
 

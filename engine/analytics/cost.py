@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from troop.engine.results_cost import CostAxes
+from troop.engine.analytics.results_cost import CostAxes
 from troop.errors import TroopError
 
 FloatArray = NDArray[np.float64]

@@ -214,7 +214,7 @@ class LawFit(ABC):
 
 @dataclass(frozen=True)
 class PowerLawFit(LawFit):
-    """log coverage(k) = a * k**b, fitted on the coverage curve (engine/fits.py)."""
+    """log coverage(k) = a * k**b, fitted on the coverage curve (engine/analytics/fits.py)."""
 
     a: float  # log-coverage scale: log coverage(1) = a
     b: float  # exponent: how fast -log coverage falls with k

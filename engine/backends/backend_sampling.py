@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import llama_cpp as lc
 import numpy as np
 
-from troop.engine.llamacpp import Context, build_chain
+from troop.engine.backends.llamacpp import Context, build_chain
 
 if TYPE_CHECKING:
     from troop.engine.work import SamplingParams

@@ -12,9 +12,9 @@ from typing import Any, overload
 
 import numpy as np
 
-from troop.engine import backtest, cost, fits, passk, queries, selection
-from troop.engine.backtest import Backtest
-from troop.engine.results import (
+from troop.engine.analytics import backtest, cost, fits, passk, selection
+from troop.engine.analytics.backtest import Backtest
+from troop.engine.analytics.results import (
     Analysis,
     Comparison,
     Fits,
@@ -24,8 +24,8 @@ from troop.engine.results import (
     SessionInfo,
     VerifierRef,
 )
-from troop.engine.results_cost import Cost, CostAxes, Electricity, PerSolved
-from troop.engine.results_curves import (
+from troop.engine.analytics.results_cost import Cost, CostAxes, Electricity, PerSolved
+from troop.engine.analytics.results_curves import (
     BetaBinomialFit,
     Coverage,
     CoverageRefused,
@@ -37,8 +37,9 @@ from troop.engine.results_curves import (
     TargetBudget,
     TemperatureCurve,
 )
-from troop.engine.results_selection import FalsePositives, Selection
-from troop.engine.session import Session, tests_digest
+from troop.engine.analytics.results_selection import FalsePositives, Selection
+from troop.engine.storage import queries
+from troop.engine.storage.session import Session, tests_digest
 from troop.verifiers.answers import normalize
 
 #: Formats whose samples end in a final answer, so selection without a verifier applies.
@@ -365,7 +366,7 @@ def _fit_section(
 
 def _backtest_section(verified: list[_Problem], cov: Coverage) -> Backtest | Refused:
     """Both laws fitted on the first n/16, n/8 and n/4 samples of every problem, forecasting
-    the coverage observed at n (engine/backtest.py)."""
+    the coverage observed at n (engine/analytics/backtest.py)."""
     if isinstance(cov, SolvedVsSpent):
         return Refused("coverage-only session: its budget followed the verdicts")
     if isinstance(cov, CoverageRefused):

@@ -12,7 +12,7 @@ from troop.engine.model_facts import apply_chat_template
 
 class Model(Protocol):
     """What prompt building needs of a model: its template and vocabulary (the llama.cpp
-    worker's model, engine/supervisor.py, answers these)."""
+    worker's model, engine/backends/supervisor.py, answers these)."""
 
     path: Path  # the GGUF file
 

@@ -1,7 +1,7 @@
 """The llama.cpp worker seen from the front end's process: start it, call it, feed it, and
 notice when it dies.
 
-llama.cpp runs in a child process (engine/worker.py) so that a native fault (a SIGILL in a
+llama.cpp runs in a child process (engine/backends/worker.py) so that a native fault (a SIGILL in a
 CPU kernel, a segfault, a CUDA abort) ends that process only: the session file, the sandbox
 and the terminal belong to this side, which commits every sample before reporting it.
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from troop import errors
+from troop.engine.backends.sample_loop import BatchStats, Store
 from troop.engine.control import RunControl
 from troop.engine.events import (
     PromptEvaluated,
@@ -35,7 +36,6 @@ from troop.engine.events import (
     TokensDecoded,
 )
 from troop.engine.model_facts import ContextPlan, ModelShape
-from troop.engine.sample_loop import BatchStats, Store
 from troop.engine.work import PromptSpec, SamplingParams, WorkSource
 from troop.errors import EngineError, TroopError
 
@@ -129,7 +129,13 @@ class WorkerProcess:
             log.write(f"--- worker started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "troop.engine.worker", str(theirs.fileno()), str(nice)],
+                [
+                    sys.executable,
+                    "-m",
+                    "troop.engine.backends.worker",
+                    str(theirs.fileno()),
+                    str(nice),
+                ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -1,6 +1,6 @@
 """The live screen's steering keys: raise the budget, add problems, change the temperature.
 
-A mixin of LiveScreen (tui/live.py): each key asks for a value in a dialog that checks it
+A mixin of LiveScreen (tui/screens/live.py): each key asks for a value in a dialog that checks it
 inline, then a thread worker applies it to the run (loading the model first when the
 session was only opened), and sampling starts again if the run had ended.
 """
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 
 from troop.errors import TroopError
-from troop.tui.ask import AskScreen, check_temperatures, parse_temperatures
 from troop.tui.messages import ProblemsAdded, RunFailed
-from troop.tui.status_bar import RunState
+from troop.tui.screens.ask import AskScreen, check_temperatures, parse_temperatures
+from troop.tui.widgets.status_bar import RunState
 
 if TYPE_CHECKING:
     from textual.screen import Screen

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from troop.engine.session import Session
+from troop.engine.storage.session import Session
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ from textual.visual import Visual
 from textual.widgets import Footer, Select, Static
 
 from troop.engine.formats import CODE_FORMATS
-from troop.engine.session import Session, StoredProblem
+from troop.engine.storage.session import Session, StoredProblem
 from troop.errors import TroopError
-from troop.tui.browser_dialogs import CopyDialog, MarkDialog
+from troop.tui.screens.browser_dialogs import CopyDialog, MarkDialog
 from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code
 

@@ -10,7 +10,7 @@ from typing import Any
 @dataclass(frozen=True)
 class SelectionCurves:
     """Expected accuracy of the selectors that need no verifier at each subset size k, next
-    to coverage, averaged over problems (engine/selection.py's `selection_curves`)."""
+    to coverage, averaged over problems (engine/analytics/selection.py's `selection_curves`)."""
 
     k: tuple[int, ...]  # subset sizes, samples per problem
     coverage: tuple[float, ...]  # pass@k at each k (fraction of problems)
@@ -41,7 +41,7 @@ class SelectionCurves:
 @dataclass(frozen=True)
 class Guessing:
     """Coverage reached by guessing the k answers seen most often on the other problems
-    (engine/selection.py's `guessing_baseline`, after Yona et al. 2024)."""
+    (engine/analytics/selection.py's `guessing_baseline`, after Yona et al. 2024)."""
 
     k: tuple[int, ...]  # guesses per problem
     coverage: tuple[float, ...]  # share of problems whose reference is among the k guesses
@@ -94,8 +94,8 @@ class ProblemFalsePositives:
 
 @dataclass(frozen=True)
 class FalsePositives:
-    """How often a cheap verifier passes a sample the full tests fail (engine/selection.py's
-    `false_positive_rate`), with the reverse for context."""
+    """How often a cheap verifier passes a sample the full tests fail (`false_positive_rate`
+    in engine/analytics/selection.py), with the reverse for context."""
 
     visible: str  # the cheap verifier's name (a prompt's own examples)
     hidden: str  # the full verifier's name

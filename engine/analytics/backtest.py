@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from troop.engine import fits, passk
+from troop.engine.analytics import fits, passk
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -126,8 +126,8 @@ def prefix_passes(pass_positions: Sequence[IntArray], ms: Sequence[int]) -> IntA
 def prefix_coverage(m: int, c: IntArray, ks: IntArray) -> FloatArray:
     """Coverage at each k in ks of problems that all have m samples, c passes each: the mean of
     pass@k = 1 - C(m-c, k) / C(m, k). Log-gamma differences give the ratio at the fit's k alone
-    (the product form of engine/passk.py walks every k up to m); at m = 10,000 they are exact
-    to about 1e-11, far below what a fit notices."""
+    (the product form of engine/analytics/passk.py walks every k up to m); at m = 10,000 they
+    are exact to about 1e-11, far below what a fit notices."""
     values, counts = np.unique(np.asarray(c, dtype=np.int64), return_counts=True)
     keep = values > 0
     values, counts = values[keep].astype(np.float64), counts[keep]

@@ -24,13 +24,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
-from troop.engine import queries
-from troop.engine.lock import Holder
 from troop.engine.numbers import count, duration
 from troop.engine.runner import Launch, SessionRunner
 from troop.engine.settings import RunSettings, sessions_dir
+from troop.engine.storage import queries
+from troop.engine.storage.lock import Holder
 from troop.errors import TroopError
-from troop.tui.ask import AskScreen, HelpScreen, key_list
 from troop.tui.messages import (
     AnalysisUpdated,
     ReportExported,
@@ -39,13 +38,14 @@ from troop.tui.messages import (
     RunPrepared,
 )
 from troop.tui.observer import LiveObserver, Snapshot
-from troop.tui.problems_table import ProblemsTable
-from troop.tui.status_bar import RunState, StatusBar
-from troop.tui.steering import Steering
-from troop.tui.streams import StreamGrid
+from troop.tui.screens.ask import AskScreen, HelpScreen, key_list
+from troop.tui.screens.steering import Steering
+from troop.tui.widgets.problems_table import ProblemsTable
+from troop.tui.widgets.status_bar import RunState, StatusBar
+from troop.tui.widgets.streams import StreamGrid
 
 try:  # the plot and the browser are separate modules; the screen works without them
-    from troop.tui.plot import CoveragePlot
+    from troop.tui.widgets.plot import CoveragePlot
 except ImportError:  # pragma: no cover - only while a checkout lacks the module
     CoveragePlot = None  # type: ignore[assignment,misc]
 
@@ -220,7 +220,7 @@ class LiveScreen(Steering, Screen[None]):
 
     def _follow(self) -> None:
         """Re-analyse when the followed session's file changed; notice when its run ends."""
-        from troop.engine.lock import holder
+        from troop.engine.storage.lock import holder
 
         assert self.session_path is not None
         mark: tuple[float, ...] = ()
@@ -267,7 +267,7 @@ class LiveScreen(Steering, Screen[None]):
     def _analyse(
         self, path: Path, overlay_path: Path | None, overlay: dict[str, Any] | None
     ) -> None:
-        from troop.engine.analysis import AnalysisOptions, analyse_path
+        from troop.engine.analytics.analysis import AnalysisOptions, analyse_path
 
         t0, c0 = time.perf_counter(), time.thread_time()
         options = AnalysisOptions(bootstrap=LIVE_BOOTSTRAP)
@@ -441,7 +441,7 @@ class LiveScreen(Steering, Screen[None]):
             self.notify("already sampling")
             return
         if self.session_path is not None:
-            from troop.engine.lock import SessionBusy, holder
+            from troop.engine.storage.lock import SessionBusy, holder
 
             busy = holder(self.session_path)
             if busy is not None and busy.pid != os.getpid():
@@ -484,7 +484,7 @@ class LiveScreen(Steering, Screen[None]):
 
     def action_browse(self, problem_id: str | None = None) -> None:
         try:
-            from troop.tui.browser import SampleBrowser
+            from troop.tui.screens.browser import SampleBrowser
         except ImportError:
             self.notify("the sample browser is not available", severity="warning")
             return
@@ -515,8 +515,8 @@ class LiveScreen(Steering, Screen[None]):
 
     @work(thread=True, group="export", exit_on_error=False, description="exporting")
     def _export(self, path: Path) -> None:
-        from troop.engine.analysis import analyse
-        from troop.engine.session import Session
+        from troop.engine.analytics.analysis import analyse
+        from troop.engine.storage.session import Session
 
         try:
             from troop.reports.report import write_session_report

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from troop.engine.formats import final_answer
-from troop.engine.passk import pass_at_k_curve
-from troop.engine.results_selection import (
+from troop.engine.analytics.passk import pass_at_k_curve
+from troop.engine.analytics.results_selection import (
     FalsePositives,
     Guessing,
     ProblemFalsePositives,
     SelectionCurves,
 )
+from troop.engine.formats import final_answer
 from troop.verifiers.answers import normalize
 
 #: Best-of-Majority keeps the answers whose votes in the subset reach this share of the top

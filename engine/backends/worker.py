@@ -1,8 +1,9 @@
 """The llama.cpp worker process: loads the model and samples, driven by its supervisor over a pipe.
 
-Started by engine/supervisor.py as `python -m troop.engine.worker FD`, with stdout and stderr
-going to a log file beside the session. It never touches the session file or a terminal: every
-finished sample goes back to the supervisor, which commits it before anything reports it.
+Started by engine/backends/supervisor.py as `python -m troop.engine.backends.worker FD`, with
+stdout and stderr going to a log file beside the session. It never touches the session file or
+a terminal: every finished sample goes back to the supervisor, which commits it before anything
+reports it.
 
 Messages are tuples whose first element names them.
   supervisor -> worker: ("call", id, name, args),
@@ -31,7 +32,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from troop.engine import llamacpp
+from troop.engine.backends import llamacpp
+from troop.engine.backends.sampler import BatchedSampler
 from troop.engine.control import RunControl
 from troop.engine.events import (
     Event,
@@ -42,7 +44,6 @@ from troop.engine.events import (
     TokensDecoded,
 )
 from troop.engine.model_facts import ContextPlan
-from troop.engine.sampler import BatchedSampler
 from troop.engine.work import PromptSpec, SamplingParams, WorkItem
 from troop.errors import TroopError
 

@@ -7,11 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from troop.engine.backtest import Backtest
-from troop.engine.queries import RunRecord
-from troop.engine.results_cost import Cost
-from troop.engine.results_curves import BetaBinomialFit, Coverage, PowerLawFit, TemperatureCurve
-from troop.engine.results_selection import FalsePositives, Selection
+from troop.engine.analytics.backtest import Backtest
+from troop.engine.analytics.results_cost import Cost
+from troop.engine.analytics.results_curves import (
+    BetaBinomialFit,
+    Coverage,
+    PowerLawFit,
+    TemperatureCurve,
+)
+from troop.engine.analytics.results_selection import FalsePositives, Selection
+from troop.engine.storage.queries import RunRecord
 
 #: Version of the JSON that `to_json()` writes.
 SCHEMA = 1
@@ -176,7 +181,7 @@ def _backtest_json(section: Backtest | Refused) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Every number troop shows about one session (engine/analysis.py's `analyse`)."""
+    """Every number troop shows about one session (engine/analytics/analysis.py's `analyse`)."""
 
     session: SessionInfo  # where the numbers come from
     problems: tuple[ProblemRow, ...]  # one row per problem, in the session's order
@@ -207,7 +212,7 @@ class Analysis:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Sessions on the same problems side by side (engine/analysis.py's `compare`)."""
+    """Sessions on the same problems side by side (engine/analytics/analysis.py's `compare`)."""
 
     sessions: tuple[str, ...]  # each session's file path
     labels: tuple[str, ...]  # each session's model name, or its path without one

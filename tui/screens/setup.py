@@ -16,11 +16,11 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
-from troop.engine import queries
 from troop.engine.runner import Launch, VerifyOptions
 from troop.engine.settings import DEFAULT_PARALLEL, DEFAULT_SAMPLES, RunSettings, sessions_dir
+from troop.engine.storage import queries
 from troop.errors import TroopError
-from troop.tui.ask import HelpScreen, check_temperatures, key_list
+from troop.tui.screens.ask import HelpScreen, check_temperatures, key_list
 
 #: Problems a first session samples (the first of the built-in arithmetic set): a small
 #: budget, so pressing Enter shows coverage growing within a minute or two on a laptop.
@@ -87,7 +87,7 @@ def check_env(text: str) -> str | None:
 
 
 def check_problems(text: str) -> str | None:
-    from troop.engine.problems import BUILTIN_SETS
+    from troop.engine.formats.loading import BUILTIN_SETS
 
     text = text.strip()
     if not text:
@@ -228,7 +228,7 @@ class SetupScreen(Screen[None]):
 
             return SuggestFromList(list(REGISTRY))
         if key == "problems":
-            from troop.engine.problems import BUILTIN_SETS
+            from troop.engine.formats.loading import BUILTIN_SETS
 
             return SuggestFromList(list(BUILTIN_SETS))
         return None
@@ -320,8 +320,8 @@ class SetupScreen(Screen[None]):
 
     def _deep_check(self, launch: Launch) -> bool:
         """What only loading can tell: the model file, the problem set, the subset's ids."""
+        from troop.engine.formats.loading import load_problem_set
         from troop.engine.models import resolve_model
-        from troop.engine.problems import load_problem_set
         from troop.engine.settings import check_settings
 
         s = launch.settings
@@ -363,7 +363,7 @@ class SetupScreen(Screen[None]):
         if self.on_start is not None:
             self.on_start(launch)
             return
-        from troop.tui.live import LiveScreen
+        from troop.tui.screens.live import LiveScreen
 
         self.app.push_screen(LiveScreen(launch=launch))
 
@@ -385,7 +385,7 @@ class SetupScreen(Screen[None]):
         if self.on_open is not None:
             self.on_open(Path(key))
             return
-        from troop.tui.live import LiveScreen
+        from troop.tui.screens.live import LiveScreen
 
         self.app.push_screen(LiveScreen(session_path=Path(key)))
 

@@ -18,7 +18,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
-from troop.engine.fits import LAW_NAMES, law_to_draw
+from troop.engine.analytics.fits import LAW_NAMES, law_to_draw
 from troop.engine.numbers import count, number, tick
 
 #: The x axes the `x` key cycles through, in order; names are the analysis' `cost.axes` keys.

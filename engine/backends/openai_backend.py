@@ -22,8 +22,7 @@ from typing import Any
 
 import httpx
 
-from troop.engine.events import SampleRecord
-from troop.engine.openai_client import (
+from troop.engine.backends.openai_client import (
     AttemptFailed,
     ServerOptions,
     ServerTarget,
@@ -35,7 +34,8 @@ from troop.engine.openai_client import (
     transport_failure,
     with_retries,
 )
-from troop.engine.sample_loop import Drawing, SampleSource, find_stop, sample_record
+from troop.engine.backends.sample_loop import Drawing, SampleSource, find_stop, sample_record
+from troop.engine.events import SampleRecord
 from troop.engine.work import SamplingParams, WorkItem, WorkSource
 from troop.errors import EngineError
 

@@ -269,8 +269,8 @@ class Context:
         self.plan = plan
         self.memory = lc.llama_get_memory(ptr)
         self.batch = lc.llama_batch_init(plan.n_batch, 0, 1)
-        # Sampler chains attached to sequences (engine/backend_sampling.py), by sequence id;
-        # llama.cpp only borrows them, so they are freed after the context.
+        # Sampler chains attached to sequences (engine/backends/backend_sampling.py), by
+        # sequence id; llama.cpp only borrows them, so they are freed after the context.
         self.sampler_chains: dict[int, Any] = {}
         self._closed = False
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from troop.engine import tables
-from troop.engine.formats import FORMATS, builtin_format
+from troop.engine.formats import FORMATS, builtin_format, tables
 from troop.engine.formats.arithmetic import arithmetic_problems as arithmetic_problems
 from troop.engine.formats.base import Problem as Problem
 from troop.errors import ProblemSetError

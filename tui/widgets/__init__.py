@@ -1,0 +1,1 @@
+"""The live screen's panes: coverage plot, problems table, sample streams, status bar."""

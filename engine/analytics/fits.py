@@ -4,13 +4,18 @@ beta-binomial model of Schaeffer et al. (2025), each with bootstrap intervals.""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize, special
+
+from troop.engine.analytics.results_curves import LawFit
+
+if TYPE_CHECKING:
+    # Only for the annotation: results imports backtest, which imports this module.
+    from troop.engine.analytics.results import Fits
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -352,7 +357,7 @@ class ForecastPoint:
 
 @dataclass(frozen=True)
 class DrawnLaw:
-    """The fitted law that every plot draws, read from the analysis' fit section."""
+    """The fitted law that every plot draws, read from the analysis' fits."""
 
     key: str  # its key in the analysis: "power_law" or "beta_binomial"
     name: str  # its name in prose: "power law" or "beta-binomial"
@@ -365,26 +370,24 @@ class DrawnLaw:
     forecast: tuple[ForecastPoint, ...]  # coverage at the larger budgets the analysis quotes
 
 
-def law_to_draw(fit: Mapping[str, Any] | None) -> DrawnLaw | None:
-    """The law a plot draws: the one the analysis' `fit["better"]` names (the lower error
-    over the whole coverage curve), or None when it names none or that law was refused."""
-    key = (fit or {}).get("better")
-    law = (fit or {}).get(key) if key in LAW_NAMES else None
-    if not isinstance(law, Mapping) or "refused" in law:
+def law_to_draw(fit: Fits | None) -> DrawnLaw | None:
+    """The law a plot draws: the one the analysis' `fit.better` names (the lower error over
+    the whole coverage curve), or None when it names none or that law was refused."""
+    if fit is None or fit.better not in LAW_NAMES:
         return None
-    names = ("a", "b") if key == "power_law" else ("alpha", "beta")
-    curve = law["curve"]
+    law = fit.power_law if fit.better == "power_law" else fit.beta_binomial
+    if not isinstance(law, LawFit):
+        return None
+    curve = law.curve
+    unknown = (None,) * len(curve.k)
     return DrawnLaw(
-        key=str(key),
-        name=LAW_NAMES[str(key)],
-        parameters=tuple((n, float(law[n])) for n in names),
-        rmse=float(law["rmse"]),
-        curve_k=tuple(float(k) for k in curve["k"]),
-        curve=tuple(float(c) for c in curve["coverage"]),
-        low=tuple(curve.get("low") or (None,) * len(curve["k"])),
-        high=tuple(curve.get("high") or (None,) * len(curve["k"])),
-        forecast=tuple(
-            ForecastPoint(float(p["k"]), float(p["coverage"]), p.get("low"), p.get("high"))
-            for p in law.get("forecast") or ()
-        ),
+        key=fit.better,
+        name=LAW_NAMES[fit.better],
+        parameters=tuple(law.parameters().items()),
+        rmse=law.rmse,
+        curve_k=curve.k,
+        curve=curve.coverage,
+        low=curve.low or unknown,
+        high=curve.high or unknown,
+        forecast=tuple(ForecastPoint(p.k, p.coverage, p.low, p.high) for p in law.forecast),
     )

@@ -4,7 +4,7 @@ the TUI, `troop report` and the exports all read the `Analysis` that `analyse()`
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +12,9 @@ from typing import Any, overload
 
 import numpy as np
 
-from troop.engine.analytics import backtest, cost, fits, passk, selection
+from troop.engine.analytics import backtest, cost, fits, passk
 from troop.engine.analytics.backtest import Backtest
+from troop.engine.analytics.problem_samples import ProblemSamples, load_problems
 from troop.engine.analytics.results import (
     Analysis,
     Comparison,
@@ -24,7 +25,6 @@ from troop.engine.analytics.results import (
     SessionInfo,
     VerifierRef,
 )
-from troop.engine.analytics.results_cost import Cost, CostAxes, Electricity, PerSolved
 from troop.engine.analytics.results_curves import (
     BetaBinomialFit,
     Coverage,
@@ -37,15 +37,11 @@ from troop.engine.analytics.results_curves import (
     TargetBudget,
     TemperatureCurve,
 )
-from troop.engine.analytics.results_selection import FalsePositives, Selection
+from troop.engine.analytics.sections_cost import cost_section
+from troop.engine.analytics.sections_selection import false_positive_section, selection_section
 from troop.engine.storage import queries
-from troop.engine.storage.session import Session, tests_digest
-from troop.verifiers.answers import normalize
+from troop.engine.storage.session import Session
 
-#: Formats whose samples end in a final answer, so selection without a verifier applies.
-ANSWER_FORMATS = ("arithmetic", "gsm8k", "math")
-#: The cheap verifier that runs only the examples a prompt shows (HumanEval's docstrings).
-VISIBLE_VERIFIER = "python-examples"
 #: Forecast horizons, as multiples of the current budget.
 HORIZONS = (10, 100)
 
@@ -67,57 +63,6 @@ class AnalysisOptions:
     selection_replicates: int = 200  # random subsets per k for maj@k and best-of-k
 
 
-@dataclass
-class _Problem:
-    """One problem's samples and verdicts, as the analysis needs them."""
-
-    problem_id: str
-    format: str
-    prompt_tokens: int
-    data: dict[str, Any]
-    indices: list[int] = field(default_factory=list)  # sample indices, ascending
-    temperatures: list[float] = field(default_factory=list)  # per sample
-    completion_tokens: list[int] = field(default_factory=list)  # per sample
-    logprobs: list[float] = field(default_factory=list)  # per sample, summed nats
-    texts: list[str] = field(default_factory=list)  # per sample completion
-    statuses: list[str | None] = field(default_factory=list)  # per sample; None: unverified
-    # Per sample: the canonical answer its verdict recorded (math-answer's `key`, by which
-    # answers math-verify calls equal vote together); None: no verdict or none recorded.
-    keys: list[str | None] = field(default_factory=list)
-    reference_key: str | None = None  # the expected answer's canonical form, when recorded
-
-
-def _load(session: Session, verifier: VerifierRef | None) -> list[_Problem]:
-    problems = {
-        p.problem_id: _Problem(p.problem_id, p.format, p.prompt_tokens, p.data)
-        for p in session.problems()
-    }
-    digests = {pid: tests_digest(p.data) for pid, p in problems.items()}
-    statuses: dict[tuple[str, int], str] = {}
-    keys: dict[tuple[str, int], str | None] = {}
-    with session.lock:  # verdicts and samples read together, between the run's writes
-        if verifier is not None:
-            rows = queries.verdict_rows(session, verifier.name, verifier.version)
-            current = [v for v in rows if digests.get(v.problem_id) == v.tests_digest]
-            statuses = {(v.problem_id, v.sample_index): v.status for v in current}
-            keys = {(v.problem_id, v.sample_index): v.key for v in current}
-            for v in current:
-                if v.expected_key is not None:
-                    problems[v.problem_id].reference_key = v.expected_key
-        samples = queries.sample_briefs(session)
-    for sample in samples:
-        p = problems[sample.problem_id]
-        p.indices.append(sample.sample_index)
-        p.temperatures.append(sample.temperature)
-        p.completion_tokens.append(sample.completion_tokens)
-        p.logprobs.append(sample.logprob)
-        p.texts.append(sample.text)
-        key = (sample.problem_id, sample.sample_index)
-        p.statuses.append(statuses.get(key))
-        p.keys.append(keys.get(key))
-    return list(problems.values())
-
-
 def _verifier_of(session: Session, options: AnalysisOptions) -> VerifierRef | None:
     """The verifier (name, version) whose verdicts count."""
     meta: dict[str, str] | None = session.meta("verifier")
@@ -137,7 +82,7 @@ def analyse(session: Session, options: AnalysisOptions | None = None) -> Analysi
     README's report schema)."""
     options = options or AnalysisOptions()
     verifier = _verifier_of(session, options)
-    problems = _load(session, verifier)
+    problems = load_problems(session, verifier)
     coverage_only = bool(session.meta("coverage_only", False))
     info = _session_info(session, verifier, problems, coverage_only)
     verified = [p for p in problems if any(s is not None for s in p.statuses)]
@@ -156,16 +101,26 @@ def analyse(session: Session, options: AnalysisOptions | None = None) -> Analysi
         by_temperature=_by_temperature(problems, coverage_only),
         fit=_fit_section(n, c, coverage, boot, options, coverage_only),
         backtest=_backtest_section(verified, coverage),
-        cost=_cost_section(session, problems, info, coverage, options),
-        selection=_selection_section(problems, coverage, options),
-        false_positives=_false_positive_section(session, problems, verifier),
+        cost=cost_section(
+            session,
+            problems,
+            info,
+            coverage,
+            prices=options.prices,
+            watts=options.watts,
+            kwh_usd=options.kwh_usd,
+        ),
+        selection=selection_section(
+            problems, coverage, replicates=options.selection_replicates, seed=options.seed
+        ),
+        false_positives=false_positive_section(session, problems, verifier),
     )
 
 
 def _session_info(
     session: Session,
     verifier: VerifierRef | None,
-    problems: list[_Problem],
+    problems: list[ProblemSamples],
     coverage_only: bool,
 ) -> SessionInfo:
     config: dict[str, Any] = session.meta("config") or {}
@@ -195,7 +150,7 @@ def _session_info(
     )
 
 
-def _problem_row(p: _Problem) -> ProblemRow:
+def _problem_row(p: ProblemSamples) -> ProblemRow:
     judged = [(i, s) for i, s in zip(p.indices, p.statuses, strict=True) if s is not None]
     correct = sum(s == "pass" for _, s in judged)
     first = min((i for i, s in judged if s == "pass"), default=None)
@@ -251,7 +206,7 @@ def _coverage_section(
     return section, cov
 
 
-def _solved_vs_spent(session: Session, problems: list[_Problem]) -> SolvedVsSpent:
+def _solved_vs_spent(session: Session, problems: list[ProblemSamples]) -> SolvedVsSpent:
     """For sessions whose budget followed the verdicts: share of problems solved against the
     samples spent per problem (in the order they were drawn), not pass@k."""
     passed = {
@@ -282,7 +237,9 @@ def _solved_vs_spent(session: Session, problems: list[_Problem]) -> SolvedVsSpen
     )
 
 
-def _by_temperature(problems: list[_Problem], coverage_only: bool) -> tuple[TemperatureCurve, ...]:
+def _by_temperature(
+    problems: list[ProblemSamples], coverage_only: bool
+) -> tuple[TemperatureCurve, ...]:
     temps = sorted({_temp_key(t) for p in problems for t in p.temperatures}, key=float)
     if len(temps) < 2 or coverage_only:
         return ()
@@ -364,7 +321,7 @@ def _fit_section(
     return Fits(power, beta, better)
 
 
-def _backtest_section(verified: list[_Problem], cov: Coverage) -> Backtest | Refused:
+def _backtest_section(verified: list[ProblemSamples], cov: Coverage) -> Backtest | Refused:
     """Both laws fitted on the first n/16, n/8 and n/4 samples of every problem, forecasting
     the coverage observed at n (engine/analytics/backtest.py)."""
     if isinstance(cov, SolvedVsSpent):
@@ -390,7 +347,7 @@ def _backtest_section(verified: list[_Problem], cov: Coverage) -> Backtest | Ref
     )
 
 
-def _pass_positions(p: _Problem) -> np.ndarray:
+def _pass_positions(p: ProblemSamples) -> np.ndarray:
     """Where the problem's passes sit among its judged samples (0-based, index order)."""
     if "pass" not in p.statuses:
         return np.empty(0, dtype=np.int64)
@@ -479,198 +436,6 @@ def _forecast(
 
 def _finite(v: float) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
-
-
-def _cost_section(
-    session: Session,
-    problems: list[_Problem],
-    info: SessionInfo,
-    cov: Coverage,
-    options: AnalysisOptions,
-) -> Cost:
-    model = info.model
-    shape = (
-        cost.Shape(int(model["n_params"]), int(model["n_layer"]), int(model["n_embd"]))
-        if all(model.get(k) for k in ("n_params", "n_layer", "n_embd"))
-        else None
-    )
-    with session.lock:  # one moment's counts, between the run's writes
-        evals = queries.prompt_eval_tokens(session)
-        rows = queries.sample_tokens(session)
-        spans = queries.run_spans(session)
-    prompt_tokens = sum(evals)
-    wall = float(sum(max(0.0, s.ended_at - s.started_at) for s in spans))
-    completion = int(sum(r.completion_tokens for r in rows))
-    billed_input = int(sum(r.prompt_tokens for r in rows))
-    samples = len(rows)
-    per_problem: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for r in rows:
-        per_problem[r.problem_id].append((r.prompt_tokens, r.completion_tokens))
-    costs = []
-    total_flops = 0.0
-    for p in problems:
-        pairs = per_problem.get(p.problem_id, [])
-        starts = np.array([a for a, _ in pairs], dtype=np.float64)
-        counts = np.array([b for _, b in pairs], dtype=np.float64)
-        comp_flops = float(cost.flops(shape, starts, counts).sum()) if shape and pairs else 0.0
-        costs.append(cost.ProblemCost(p.prompt_tokens, len(pairs), float(counts.sum()), comp_flops))
-        total_flops += comp_flops
-    if shape is not None:
-        # Prompts are evaluated once per shared evaluation, at context positions 0..len-1.
-        lengths = np.array(evals, dtype=np.float64)
-        total_flops += float(cost.flops(shape, np.zeros(len(lengths)), lengths).sum())
-    api = {
-        name: cost.usd(price, billed_input, completion) for name, price in options.prices.items()
-    }
-    kwh = options.watts * wall / 3.6e6
-    solved = sum(1 for p in problems if "pass" in p.statuses)
-    tokens = prompt_tokens + completion
-    flops = total_flops if shape else None
-    usd = next(iter(api.values()), None)
-    axis_price = next(iter(options.prices))
-    mean_n = samples / len(problems) if problems else 0
-    axes: CostAxes | None = None
-    if isinstance(cov, PassAtK) and cov.k:
-        axes = cost.cost_axes(
-            np.asarray(cov.k, dtype=np.int64),
-            costs,
-            shape,
-            wall / mean_n if mean_n else 0.0,
-            options.prices[axis_price],
-        )
-    elif isinstance(cov, SolvedVsSpent) and cov.k:
-        # Samples spent per problem: the session's totals, scaled to each point's spending.
-        scale = np.asarray(cov.k, dtype=np.float64) / max(mean_n, 1e-12)
-
-        def scaled(total: float | None) -> tuple[float | None, ...]:
-            return tuple(float(total * s) if total is not None else None for s in scale)
-
-        axes = CostAxes(
-            samples=cov.k,
-            tokens=tuple(float(tokens * s) for s in scale),
-            wall_s=tuple(float(wall * s) for s in scale),
-            usd=scaled(usd),
-            flops=scaled(flops),
-            from_totals=True,
-        )
-
-    def per_solved(total: float | None) -> float | None:
-        return total / solved if solved and total is not None else None
-
-    return Cost(
-        prompt_tokens=int(prompt_tokens),
-        completion_tokens=completion,
-        billed_input_tokens=billed_input,
-        samples=samples,
-        wall_s=wall,
-        samples_per_s=samples / wall if wall else None,
-        tokens_per_s=completion / wall if wall else None,
-        flops=flops,
-        usd_api=api,
-        axis_price=axis_price,
-        prices=options.prices,
-        electricity=Electricity(
-            watts=options.watts, kwh=kwh, kwh_usd=options.kwh_usd, usd=kwh * options.kwh_usd
-        ),
-        solved=solved,
-        per_solved=PerSolved(
-            samples=per_solved(samples),
-            tokens=per_solved(tokens),
-            wall_s=per_solved(wall),
-            flops=per_solved(flops),
-            usd=per_solved(usd),
-            kwh=per_solved(kwh),
-        ),
-        axes=axes,
-    )
-
-
-def _selection_section(
-    problems: list[_Problem], cov: Coverage, options: AnalysisOptions
-) -> Selection | Refused:
-    """maj@k, best-of-k by mean token log-probability, Best-of-Majority and the guessing
-    baseline, next to coverage, for answer-style problems (those end in a final answer)."""
-    formats = {p.format for p in problems}
-    if not formats <= set(ANSWER_FORMATS):
-        return Refused(
-            "selection without a verifier needs answer-style problems "
-            f"({', '.join(ANSWER_FORMATS)}), not {', '.join(sorted(formats))}"
-        )
-    if isinstance(cov, SolvedVsSpent):
-        return Refused("coverage-only session: its budget followed the verdicts")
-    if isinstance(cov, CoverageRefused):
-        return Refused(cov.reason)
-    if not cov.k:
-        return Refused("no verified samples yet")
-    chosen = []
-    for p in problems:
-        judged = [i for i, s in enumerate(p.statuses) if s is not None]
-        if not judged:
-            continue
-        texts = [p.texts[i] for i in judged]
-        scores = np.array(
-            [
-                p.logprobs[i] / p.completion_tokens[i] if p.completion_tokens[i] else np.nan
-                for i in judged
-            ]
-        )
-        reference = p.data.get("answer")
-        if p.reference_key is not None:
-            # Verdicts that recorded canonical answers: samples vote as the verifier judged
-            # them equal (math-answer: math-verify's equivalence), not by their strings.
-            answers = [p.keys[i] for i in judged]
-            reference = p.reference_key
-        else:
-            answers = selection.answers_for(p.format, texts)
-            reference = normalize(str(reference)) if reference is not None else None
-        chosen.append(
-            selection.ProblemAnswers(
-                problem_id=p.problem_id,
-                answers=answers,
-                correct=np.array([p.statuses[i] == "pass" for i in judged]),
-                score=scores,
-                reference=reference,
-            )
-        )
-    ks = np.asarray(cov.k, dtype=np.int64)
-    return Selection(
-        curves=selection.selection_curves(
-            chosen, ks, replicates=options.selection_replicates, seed=options.seed
-        ),
-        guessing=selection.guessing_baseline(chosen, ks),
-    )
-
-
-def _false_positive_section(
-    session: Session, problems: list[_Problem], verifier: VerifierRef | None
-) -> FalsePositives | Refused:
-    """The cheap visible verifier (a prompt's own examples) against the session's verifier,
-    when both judged the samples."""
-    if verifier is None:
-        return Refused("no verifier has judged this session")
-    if verifier.name == VISIBLE_VERIFIER:
-        return Refused(f"{VISIBLE_VERIFIER} is this session's own verifier")
-    digests = {p.problem_id: tests_digest(p.data) for p in problems}
-
-    def statuses(name: str, version: str) -> dict[tuple[str, int], str]:
-        return {
-            (v.problem_id, v.sample_index): v.status
-            for v in queries.verdict_rows(session, name, version)
-            if digests.get(v.problem_id) == v.tests_digest
-        }
-
-    visible = queries.leading_version(session, VISIBLE_VERIFIER)
-    if visible is None:
-        return Refused(
-            f"no {VISIBLE_VERIFIER} verdicts: run `troop verify SESSION "
-            f"--verifier {VISIBLE_VERIFIER}` to measure the cheap verifier"
-        )
-    return selection.false_positive_rate(
-        statuses(VISIBLE_VERIFIER, visible),
-        statuses(verifier.name, verifier.version),
-        visible_name=VISIBLE_VERIFIER,
-        hidden_name=verifier.name,
-    )
 
 
 def compare(analyses: Sequence[Analysis]) -> Comparison:

@@ -18,7 +18,8 @@ from troop.engine.formats.loading import load_problem_set
 from troop.engine.storage.session import Session, StoredProblem
 from troop.engine.verify import verify_session
 from troop.verifiers.base import Check, Status, Verdict, Verifier, partial_credit
-from troop.verifiers.python_tests import PythonTests, decode_plain, encode_plain
+from troop.verifiers.python_tests import PythonTests
+from troop.verifiers.sample_calls import decode_plain, encode_plain
 from troop.verifiers.sandbox import Limits, Sandbox
 
 HUMANEVAL = [asdict(p) for p in load_problem_set("humaneval").problems]

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import troop
-from troop.engine.backends.supervisor import Death, findings_path, is_extra_buffers_fault
+from troop.engine.backends.supervisor import findings_path, is_extra_buffers_fault
+from troop.engine.backends.worker_process import Death
 from troop.engine.events import Recorder, WorkerRestarted
 from troop.engine.run import execute, prepare
 from troop.engine.settings import RunSettings
@@ -223,7 +224,7 @@ def test_the_worker_waits_passively_at_a_lower_priority_unless_told_otherwise(
 ) -> None:
     """OpenMP's spin-waiting stalls a worker beside any busy process (README, "The TUI"): a
     real worker starts with OMP_WAIT_POLICY=passive at nice 5; the user's settings win."""
-    from troop.engine.backends.supervisor import WORKER_NICE, WorkerProcess
+    from troop.engine.backends.worker_process import WORKER_NICE, WorkerProcess
 
     def started(**env: str) -> tuple[dict[str, str], int]:
         for key in ("OMP_WAIT_POLICY", "TROOP_WORKER_NICE"):

@@ -1,6 +1,6 @@
 """The llama.cpp worker process: loads the model and samples, driven by its supervisor over a pipe.
 
-Started by engine/backends/supervisor.py as `python -m troop.engine.backends.worker FD`, with
+Started by engine/backends/worker_process.py as `python -m troop.engine.backends.worker FD`, with
 stdout and stderr going to a log file beside the session. It never touches the session file or
 a terminal: every finished sample goes back to the supervisor, which commits it before anything
 reports it.

@@ -10,12 +10,11 @@ from troop.engine.analytics.problem_samples import ProblemSamples
 from troop.engine.analytics.results import Refused, VerifierRef
 from troop.engine.analytics.results_curves import Coverage, CoverageRefused, SolvedVsSpent
 from troop.engine.analytics.results_selection import FalsePositives, Selection
+from troop.engine.formats import ANSWER_FORMATS
 from troop.engine.storage import queries
 from troop.engine.storage.session import Session, tests_digest
 from troop.verifiers.answers import normalize
 
-#: Formats whose samples end in a final answer, so selection without a verifier applies.
-ANSWER_FORMATS = ("arithmetic", "gsm8k", "math")
 #: The cheap verifier that runs only the examples a prompt shows (HumanEval's docstrings).
 VISIBLE_VERIFIER = "python-examples"
 

@@ -149,7 +149,7 @@ def test_live_keys_steer_the_run(tmp_path: Path) -> None:
             await pilot.press("c")
             await answer(pilot, app, str(other))
             await until(pilot, lambda: screen.overlay is not None)
-            assert screen.overlay["session"]["path"] == str(other)
+            assert screen.overlay.session.path == str(other)
             await pilot.press("x")
             plot = screen.query_one("#plot")
             assert getattr(plot, "axis", "tokens") == "tokens"

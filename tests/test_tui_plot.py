@@ -1,9 +1,10 @@
-"""The coverage plot draws only numbers from the analysis dict, on every budget axis."""
+"""The coverage plot draws only numbers from the analysis, on every budget axis."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,18 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 from troop.engine.analytics.analysis import analyse_path
+from troop.engine.analytics.backtest import Backtest
+from troop.engine.analytics.results import Analysis, Fits, Refused, SessionInfo
+from troop.engine.analytics.results_cost import Cost, CostAxes, Electricity, PerSolved
+from troop.engine.analytics.results_curves import (
+    BetaBinomialFit,
+    CoverageRefused,
+    HorizonForecast,
+    LawCurve,
+    PassAtK,
+    PowerLawFit,
+    SolvedVsSpent,
+)
 from troop.engine.events import SampleRecord
 from troop.engine.storage import session as session_file
 from troop.engine.storage.session import Session, StoredProblem
@@ -30,86 +43,136 @@ def contract_analysis(
     problems: int = 20,
     tokens_per_sample: float = 60.0,
     fit_refused: str | None = None,
-    cost_refused: str | None = None,
     path: str = "/sessions/a.troop",
     better: str = "power_law",
-) -> dict[str, Any]:
-    """A dict shaped exactly as the analysis' JSON: coverage exp(a k^b) with a
-    band around it, a power-law fit and a beta-binomial fit (Beta(0.3, 2)) to 100x the budget,
-    `better` naming the one to draw, and cost axes linear in k. `fit_refused` refuses both."""
-    ks = list(range(1, min(n, 100) + 1))
-    cov = [math.exp(a * k**b) for k in ks]
-    curve_k = sorted({float(k) for k in ks[::7]} | {n * 10 ** (i / 20) for i in range(41)})
-    law: dict[str, Any] = (
-        {"refused": fit_refused}
+    axes: bool = True,
+) -> Analysis:
+    """An analysis with known curves: coverage exp(a k^b) with a band around it, a power-law
+    fit and a beta-binomial fit (Beta(0.3, 2)) to 100x the budget, `better` naming the one to
+    draw, and cost axes linear in k (none without `axes`). `fit_refused` refuses both laws;
+    the sections the plot never reads are refused or empty."""
+    ks = tuple(range(1, min(n, 100) + 1))
+    cov = tuple(math.exp(a * k**b) for k in ks)
+    curve_k = tuple(sorted({float(k) for k in ks[::7]} | {n * 10 ** (i / 20) for i in range(41)}))
+    power_law: PowerLawFit | Refused = (
+        Refused(fit_refused)
         if fit_refused
-        else {
-            "a": a,
-            "b": b,
-            "rmse": 0.012,
-            "k_from": 1,
-            "k_to": n,
-            "forecast": [
-                {"k": 10 * n, "coverage": math.exp(a * (10 * n) ** b), "low": 0.0, "high": 1.0}
-            ],
-            "curve": {
-                "k": curve_k,
-                "coverage": [math.exp(a * k**b) for k in curve_k],
-                "low": [math.exp(1.1 * a * k**b) for k in curve_k],
-                "high": [math.exp(0.9 * a * k**b) for k in curve_k],
-            },
-            "budget_for": [],
-        }
+        else PowerLawFit(
+            rmse=0.012,
+            rmse_curve=0.012,
+            k_from=1,
+            k_to=n,
+            replicates=200,
+            forecast=(HorizonForecast(10 * n, 10, math.exp(a * (10 * n) ** b), 0.0, 1.0),),
+            curve=LawCurve(
+                k=curve_k,
+                coverage=tuple(math.exp(a * k**b) for k in curve_k),
+                low=tuple(math.exp(1.1 * a * k**b) for k in curve_k),
+                high=tuple(math.exp(0.9 * a * k**b) for k in curve_k),
+            ),
+            budget_for=(),
+            a=a,
+            b=b,
+        )
     )
-    beta_binomial: dict[str, Any] = (
-        {"refused": fit_refused}
+    beta_binomial: BetaBinomialFit | Refused = (
+        Refused(fit_refused)
         if fit_refused
-        else {
-            "alpha": 0.3,
-            "beta": 2.0,
-            "rmse": 0.021,
-            "forecast": [
-                {"k": 10 * n, "coverage": _bb(10 * n), "low": 0.0, "high": 1.0},
-            ],
-            "curve": {
-                "k": curve_k,
-                "coverage": [_bb(k) for k in curve_k],
-                "low": [0.9 * _bb(k) for k in curve_k],
-                "high": [min(1.0, 1.1 * _bb(k)) for k in curve_k],
-            },
-            "budget_for": [],
-        }
+        else BetaBinomialFit(
+            rmse=0.021,
+            rmse_curve=0.021,
+            k_from=1,
+            k_to=n,
+            replicates=200,
+            forecast=(HorizonForecast(10 * n, 10, _bb(10 * n), 0.0, 1.0),),
+            curve=LawCurve(
+                k=curve_k,
+                coverage=tuple(_bb(k) for k in curve_k),
+                low=tuple(0.9 * _bb(k) for k in curve_k),
+                high=tuple(min(1.0, 1.1 * _bb(k)) for k in curve_k),
+            ),
+            budget_for=(),
+            alpha=0.3,
+            beta=2.0,
+        )
     )
     per_k = problems * tokens_per_sample
-    axes = {
-        "samples": [float(k) for k in ks],
-        "tokens": [k * per_k + problems * 40 for k in ks],
-        "flops": [k * per_k * 2 * 1.35e8 for k in ks],
-        "wall_s": [k * per_k / 150.0 for k in ks],
-        "usd": [k * per_k * 2e-7 for k in ks],
-    }
-    return {
-        "schema": 1,
-        "session": {"path": path, "model": {"name": name}, "coverage_only": False},
-        "coverage": {
-            "k": ks,
-            "pass_at_k": cov,
-            "low": [max(0.0, c - 0.08 * (1 - c) - 0.03) for c in cov],
-            "high": [min(1.0, c + 0.06 * (1 - c) + 0.03) for c in cov],
-            "confidence": 0.95,
-            "n_min": n,
-            "n_max": n,
-            "problems": problems,
-            "solved": round(cov[-1] * problems),
-            "coverage_only": False,
-        },
-        "fit": {
-            "power_law": law,
-            "beta_binomial": beta_binomial,
-            "better": None if fit_refused else better,
-        },
-        "cost": {"refused": cost_refused} if cost_refused else {"axes": axes},
-    }
+    cost_axes = CostAxes(
+        samples=tuple(float(k) for k in ks),
+        tokens=tuple(k * per_k + problems * 40 for k in ks),
+        wall_s=tuple(k * per_k / 150.0 for k in ks),
+        usd=tuple(k * per_k * 2e-7 for k in ks),
+        flops=tuple(k * per_k * 2 * 1.35e8 for k in ks),
+    )
+    solved = round(cov[-1] * problems)
+    return Analysis(
+        session=_session(name, path),
+        problems=(),
+        statuses={},
+        coverage=PassAtK(
+            k=ks,
+            pass_at_k=cov,
+            low=tuple(max(0.0, c - 0.08 * (1 - c) - 0.03) for c in cov),
+            high=tuple(min(1.0, c + 0.06 * (1 - c) + 0.03) for c in cov),
+            confidence=0.95,
+            n_min=n,
+            n_max=n,
+            problems=problems,
+            unverified_problems=0,
+            solved=solved,
+        ),
+        by_temperature=(),
+        fit=Fits(power_law, beta_binomial, None if fit_refused else better),
+        backtest=Refused("not backtested here"),
+        cost=_cost(n * problems, solved, cost_axes if axes else None),
+        selection=Refused("not an answer-style problem set"),
+        false_positives=Refused("no visible examples"),
+    )
+
+
+def _session(name: str, path: str) -> SessionInfo:
+    """Where the numbers come from: only the model's name and the file matter to the plot."""
+    return SessionInfo(
+        path=path,
+        created_at=None,
+        troop_version=None,
+        budget=None,
+        policy="fixed",
+        policy_settings="fixed",
+        coverage_only=False,
+        model={"name": name},
+        backend={},
+        problem_set={},
+        sampling={},
+        seed=None,
+        prompt_format={},
+        verifier=None,
+        tier=None,
+        runs=(),
+        samples=0,
+        verified=0,
+    )
+
+
+def _cost(samples: int, solved: int, axes: CostAxes | None) -> Cost:
+    """A cost section with `axes` (the plot's x values); its totals are never drawn."""
+    return Cost(
+        prompt_tokens=0,
+        completion_tokens=0,
+        billed_input_tokens=0,
+        samples=samples,
+        wall_s=0.0,
+        samples_per_s=None,
+        tokens_per_s=None,
+        flops=None,
+        usd_api={},
+        axis_price="",
+        prices={},
+        electricity=Electricity(watts=0.0, kwh=0.0, kwh_usd=0.0, usd=0.0),
+        solved=solved,
+        per_solved=PerSolved(None, None, None, None, None, None),
+        axes=axes,
+    )
 
 
 def _bb(k: float, alpha: float = 0.3, beta: float = 2.0) -> float:
@@ -124,9 +187,7 @@ def _bb(k: float, alpha: float = 0.3, beta: float = 2.0) -> float:
 class PlotHost(App[None]):
     """The plot alone, fed one analysis (and optionally an overlay) on mount."""
 
-    def __init__(
-        self, analysis: dict[str, Any] | None, overlay: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, analysis: Analysis | None, overlay: Analysis | None = None) -> None:
         super().__init__()
         self.analysis = analysis
         self.overlay = overlay
@@ -149,12 +210,27 @@ def caption(app: App[Any]) -> str:
 # -- the numbers drawn ---------------------------------------------------------------------
 
 
-def test_samples_axis_draws_the_dict_as_is() -> None:
+def _coverage(analysis: Analysis) -> PassAtK:
+    assert isinstance(analysis.coverage, PassAtK)
+    return analysis.coverage
+
+
+def _axes(analysis: Analysis) -> CostAxes:
+    assert analysis.cost.axes is not None
+    return analysis.cost.axes
+
+
+def _law(fit: PowerLawFit | BetaBinomialFit | Refused) -> LawCurve:
+    assert not isinstance(fit, Refused), fit
+    return fit.curve
+
+
+def test_samples_axis_draws_the_analysis_as_is() -> None:
     a = contract_analysis()
     c = curves(a, "samples")
-    assert c.x == [float(k) for k in a["coverage"]["k"]]
-    assert c.coverage == a["coverage"]["pass_at_k"]
-    assert c.low == a["coverage"]["low"] and c.high == a["coverage"]["high"]
+    assert c.x == [float(k) for k in _coverage(a).k]
+    assert c.coverage == list(_coverage(a).pass_at_k)
+    assert c.low == list(_coverage(a).low) and c.high == list(_coverage(a).high)
     # Solid up to the budget, dashed from it on: the two parts meet at n_min.
     assert max(c.fit_x) == 64 and c.forecast_x[0] == 64
     assert c.forecast_x[-1] == pytest.approx(6400)
@@ -164,15 +240,15 @@ def test_samples_axis_draws_the_dict_as_is() -> None:
 
 def test_cost_axes_scale_the_forecast_by_the_last_cost_per_sample() -> None:
     a = contract_analysis()
-    tokens = a["cost"]["axes"]["tokens"]
+    tokens = _axes(a).tokens
     c = curves(a, "tokens")
-    assert c.x == tokens
-    per_sample = tokens[-1] / a["coverage"]["k"][-1]
-    law = a["fit"]["power_law"]["curve"]
-    beyond = [k for k in law["k"] if k >= 64]
+    assert c.x == list(tokens)
+    per_sample = tokens[-1] / _coverage(a).k[-1]
+    law = _law(a.fit.power_law)
+    beyond = [k for k in law.k if k >= 64]
     assert c.forecast_x == pytest.approx([k * per_sample for k in beyond])
     # Within the budget a fit point at a measured k sits exactly at that k's measured cost.
-    assert c.fit_x[law["k"].index(8.0)] == pytest.approx(tokens[7])
+    assert c.fit_x[law.k.index(8.0)] == pytest.approx(tokens[7])
 
 
 def test_refusals_become_captions_not_curves() -> None:
@@ -181,25 +257,29 @@ def test_refusals_become_captions_not_curves() -> None:
     assert c.notes == ("no law fitted: no problem solved yet",)
     # Laws refused for different reasons: each reason is given.
     a = contract_analysis(fit_refused="fewer than 3 fit points")
-    a["fit"]["beta_binomial"] = {"refused": "every sample passed: no failure rate to fit"}
+    why = Refused("every sample passed: no failure rate to fit")
+    a = replace(a, fit=replace(a.fit, beta_binomial=why))
     assert curves(a, "samples").notes == (
         "power law fit: fewer than 3 fit points; "
         "beta-binomial fit: every sample passed: no failure rate to fit",
     )
-    c = curves(contract_analysis(cost_refused="no timings recorded"), "wall_s")
-    assert c.x == [] and c.notes == ("wall time: no timings recorded",)
+    c = curves(contract_analysis(axes=False), "wall_s")
+    assert c.x == [] and c.notes == ("wall time: not measured in this session",)
     # Samples per problem needs no cost accounting: still drawn.
-    assert curves(contract_analysis(cost_refused="no timings recorded"), "samples").x
-    refused = {**contract_analysis(), "coverage": {"refused": "no verified samples yet"}}
+    assert curves(contract_analysis(axes=False), "samples").x
+    refused = replace(contract_analysis(), coverage=CoverageRefused("no verified samples yet", 20))
     assert curves(refused, "samples").notes == ("coverage: no verified samples yet",)
 
 
 def test_unmeasured_costs_are_left_out_not_drawn_at_zero() -> None:
     a = contract_analysis()
-    a["cost"]["axes"]["flops"] = [None] * len(a["coverage"]["k"])  # model shape unknown
+    n = len(_coverage(a).k)
+    unknown = replace(_axes(a), flops=(None,) * n)  # model shape unknown
+    a = replace(a, cost=replace(a.cost, axes=unknown))
     assert curves(a, "flops").notes == ("FLOPs: not measured for this session",)
-    a["cost"]["axes"]["wall_s"][0] = 0.0  # a clock too coarse for the first point
-    assert len(curves(a, "wall_s").x) == len(a["coverage"]["k"]) - 1
+    coarse = replace(_axes(a), wall_s=(0.0, *_axes(a).wall_s[1:]))  # a clock too coarse at k=1
+    a = replace(a, cost=replace(a.cost, axes=coarse))
+    assert len(curves(a, "wall_s").x) == n - 1
 
 
 def test_the_plot_draws_the_law_the_analysis_calls_better() -> None:
@@ -208,8 +288,8 @@ def test_the_plot_draws_the_law_the_analysis_calls_better() -> None:
     a = contract_analysis(better="beta_binomial")
     c = curves(a, "samples")
     assert c.law == "beta-binomial"
-    law = a["fit"]["beta_binomial"]["curve"]
-    beyond = [y for k, y in zip(law["k"], law["coverage"], strict=True) if k >= 64]
+    law = _law(a.fit.beta_binomial)
+    beyond = [y for k, y in zip(law.k, law.coverage, strict=True) if k >= 64]
     assert c.forecast_y == pytest.approx(beyond) and c.forecast_y != power.forecast_y
     assert c.forecast_x[-1] == pytest.approx(6400)
 
@@ -231,7 +311,7 @@ async def _test_x_key_cycles_the_axes_and_wraps() -> None:
             seen.append(plot.axis)
         assert seen == [*AXES, AXES[0]]
         await pilot.press("x")
-        assert plot.shown[0].x == contract_analysis()["cost"]["axes"]["tokens"]
+        assert plot.shown[0].x == list(_axes(contract_analysis()).tokens)
         assert "tokens" in caption(app)
 
 
@@ -269,7 +349,7 @@ async def _test_overlay_draws_a_second_session_with_its_label() -> None:
         shown = app.query_one(CoveragePlot).shown
         # Same model in both: the files tell them apart.
         assert [c.label for c in shown] == ["smollm2-135m (a.troop)", "smollm2-135m (b.troop)"]
-        assert shown[1].x == second["coverage"]["k"]
+        assert shown[1].x == [float(k) for k in _coverage(second).k]
 
 
 def _synthetic_session(path: Path, coverage_only: bool = False) -> None:
@@ -339,16 +419,24 @@ def test_plots_a_real_analysis(tmp_path: Path) -> None:
 
 async def _test_plots_a_real_analysis(tmp_path: Path) -> None:
     _synthetic_session(tmp_path / "s.troop")
-    analysis = analyse_path(tmp_path / "s.troop").to_json()  # what the live screen shows
+    analysis = analyse_path(tmp_path / "s.troop")  # what the live screen shows
+    axes = _axes(analysis)
+    by_axis = {
+        "samples": axes.samples,
+        "tokens": axes.tokens,
+        "flops": axes.flops,
+        "wall_s": axes.wall_s,
+        "usd": axes.usd,
+    }
     app = PlotHost(analysis)
     async with app.run_test(size=SIZE) as pilot:
         plot = app.query_one(CoveragePlot)
         for axis in AXES:
             shown = plot.shown[0]
-            assert shown.x == [x for x in analysis["cost"]["axes"][axis] if x > 0], axis
-            assert shown.coverage == analysis["coverage"]["pass_at_k"]
-            law = analysis["fit"]["power_law"]
-            assert "refused" not in law, law  # the synthetic verdicts follow a clean law
+            assert shown.x == [x for x in by_axis[axis] if x is not None and x > 0], axis
+            assert shown.coverage == list(_coverage(analysis).pass_at_k)
+            # The synthetic verdicts follow a clean law.
+            assert isinstance(analysis.fit.power_law, PowerLawFit), analysis.fit.power_law
             # The dashes start where the solid fit ends, at the current budget's cost.
             assert shown.forecast_x[0] == pytest.approx(max(shown.fit_x))
             assert shown.forecast_x[0] == pytest.approx(shown.x[-1])
@@ -361,9 +449,10 @@ def test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_path: Path
 
 async def _test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_path: Path) -> None:
     _synthetic_session(tmp_path / "s.troop")
-    analysis = analyse_path(tmp_path / "s.troop").to_json()  # what the live screen shows
-    summary = analysis["backtest"]["summary"]  # 24 samples: fitted on the first 6 (1/4)
-    assert summary.startswith("power law from 1/4 of the budget")
+    analysis = analyse_path(tmp_path / "s.troop")  # what the live screen shows
+    assert isinstance(analysis.backtest, Backtest)
+    summary = analysis.backtest.summary()  # 24 samples: fitted on the first 6 (1/4)
+    assert summary is not None and summary.startswith("power law from 1/4 of the budget")
     app = PlotHost(analysis)
     async with app.run_test(size=SIZE):
         assert f"backtest: {summary}" in caption(app)
@@ -371,15 +460,16 @@ async def _test_the_caption_says_how_far_the_backtested_forecasts_missed(tmp_pat
 
 def test_coverage_only_session_shows_solved_against_samples_spent(tmp_path: Path) -> None:
     _synthetic_session(tmp_path / "s.troop", coverage_only=True)
-    analysis = analyse_path(tmp_path / "s.troop").to_json()  # what the live screen shows
-    assert analysis["coverage"]["coverage_only"]
+    analysis = analyse_path(tmp_path / "s.troop")  # what the live screen shows
+    coverage = analysis.coverage
+    assert isinstance(coverage, SolvedVsSpent)
 
     async def scenario() -> None:
         app = PlotHost(analysis)
         async with app.run_test(size=SIZE):
             shown = app.query_one(CoveragePlot).shown[0]
-            assert shown.x == analysis["coverage"]["k"]
-            assert shown.coverage == analysis["coverage"]["pass_at_k"]
+            assert shown.x == list(coverage.k)
+            assert shown.coverage == list(coverage.pass_at_k)
             assert shown.fit_x == shown.forecast_x == []  # no law for an adaptive budget
             assert "solved vs samples spent" in caption(app)
             assert "9/12 solved" in caption(app)

@@ -48,14 +48,14 @@ def test_real_session_from_setup_to_a_failed_sample_and_a_report(sessions_home: 
             await until(pilot, lambda: live.state.phase == "completed", timeout=500)
             await until(
                 pilot,
-                lambda: live.analysis is not None and live.analysis["session"]["verified"] == 12,
+                lambda: live.analysis is not None and live.analysis.session.verified == 12,
                 timeout=30,
             )
             table = live.query_one("#problems", DataTable)
             await until(pilot, lambda: table.row_count == 3)
             assert all(str(table.get_row_at(i)[1]) == "4" for i in range(3))
-            rows = {r["id"]: r for r in live.analysis["problems"]}
-            failed = next((pid for pid, r in rows.items() if r["correct"] < r["n"]), None)
+            rows = {r.problem_id: r for r in live.analysis.problems}
+            failed = next((pid for pid, r in rows.items() if r.correct < r.n), None)
             assert failed is not None, "every sample passed: no failure to browse"
             table.focus()
             table.move_cursor(row=table.get_row_index(failed))

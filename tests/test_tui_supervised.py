@@ -92,14 +92,14 @@ def test_open_follows_a_session_another_process_samples(tmp_path: Path) -> None:
                 live = app.screen
                 assert isinstance(live, LiveScreen) and live.state.phase == "following"
                 await until(pilot, lambda: live.analysis is not None, timeout=60)
-                first = live.analysis["session"]["samples"]
+                first = live.analysis.session.samples
                 seen["first"] = first
                 # Rows the writer adds reach the table and the status without a key press.
-                await until(pilot, lambda: live.analysis["session"]["samples"] > first, timeout=300)
+                await until(pilot, lambda: live.analysis.session.samples > first, timeout=300)
                 await pilot.press("r")  # refused: the other process holds the session
                 assert not live.sampling
                 await until(pilot, lambda: live.state.phase == "browsing", timeout=400)
-                await until(pilot, lambda: live.analysis["session"]["samples"] == 24, timeout=60)
+                await until(pilot, lambda: live.analysis.session.samples == 24, timeout=60)
                 seen["table_rows"] = live.query_one("#problems").row_count
                 await pilot.press("q")
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from troop.engine.analytics.results import Analysis
 
 
 @dataclass
@@ -44,8 +47,8 @@ class RunFailed(Message):
 class AnalysisUpdated(Message):
     """A fresh `analyse()` of the session (and of the overlay session, if any) is ready."""
 
-    analysis: dict[str, Any]  # troop.engine.analytics.analysis.analyse() output
-    overlay: dict[str, Any] | None  # the comparison session's analysis, or None
+    analysis: Analysis  # troop.engine.analytics.analysis.analyse_path() of the session
+    overlay: Analysis | None  # the comparison session's analysis, or None
     seconds: float  # wall seconds the analysis took
     cpu_s: float  # CPU seconds it took (its worker thread), counted in the UI's CPU share
 

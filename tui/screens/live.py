@@ -3,7 +3,8 @@
 Sampling runs in a thread worker (engine/runner.py, which drives the llama.cpp worker process)
 and reports through a LiveObserver that the screen samples ten times a second; analyses run
 in their own thread worker, spaced so they never take more than a small share of the machine.
-Nothing here blocks the UI thread.
+Nothing here blocks the UI thread. Its keys that steer the run are in steering.py, and those
+that reach past it (compare, browse, export) in compare_export.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -26,23 +27,20 @@ from textual.worker import Worker, WorkerState
 
 from troop.engine.numbers import count, duration
 from troop.engine.runner import Launch, SessionRunner
-from troop.engine.settings import RunSettings, sessions_dir
-from troop.engine.storage import queries
+from troop.engine.settings import RunSettings
 from troop.engine.storage.lock import Holder
 from troop.errors import TroopError
-from troop.tui.messages import (
-    AnalysisUpdated,
-    ReportExported,
-    RunEnded,
-    RunFailed,
-    RunPrepared,
-)
+from troop.tui.messages import AnalysisUpdated, RunEnded, RunFailed, RunPrepared
 from troop.tui.observer import LiveObserver, Snapshot
-from troop.tui.screens.ask import AskScreen, HelpScreen, key_list
+from troop.tui.screens.ask import HelpScreen, key_list
+from troop.tui.screens.compare_export import CompareExport
 from troop.tui.screens.steering import Steering
 from troop.tui.widgets.problems_table import ProblemsTable
 from troop.tui.widgets.status_bar import RunState, StatusBar
 from troop.tui.widgets.streams import StreamGrid
+
+if TYPE_CHECKING:
+    from troop.engine.analytics.results import Analysis
 
 try:  # the plot and the browser are separate modules; the screen works without them
     from troop.tui.widgets.plot import CoveragePlot
@@ -82,7 +80,7 @@ def _open_launch(path: Path) -> Launch:
     return Launch(RunSettings(session=path, parallel=OPEN_PARALLEL))
 
 
-class LiveScreen(Steering, Screen[None]):
+class LiveScreen(Steering, CompareExport, Screen[None]):
     """One session, live: what is being sampled, per-problem results, coverage and spend."""
 
     CSS_PATH = "live.tcss"
@@ -128,9 +126,9 @@ class LiveScreen(Steering, Screen[None]):
         self._followed_at = 0.0
         phase = "loading" if launch is not None else ("following" if follow else "browsing")
         self.state = RunState(phase)
-        self.analysis: dict[str, Any] | None = None  # the latest analyse() output
-        self.overlay: dict[str, Any] | None = None  # the comparison session's analysis
-        self.overlay_path: Path | None = None
+        self.analysis: Analysis | None = None  # the session's latest analysis
+        self.overlay: Analysis | None = None  # the comparison session's analysis
+        self.overlay_path: Path | None = None  # the comparison session's file
         self.sampler: Worker[None] | None = None  # the sampling worker while it runs
         self._start_sampling = launch is not None
         self._analysing = False
@@ -180,8 +178,9 @@ class LiveScreen(Steering, Screen[None]):
             else ""
         )
         if self.analysis is not None:
-            info = self.analysis["session"]
-            what = f"{info['model'].get('name', '?')} · {info['problem_set'].get('name', '?')}"
+            # The model and problem set are stored as the session wrote them.
+            info = self.analysis.session
+            what = f"{info.model.get('name', '?')} · {info.problem_set.get('name', '?')}"
         self.query_one("#title", Static).update(f"troop · {name} · {what}".rstrip(" ·"))
 
     # -- the tick: streams, status, and when to analyse --------------------------------------
@@ -264,17 +263,15 @@ class LiveScreen(Steering, Screen[None]):
         self._analyse(self.session_path, self.overlay_path, self.overlay)
 
     @work(thread=True, group="analysis", exit_on_error=False, description="analysing")
-    def _analyse(
-        self, path: Path, overlay_path: Path | None, overlay: dict[str, Any] | None
-    ) -> None:
+    def _analyse(self, path: Path, overlay_path: Path | None, overlay: Analysis | None) -> None:
         from troop.engine.analytics.analysis import AnalysisOptions, analyse_path
 
         t0, c0 = time.perf_counter(), time.thread_time()
         options = AnalysisOptions(bootstrap=LIVE_BOOTSTRAP)
         try:
-            analysis = analyse_path(path, options).to_json()
+            analysis: Analysis | None = analyse_path(path, options)
             if overlay_path is not None and overlay is None:
-                overlay = analyse_path(overlay_path, options).to_json()
+                overlay = analyse_path(overlay_path, options)
         except TroopError as exc:
             self.post_message(RunFailed(f"analysis: {exc.message}", exc.hint))
             analysis = None
@@ -300,15 +297,14 @@ class LiveScreen(Steering, Screen[None]):
             return  # nothing new to draw
         self.analysis = message.analysis
         self.overlay = message.overlay
-        info = message.analysis["session"]
-        problems = message.analysis["problems"]
-        stored = info.get("samples", 0)
+        info = message.analysis.session
+        problems = message.analysis.problems
         self.state = RunState(
             self.state.phase,
             self.state.tier,
             self.state.temperatures,
-            stored,
-            (info.get("budget") or 0) * len(problems),
+            info.samples,
+            (info.budget or 0) * len(problems),
         )
         self.query_one(ProblemsTable).update_problems(problems)
         if CoveragePlot is not None:
@@ -454,45 +450,6 @@ class LiveScreen(Steering, Screen[None]):
         if CoveragePlot is not None:
             self.query_one(CoveragePlot).action_cycle_axis()
 
-    def action_compare(self) -> None:
-        recent = queries.recent_sessions(sessions_dir())
-        others = [str(r.path) for r in recent if r.path != self.session_path]
-
-        def check(text: str) -> str | None:
-            path = Path(text).expanduser()
-            if not text.strip():
-                return "a session file"
-            return None if path.is_file() else f"{text}: no such file"
-
-        def done(value: str | None) -> None:
-            if value is None:
-                return
-            self.overlay_path = Path(value).expanduser()
-            self.overlay = None
-            self.request_analysis(force=True)
-
-        self.app.push_screen(
-            AskScreen(
-                "Overlay a second session on the coverage plot:",
-                value=others[0] if others else "",
-                check=check,
-                suggestions=others,
-                placeholder="path to a .sqlite session",
-            ),
-            done,
-        )
-
-    def action_browse(self, problem_id: str | None = None) -> None:
-        try:
-            from troop.tui.screens.browser import SampleBrowser
-        except ImportError:
-            self.notify("the sample browser is not available", severity="warning")
-            return
-        if self.session_path is None or not self.session_path.exists():
-            self.notify("no samples yet", severity="warning")
-            return
-        self.app.push_screen(SampleBrowser(self.session_path, problem_id=problem_id))
-
     @on(DataTable.RowSelected, "#problems")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_browse(str(event.row_key.value))
@@ -505,36 +462,6 @@ class LiveScreen(Steering, Screen[None]):
     def action_sort(self) -> None:
         label = self.query_one(ProblemsTable).cycle_sort()
         self.notify(f"problems sorted by {label}", timeout=2)
-
-    def action_export(self) -> None:
-        if self.session_path is None or not self.session_path.exists():
-            self.notify("no session to export yet", severity="warning")
-            return
-        self.notify("writing the report…", timeout=2)
-        self._export(self.session_path)
-
-    @work(thread=True, group="export", exit_on_error=False, description="exporting")
-    def _export(self, path: Path) -> None:
-        from troop.engine.analytics.analysis import analyse
-        from troop.engine.storage.session import Session
-
-        try:
-            from troop.reports.report import write_session_report
-        except ImportError:
-            self.post_message(RunFailed("reports are not available in this installation"))
-            return
-        out = path.with_name(f"{path.stem}-report.html")
-        try:
-            with Session.open(path) as session:
-                write_session_report(session, analyse(session), "html", out)
-        except TroopError as exc:
-            self.post_message(RunFailed(f"export: {exc.message}", exc.hint))
-            return
-        self.post_message(ReportExported(out))
-
-    def on_report_exported(self, message: ReportExported) -> None:
-        self.last_export = message.path
-        self.notify(str(message.path), title="report written", timeout=8)
 
     def action_help(self) -> None:
         keys = key_list(self.BINDINGS) + EXTRA_KEYS + key_list(self.app.BINDINGS)

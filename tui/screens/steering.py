@@ -19,6 +19,8 @@ from troop.tui.widgets.status_bar import RunState
 if TYPE_CHECKING:
     from textual.screen import Screen
 
+    from troop.engine.analytics.results import Analysis
+
     _ScreenPart = Screen[None]  # what LiveScreen brings besides this mixin
 else:
     _ScreenPart = object
@@ -32,7 +34,7 @@ class Steering(_ScreenPart):
     observer: Any
     launch: Any
     state: RunState
-    analysis: dict[str, Any] | None
+    analysis: Analysis | None
 
     if TYPE_CHECKING:  # LiveScreen's own methods
 
@@ -96,10 +98,10 @@ class Steering(_ScreenPart):
         )
 
     def action_temperature(self) -> None:
+        # The session's sampling settings are stored as written: temperatures may be missing.
+        stored = self.analysis.session.sampling.get("temperatures") if self.analysis else None
         current = self.state.temperatures or tuple(
-            (self.analysis or {}).get("session", {}).get("sampling", {}).get("temperatures")
-            or self.launch.settings.temperatures
-            or (0.8,)
+            stored or self.launch.settings.temperatures or (0.8,)
         )
 
         def done(value: str | None) -> None:
@@ -132,7 +134,7 @@ class Steering(_ScreenPart):
     def _budget(self) -> int:
         if self.run is not None and getattr(self.run, "prep", None) is not None:
             return int(self.run.prep.budget)
-        budget = (self.analysis or {}).get("session", {}).get("budget")
+        budget = self.analysis.session.budget if self.analysis else None
         return int(budget or self.launch.settings.samples or 0)
 
     def _steer(self, what: str, value: Any) -> None:

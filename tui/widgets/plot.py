@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from rich.text import Text
 from textual.app import ComposeResult, RenderResult
@@ -18,10 +17,15 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
+from troop.engine.analytics.backtest import Backtest
 from troop.engine.analytics.fits import LAW_NAMES, law_to_draw
+from troop.engine.analytics.results import Analysis, Fits, Refused
+from troop.engine.analytics.results_cost import Cost, CostAxes
+from troop.engine.analytics.results_curves import CoverageRefused, SolvedVsSpent
 from troop.engine.numbers import count, number, tick
 
-#: The x axes the `x` key cycles through, in order; names are the analysis' `cost.axes` keys.
+#: The x axes the `x` key cycles through, in order; names are the fields of the analysis'
+#: cost axes (`CostAxes`).
 AXES = ("samples", "tokens", "flops", "wall_s", "usd")
 _AXIS_NAMES = {
     "samples": "samples per problem",
@@ -51,34 +55,34 @@ class Curves:
     notes: tuple[str, ...] = ()  # refusals and gaps, shown as a caption instead of a curve
 
 
-def curves(analysis: dict[str, Any], axis: str) -> Curves:
-    """The points to draw for `analysis` (an `analyse()` dict) on `axis`; nothing is recomputed,
-    only mapped from samples per problem onto the chosen cost axis."""
+def curves(analysis: Analysis, axis: str) -> Curves:
+    """The points to draw for `analysis` on `axis`; nothing is recomputed, only mapped from
+    samples per problem onto the chosen cost axis."""
     label = _label(analysis)
-    coverage = analysis.get("coverage") or {"refused": "no coverage yet"}
-    if "refused" in coverage:
-        return Curves(label, notes=(f"coverage: {coverage['refused']}",))
-    k = [float(v) for v in coverage.get("k", [])]
+    coverage = analysis.coverage
+    if isinstance(coverage, CoverageRefused):
+        return Curves(label, notes=(f"coverage: {coverage.reason}",))
+    k = [float(v) for v in coverage.k]
     if not k:
         return Curves(label, notes=("coverage: no samples verified yet",))
-    xs = _axis_values(analysis, axis, k)
+    xs = _axis_values(analysis.cost, axis, k)
     if isinstance(xs, str):
         return Curves(label, notes=(xs,))
     keep = [i for i, x in enumerate(xs) if _positive(x)]
-    pass_at_k, low, high = coverage["pass_at_k"], coverage.get("low", []), coverage.get("high", [])
+    pass_at_k, low, high = coverage.pass_at_k, coverage.low, coverage.high
     band = len(low) == len(k) and len(high) == len(k)
     notes: list[str] = []
     fit_x: list[float] = []
     fit_y: list[float] = []
     forecast_x: list[float] = []
     forecast_y: list[float] = []
-    law = law_to_draw(analysis.get("fit"))
-    if coverage.get("coverage_only"):
+    law = law_to_draw(analysis.fit)
+    if isinstance(coverage, SolvedVsSpent):
         pass  # solved-vs-spent has no law to fit; the curve alone is the answer
     elif law is None:
-        notes.append(_unfitted(analysis.get("fit") or {}))
+        notes.append(_unfitted(analysis.fit))
     else:
-        n_min = float(coverage.get("n_min", k[-1]))
+        n_min = float(coverage.n_min)
         for ck, cy in zip(law.curve_k, law.curve, strict=True):
             x = _cost_at(ck, k, xs)
             if not _positive(x):
@@ -108,36 +112,44 @@ def curves(analysis: dict[str, Any], axis: str) -> Curves:
     )
 
 
-def _unfitted(fit: dict[str, Any]) -> str:
+def _unfitted(fit: Fits) -> str:
     """Why no law is drawn: each law's refusal, said once when both share it."""
+    laws = {"power_law": fit.power_law, "beta_binomial": fit.beta_binomial}
     reasons = {
-        name: str((fit.get(key) or {}).get("refused", "not fitted"))
-        for key, name in LAW_NAMES.items()
+        LAW_NAMES[key]: law.reason if isinstance(law, Refused) else "not fitted"
+        for key, law in laws.items()
     }
     if len(set(reasons.values())) == 1:
         return f"no law fitted: {next(iter(reasons.values()))}"
     return "; ".join(f"{name} fit: {why}" for name, why in reasons.items())
 
 
-def _label(analysis: dict[str, Any]) -> str:
-    session = analysis.get("session") or {}
-    model = session.get("model") or {}
-    return str(model.get("name") or session.get("path") or "session")
+def _label(analysis: Analysis) -> str:
+    # The model's facts are stored as the session wrote them: a name may be missing.
+    session = analysis.session
+    return str(session.model.get("name") or session.path or "session")
 
 
-def _axis_values(analysis: dict[str, Any], axis: str, k: list[float]) -> list[float] | str:
+def _axis_costs(axes: CostAxes, axis: str) -> tuple[float | None, ...]:
+    """The cost axis named `axis` (one of AXES)."""
+    by_name: dict[str, tuple[float | None, ...]] = {
+        "samples": axes.samples,
+        "tokens": axes.tokens,
+        "flops": axes.flops,
+        "wall_s": axes.wall_s,
+        "usd": axes.usd,
+    }
+    return by_name[axis]
+
+
+def _axis_values(cost: Cost, axis: str, k: list[float]) -> list[float] | str:
     """x of each coverage point on `axis`, or the reason it cannot be drawn."""
-    cost = analysis.get("cost") or {}
-    if "refused" in cost:
-        if axis == "samples":
-            return k  # samples per problem needs no cost accounting
-        return f"{_AXIS_NAMES[axis]}: {cost['refused']}"
-    values = (cost.get("axes") or {}).get(axis)
-    if values is None:
+    if cost.axes is None:
         return k if axis == "samples" else f"{_AXIS_NAMES[axis]}: not measured in this session"
+    values = _axis_costs(cost.axes, axis)
     if len(values) != len(k):
         return f"{_AXIS_NAMES[axis]}: {len(values)} costs for {len(k)} coverage points"
-    # JSON has no NaN: an unmeasured cost may come as null (e.g. FLOPs of an unknown shape).
+    # An unmeasured cost is None (e.g. FLOPs of an unknown shape): no place on the axis.
     xs = [math.nan if v is None else float(v) for v in values]
     if not any(_positive(x) for x in xs):
         return f"{_AXIS_NAMES[axis]}: not measured for this session"
@@ -217,8 +229,8 @@ class CoveragePlot(Widget, can_focus=True):
         self, *, name: str | None = None, id: str | None = None, classes: str | None = None
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self._analysis: dict[str, Any] | None = None
-        self._overlay: dict[str, Any] | None = None
+        self._analysis: Analysis | None = None  # the session's latest analysis
+        self._overlay: Analysis | None = None  # the session compared with, if any
         self._curves: list[Curves] = []
 
     def compose(self) -> ComposeResult:
@@ -228,9 +240,7 @@ class CoveragePlot(Widget, can_focus=True):
     def on_mount(self) -> None:
         self._recompute()
 
-    def update_analysis(
-        self, analysis: dict[str, Any], overlay: dict[str, Any] | None = None
-    ) -> None:
+    def update_analysis(self, analysis: Analysis, overlay: Analysis | None = None) -> None:
         """Show a new analysis (and optionally a second session to compare with)."""
         self._analysis = analysis
         self._overlay = overlay
@@ -258,7 +268,7 @@ class CoveragePlot(Widget, can_focus=True):
         if len(self._curves) == 2 and self._curves[0].label == self._curves[1].label:
             # Two sessions of one model: tell them apart by their files.
             self._curves = [
-                Curves(**{**c.__dict__, "label": f"{c.label} ({_session_name(a)})"})
+                replace(c, label=f"{c.label} ({_session_name(a)})")
                 for c, a in zip(self._curves, shown, strict=True)
             ]
         self.query_one("#coverage-caption", Static).update(self._caption())
@@ -269,22 +279,21 @@ class CoveragePlot(Widget, can_focus=True):
         if self._analysis is None:
             return Text("no verdicts yet: coverage appears once samples are verified")
         parts = [f"x: {_AXIS_NAMES[self.axis]} (x key switches)"]
-        coverage = self._analysis.get("coverage") or {}
-        law = law_to_draw(self._analysis.get("fit"))
-        if "refused" not in coverage:
-            parts.append(
-                f"{count(coverage.get('solved', 0))}/{count(coverage.get('problems', 0))} solved"
-            )
-            if coverage.get("coverage_only"):
+        coverage = self._analysis.coverage
+        law = law_to_draw(self._analysis.fit)
+        if not isinstance(coverage, CoverageRefused):
+            parts.append(f"{count(coverage.solved)}/{count(coverage.problems)} solved")
+            if isinstance(coverage, SolvedVsSpent):
                 parts.append("solved vs samples spent")
             elif law is not None:
                 params = " ".join(f"{name}={number(v)}" for name, v in law.parameters)
                 parts.append(
                     f"{law.name} {params} rmse={number(law.rmse)},"
-                    f" dashed beyond k={count(coverage.get('n_min'))}"
+                    f" dashed beyond k={count(coverage.n_min)}"
                 )
         lines = [" · ".join(parts)]
-        summary = (self._analysis.get("backtest") or {}).get("summary")
+        backtest = self._analysis.backtest
+        summary = backtest.summary() if isinstance(backtest, Backtest) else None
         if summary:
             lines.append(f"backtest: {summary}")
         for c in self._curves:
@@ -306,8 +315,8 @@ class CoveragePlot(Widget, can_focus=True):
         ticks = _log_ticks(lo, hi)
         plt.xticks(ticks, [tick(self.axis, t) for t in ticks])
         plt.xlabel(_AXIS_NAMES[self.axis])
-        coverage = (self._analysis or {}).get("coverage") or {}
-        plt.ylabel("solved" if coverage.get("coverage_only") else "coverage")
+        spent = self._analysis is not None and isinstance(self._analysis.coverage, SolvedVsSpent)
+        plt.ylabel("solved" if spent else "coverage")
         # The plot area is the widget less the y tick labels and the frame.
         columns, rows = max(width - 8, 10), max(height - 4, 4)
         per_column = (math.log(hi) - math.log(lo)) / columns
@@ -340,8 +349,8 @@ class CoveragePlot(Widget, can_focus=True):
         return {key: Color.parse(variables.get(name, "white")).rgb for key, name in names.items()}
 
 
-def _session_name(analysis: dict[str, Any]) -> str:
-    path = str((analysis.get("session") or {}).get("path") or "session")
+def _session_name(analysis: Analysis) -> str:
+    path = analysis.session.path or "session"
     return path.rsplit("/", 1)[-1]
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import DataTable
 
 from troop.engine.numbers import count, fraction
 
-#: Columns: (key, header). Every number comes from `analyse()`'s "problems" rows.
+if TYPE_CHECKING:
+    from troop.engine.analytics.results import ProblemRow
+
+#: Columns: (key, header). Every number comes from the analysis' problem rows (`ProblemRow`).
 COLUMNS = (
     ("id", "problem"),
     ("n", "n"),
@@ -35,7 +39,7 @@ class ProblemsTable(DataTable[Any]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.rows_by_id: dict[str, dict[str, Any]] = {}  # the analysis row shown, by problem
+        self.rows_by_id: dict[str, ProblemRow] = {}  # the analysis row shown, by problem
         self.order: dict[str, int] = {}  # work-list position of each problem
         self.sort_index = 0  # index into SORTS
 
@@ -50,11 +54,11 @@ class ProblemsTable(DataTable[Any]):
     def sort_label(self) -> str:
         return SORTS[self.sort_index][1]
 
-    def update_problems(self, problems: list[dict[str, Any]]) -> None:
+    def update_problems(self, problems: Sequence[ProblemRow]) -> None:
         """Show the analysis' problem rows: new problems are added, changed cells updated."""
         added = False
         for row in problems:
-            pid = row["id"]
+            pid = row.problem_id
             cells = self._cells(row)
             if pid not in self.rows_by_id:
                 self.order[pid] = len(self.order)
@@ -86,13 +90,13 @@ class ProblemsTable(DataTable[Any]):
         def order(pid: str) -> Any:
             if key == "position":
                 return self.order.get(pid, 0)
-            value = rows[pid].get(key)
+            row = rows[pid]
             # Worst first for pass@1 (the problems to look at); unknown values last.
             if key == "pass_at_1":
-                return (value is None, value if value is not None else 0.0)
+                return (row.pass_at_1 is None, row.pass_at_1 or 0.0)
             if key == "n":
-                return -(value or 0)
-            return str(value)
+                return -row.n
+            return row.status if key == "status" else row.problem_id
 
         # The id column holds the plain problem id, so the key can look the row up.
         self.sort("id", key=order)
@@ -110,15 +114,15 @@ class ProblemsTable(DataTable[Any]):
             return None
         return None if row_key.value is None else str(row_key.value)
 
-    def _cells(self, row: dict[str, Any]) -> list[Any]:
-        status = str(row.get("status", ""))
+    def _cells(self, row: ProblemRow) -> list[Any]:
+        status = row.status
         colour = self.app.theme_variables.get(STATUS_COLOUR.get(status, "foreground"), "")
         return [
-            row["id"],
-            Text(count(row.get("n", 0)), justify="right"),
-            Text(count(row.get("verified", 0)), justify="right"),
-            Text(count(row.get("correct", 0)), justify="right"),
-            Text(fraction(row.get("pass_at_1")), justify="right"),
+            row.problem_id,
+            Text(count(row.n), justify="right"),
+            Text(count(row.verified), justify="right"),
+            Text(count(row.correct), justify="right"),
+            Text(fraction(row.pass_at_1), justify="right"),
             Text(status, style=f"bold {colour}" if colour else "bold"),
         ]
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.content import Content
 from textual.widgets import Static
 
 from troop.engine.numbers import MISSING, count, dollars, duration, rate, si
 from troop.tui.observer import Snapshot
+
+if TYPE_CHECKING:
+    from troop.engine.analytics.results import Analysis
 
 
 @dataclass(frozen=True)
@@ -46,16 +49,15 @@ class StatusBar(Static):
     _shown: Content | None = None  # what the bar shows now
 
     def render_status(
-        self, state: RunState, snap: Snapshot | None, analysis: dict[str, Any] | None
+        self, state: RunState, snap: Snapshot | None, analysis: Analysis | None
     ) -> None:
-        cost = (analysis or {}).get("cost") or {}
-        if "refused" in cost:
-            cost = {}
-        tokens = None
-        if cost:
-            tokens = (cost.get("prompt_tokens") or 0) + (cost.get("completion_tokens") or 0)
-        price = cost.get("axis_price")  # the price list the plot's dollar axis uses
-        usd = (cost.get("usd_api") or {}).get(price) if price else None
+        cost = analysis.cost if analysis is not None else None
+        tokens = flops = usd = None
+        if cost is not None:
+            tokens = cost.prompt_tokens + cost.completion_tokens
+            flops = cost.flops
+            # The price tier the plot's dollar axis uses; usd_api is keyed by tier name.
+            usd = cost.usd_api.get(cost.axis_price) if cost.axis_price else None
         live = snap is not None and state.phase in ("sampling", "paused", "stopping")
         done = state.stored
         target = state.target
@@ -73,7 +75,7 @@ class StatusBar(Static):
             Content.from_markup(f"[bold {colour}]$phase[/]", phase=state.phase),
             Content(rates),
             Content(f"{count(done)}/{count(target)} samples · ETA {eta}"),
-            Content(f"{count(tokens)} tok · {si(cost.get('flops'))} FLOPs · {dollars(usd)}"),
+            Content(f"{count(tokens)} tok · {si(flops)} FLOPs · {dollars(usd)}"),
             Content(f"sandbox {state.tier or 'off'}"),
         ]
         if state.temperatures:

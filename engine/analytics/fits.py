@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize, special
 
 from troop.engine.analytics.results_curves import LawFit
-
-if TYPE_CHECKING:
-    # Only for the annotation: results imports backtest, which imports this module.
-    from troop.engine.analytics.results import Fits
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -370,7 +366,21 @@ class DrawnLaw:
     forecast: tuple[ForecastPoint, ...]  # coverage at the larger budgets the analysis quotes
 
 
-def law_to_draw(fit: Fits | None) -> DrawnLaw | None:
+class FittedLaws(Protocol):
+    """The analysis' fits as `law_to_draw` reads them; `results.Fits` is one. (Not Fits
+    itself: results imports backtest, which imports this module.)"""
+
+    @property
+    def power_law(self) -> object: ...  # a PowerLawFit, or why it was not fitted
+
+    @property
+    def beta_binomial(self) -> object: ...  # a BetaBinomialFit, or why it was not fitted
+
+    @property
+    def better(self) -> str | None: ...  # the key of the law with the lower rmse_curve
+
+
+def law_to_draw(fit: FittedLaws | None) -> DrawnLaw | None:
     """The law a plot draws: the one the analysis' `fit.better` names (the lower error over
     the whole coverage curve), or None when it names none or that law was refused."""
     if fit is None or fit.better not in LAW_NAMES:

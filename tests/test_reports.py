@@ -11,131 +11,25 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import report_fixtures
 from tests.conftest import troop
+from tests.report_fixtures import fake_analysis
+from troop.engine.analytics.results import Analysis, Fits, Refused
+from troop.engine.analytics.results_curves import CoverageRefused, PassAtK
 from troop.engine.numbers import fraction
-from troop.reports import atomic, html, markdown
+from troop.reports import atomic, html, markdown, tables
 from troop.reports.document import session_document
 from troop.reports.samples import Example
 from troop.reports.tables import headline_indices
 
 HOSTILE = '<script>alert("x")</script> ![img](http://evil.example/x.png) [a](b) | ``` & *em*'
-
-
-def fake_analysis(problem_id: str = "P/1") -> dict[str, Any]:
-    """A dict shaped like `analyse().to_json()`, for renderer unit tests only."""
-    ks = [1, 2, 3, 4]
-    return {
-        "schema": 1,
-        "session": {
-            "path": "/x/s.troop",
-            "created_at": 1.7e9,
-            "troop_version": "0.1.0",
-            "budget": 4,
-            "policy": "fixed",
-            "coverage_only": False,
-            "model": {
-                "name": "m",
-                "sha256": "ab" * 32,
-                "architecture": "llama",
-                "general_name": "M",
-                "file_type": "3",
-                "description": "llama Q4_1",
-                "n_params": 134515008,
-                "n_layer": 30,
-                "n_embd": 576,
-                "n_ctx_train": 8192,
-                "file_bytes": 1000,
-            },
-            "problem_set": {"name": "set", "format": "humaneval", "source": "file"},
-            "sampling": {
-                "temperatures": [0.8],
-                "top_k": 40,
-                "top_p": 0.95,
-                "min_p": 0.0,
-                "max_tokens": 64,
-            },
-            "seed": 0,
-            "prompt_format": {"kind": "chat"},
-            "verifier": {"name": "python-tests", "version": "1"},
-            "tier": "bwrap",
-            "runs": [{"run_id": 1}],
-            "samples": 8,
-            "verified": 8,
-        },
-        "problems": [
-            {
-                "id": problem_id,
-                "n": 4,
-                "verified": 4,
-                "correct": 1,
-                "pass_at_1": 0.25,
-                "first_pass": 2,
-                "status": "solved",
-                "statuses": {"pass": 1, "fail": 3},
-                "by_temperature": {"0.8": {"n": 4, "correct": 1}},
-                "completion_tokens": 100,
-                "mean_logprob": -0.5,
-            },
-            {
-                "id": "P/2",
-                "n": 4,
-                "verified": 4,
-                "correct": 0,
-                "pass_at_1": 0.0,
-                "first_pass": None,
-                "status": "unsolved",
-                "statuses": {"timeout": 4},
-                "by_temperature": {"0.8": {"n": 4, "correct": 0}},
-                "completion_tokens": 90,
-                "mean_logprob": None,
-            },
-        ],
-        "statuses": {"pass": 1, "fail": 3, "timeout": 4},
-        "coverage": {
-            "k": ks,
-            "pass_at_k": [0.125, 0.25, 0.375, 0.5],
-            "low": [0.0, 0.0, 0.0, 0.0],
-            "high": [0.25, 0.5, 0.75, 1.0],
-            "confidence": 0.95,
-            "n_min": 4,
-            "n_max": 4,
-            "problems": 2,
-            "solved": 1,
-            "coverage_only": False,
-        },
-        "by_temperature": [],
-        "fit": {
-            "power_law": {"refused": "too few points"},
-            "beta_binomial": {"refused": "too few points"},
-            "better": None,
-        },
-        "cost": {
-            "prompt_tokens": 50,
-            "completion_tokens": 190,
-            "wall_s": 2.0,
-            "samples_per_s": 4.0,
-            "tokens_per_s": 95.0,
-            "flops": 1e11,
-            "usd_api": {"small-api": 0.0001},
-            "electricity": {"watts": 65.0, "kwh": 3.6e-5, "usd": 1e-5},
-            "per_solved": {"samples": 8.0},
-            "axes": {
-                "samples": ks,
-                "tokens": [70, 120, 170, 240],
-                "flops": [1e10, 2e10, 3e10, 4e10],
-                "usd": [1e-5, 2e-5, 3e-5, 4e-5],
-                "wall_s": [0.5, 1.0, 1.5, 2.0],
-            },
-        },
-        "selection": {"refused": "not an answer format"},
-        "false_positives": {"refused": "one verifier only"},
-    }
 
 
 class _Checker(HTMLParser):
@@ -202,6 +96,11 @@ def render_markdown(text: str) -> _Checker:
     return parse_html(MarkdownIt("commonmark").enable("table").render(text))
 
 
+def page_of(analysis: Analysis) -> _Checker:
+    """The analysis' HTML report (no failure examples) as a reader's browser sees it."""
+    return parse_html(html.render(session_document(analysis, {}), "t"))
+
+
 def _png_ok(data: bytes) -> None:
     from matplotlib.image import imread
 
@@ -221,13 +120,17 @@ def test_html_escapes_untrusted_text_and_embeds_the_numbers() -> None:
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     seen = parse_html(page)
-    assert json.loads(seen.scripts[html.DATA_ID]) == analysis
+    # The page embeds the analysis' JSON, as `--format json` writes it.
+    assert seen.scripts[html.DATA_ID].strip() == html.embedded_json(analysis.to_json())
+    assert json.loads(seen.scripts[html.DATA_ID])["problems"][0]["id"] == HOSTILE
     assert all(u.startswith(("data:image/png;base64,", "#")) for u in seen.urls), seen.urls
     assert len(seen.images) == 2  # coverage and cost; no fit, selection or temperatures
     text = " ".join(seen.text)
     assert HOSTILE in text  # shown as text, exactly
-    for i in headline_indices(analysis["coverage"]["k"], 4):
-        assert fraction(analysis["coverage"]["pass_at_k"][i]) in text
+    cov = analysis.coverage
+    assert isinstance(cov, PassAtK)
+    for i in headline_indices(cov.k, 4):
+        assert fraction(cov.pass_at_k[i]) in text
     assert "too few points" in text and "one verifier only" not in text  # no fp table
 
 
@@ -277,91 +180,62 @@ def test_markdown_escape_reads_as_the_plain_text(raw: str) -> None:
 
 def test_refused_sections_render_their_reason() -> None:
     analysis = fake_analysis()
-    analysis["coverage"] = {
-        "refused": "no verified samples yet",
-        "k": [],
-        "pass_at_k": [],
-        "low": [],
-        "high": [],
-    }
-    analysis["cost"]["axes"] = {}
+    analysis = replace(
+        analysis,
+        coverage=CoverageRefused("no verified samples yet", problems=2),
+        cost=replace(analysis.cost, axes=None),
+    )
     doc = session_document(analysis, {})
     page = html.render(doc, "t")
     assert "Coverage is not available: no verified samples yet." in page
     assert "<img" not in page
     parse_html(page)
+    # The CSV says why there is no curve, in place of one.
+    assert tables.coverage_csv(analysis) == "refused\nno verified samples yet\n"
 
 
 def test_selection_and_coverage_only_sections_render() -> None:
-    analysis = fake_analysis()
-    analysis["selection"] = {
-        "k": [1, 2, 3, 4],
-        "coverage": [0.125, 0.25, 0.375, 0.5],
-        "majority": [0.125, 0.125, 0.25, 0.25],
-        "best_of_k": [0.125, 0.2, 0.25, 0.25],
-        "best_of_majority": [0.125, 0.15, 0.25, 0.3],
-        "guessing": {"k": [1, 2, 3, 4], "coverage": [0.0, 0.0, 0.0, 0.0]},
-    }
-    seen = parse_html(html.render(session_document(analysis, {}), "t"))
+    analysis = replace(fake_analysis(), selection=report_fixtures.selection())
+    seen = page_of(analysis)
     text = " ".join(seen.text)
     assert len(seen.images) == 3 and "Selection at k" in text
     assert "best of majority" in text and "0.300" in text  # the value at k = 4
     only = fake_analysis()
-    only["coverage"].update(coverage_only=True, confidence=None, k=[0.5, 1.0, 2.0, 4.0])
-    only["cost"]["axes"] = {}
-    seen = parse_html(html.render(session_document(only, {}), "t"))
+    only = replace(
+        only,
+        coverage=report_fixtures.solved_vs_spent(),
+        cost=replace(only.cost, axes=None),
+    )
+    seen = page_of(only)
     assert "Coverage-only session" in " ".join(seen.text) and len(seen.images) == 1
 
 
 def test_backtest_renders_as_a_table_a_plot_and_a_refusal() -> None:
-    analysis = fake_analysis()
-    analysis["backtest"] = {
-        "n": 64,
-        "observed": 0.5,
-        "low": 0.4,
-        "high": 0.6,
-        "confidence": 0.95,
-        "forecasts": [
-            {
-                "law": "power_law",
-                "m": 8,
-                "fraction": 8,
-                "coverage": 0.46,
-                "error": 0.04,
-                "inside": True,
-                "refused": None,
-            },
-            {
-                "law": "beta_binomial",
-                "m": 8,
-                "fraction": 8,
-                "coverage": 0.51,
-                "error": 0.01,
-                "inside": True,
-                "refused": None,
-            },
-            {
-                "law": "power_law",
-                "m": 16,
-                "fraction": 4,
-                "coverage": None,
-                "error": None,
-                "inside": None,
-                "refused": "no problem solved yet",
-            },
-        ],
-        "summary": "power law from 1/8 of the budget missed by 0.04; beta-binomial by 0.01",
-    }
-    before = len(parse_html(html.render(session_document(fake_analysis(), {}), "t")).images)
-    seen = parse_html(html.render(session_document(analysis, {}), "t"))
+    analysis = replace(fake_analysis(), backtest=report_fixtures.backtest())
+    before = len(page_of(fake_analysis()).images)
+    seen = page_of(analysis)
     text = " ".join(seen.text)
     assert "Backtest of the forecasts" in text and len(seen.images) == before + 1
     assert "power law from 1/8 of the budget missed by 0.04; beta-binomial by 0.01" in text
     assert re.search(r"1/8 \(8\)\s+beta-binomial\s+0\.510\s+0\.010\s+yes", text), text
     assert "not fitted: no problem solved yet" in text
-    analysis["backtest"] = {"refused": "needs at least 16 verified samples per problem"}
-    text = " ".join(parse_html(html.render(session_document(analysis, {}), "t")).text)
+    analysis = replace(analysis, backtest=Refused("needs at least 16 verified samples per problem"))
+    text = " ".join(page_of(analysis).text)
     assert "Not available: needs at least 16 verified samples per problem." in text
+
+
+def test_fitted_laws_render_their_forecasts_and_budgets() -> None:
+    fit = Fits(report_fixtures.power_law(), Refused("too few points"), better="power_law")
+    analysis = replace(fake_analysis(), fit=fit)
+    seen = page_of(analysis)
+    text = " ".join(seen.text)
+    assert re.search(r"power law\s+a = -1\.6, b = -0\.45\s+0\.012\s+1–4\s+better fit", text)
+    assert "not fitted: too few points" in text  # the beta-binomial
+    assert re.search(r"power law\s+40\s+0\.740\s+\[0\.600, 0\.800\]", text), text
+    assert re.search(r"power law\s+0\.500\s+6\s+\[4, 11\]", text), text
+    assert re.search(r"power law\s+0\.900\s+420\s+\[150, ∞\]", text), text
+    assert re.search(r"power law\s+0\.990\s+beyond reach\s+–", text), text
+    assert len(seen.images) == 2  # coverage, with the law drawn, and cost
 
 
 # --- atomic writes -------------------------------------------------------------------------------

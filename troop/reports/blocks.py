@@ -69,7 +69,7 @@ class Document:
 
     title: str  # the document title
     blocks: list[Block] = field(default_factory=list)  # in reading order
-    data: dict[str, Any] = field(default_factory=dict)  # the analysis (or comparison) dict
+    data: dict[str, Any] = field(default_factory=dict)  # the analysis' (or comparison's) to_json()
 
     def add(self, *blocks: Block) -> None:
         self.blocks.extend(blocks)

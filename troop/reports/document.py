@@ -6,22 +6,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-from troop.engine.analytics.fits import LAW_NAMES
-from troop.engine.numbers import (
-    MISSING,
-    count,
-    dollars,
-    duration,
-    fraction,
-    interval,
-    number,
-    rate,
-    si,
-)
+from troop.engine.analytics.results import Analysis, Refused
+from troop.engine.analytics.results_curves import CoverageRefused, PassAtK, SolvedVsSpent
+from troop.engine.numbers import count, dollars, duration, fraction, interval, number, rate, si
 from troop.reports import plots
-from troop.reports.blocks import Code, Document, Heading, Image, Para, Table
+from troop.reports.blocks import Block, Code, Document, Heading, Image, Para, Table
+from troop.reports.forecasts import backtest_section, law_tables
 from troop.reports.samples import Example
 from troop.reports.tables import PROBLEM_COLUMNS, PROBLEM_NUMERIC, headline_indices, problem_rows
 
@@ -63,19 +56,13 @@ _FILE_TYPES = {
 }
 
 
-def _refused(section: Any) -> str | None:
-    if isinstance(section, dict) and "refused" in section:
-        return str(section["refused"])
-    return None
-
-
-def _when(ts: Any) -> str:
+def _when(ts: float | None) -> str:
     if not isinstance(ts, (int, float)):
         return "–"
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def quantisation(model: dict[str, Any]) -> str:
+def quantisation(model: Mapping[str, Any]) -> str:
     code = model.get("file_type")
     try:
         name = _FILE_TYPES.get(int(code), f"file type {code}") if code is not None else "–"
@@ -90,18 +77,17 @@ def _clip(text: str) -> str:
     return text[:_TEXT_CHARS] + f"\n… ({count(len(text) - _TEXT_CHARS)} more characters)"
 
 
-def title(analysis: dict[str, Any]) -> str:
-    s = analysis["session"]
-    return f"troop report: {s['model'].get('name', '?')} on {s['problem_set'].get('name', '?')}"
+def title(analysis: Analysis) -> str:
+    s = analysis.session
+    return f"troop report: {s.model.get('name', '?')} on {s.problem_set.get('name', '?')}"
 
 
-def configuration(analysis: dict[str, Any]) -> Table:
-    s = analysis["session"]
-    m, samp, ps = s["model"], s["sampling"], s["problem_set"]
-    verifier = s.get("verifier")
+def configuration(analysis: Analysis) -> Table:
+    s = analysis.session
+    # The model, sampling and problem set are stored as the session wrote them (JSON), so
+    # their facts are read by name, and any of them may be missing.
+    m, samp, ps = s.model, s.sampling, s.problem_set
     temps = ", ".join(f"{t:g}" for t in samp.get("temperatures") or ())
-    fmt = s.get("prompt_format")
-    prompt_format = fmt.get("kind", "–") if isinstance(fmt, dict) else str(fmt)
     params = m.get("n_params")
     rows = [
         ("model", str(m.get("name", "–"))),
@@ -118,64 +104,68 @@ def configuration(analysis: dict[str, Any]) -> Table:
             f"{quantisation(m)} ({m.get('description', '–')}, "
             f"{count(m.get('file_bytes') or m.get('size_bytes'))} bytes)",
         ),
-        ("prompt format", prompt_format),
+        ("prompt format", str(s.prompt_format.get("kind", "–"))),
         (
             "sampling",
             f"temperature {temps or '–'}; top-k {samp.get('top_k', '–')}; "
             f"top-p {samp.get('top_p', '–')}; min-p {samp.get('min_p', '–')}; "
-            f"max tokens {samp.get('max_tokens', '–')}; seed {s.get('seed', '–')}",
+            f"max tokens {samp.get('max_tokens', '–')}; seed {s.seed}",
         ),
         (
             "problem set",
             f"{ps.get('name', '–')} ({ps.get('format', '–')}; "
-            f"{ps.get('source', '–')}), {count(len(analysis['problems']))} problems",
+            f"{ps.get('source', '–')}), {count(len(analysis.problems))} problems",
         ),
         (
             "budget",
-            f"{count(s.get('budget'))} samples per problem ({s.get('policy', '–')} "
-            f"policy); {count(s.get('samples'))} samples stored, "
-            f"{count(s.get('verified'))} verified",
+            f"{count(s.budget)} samples per problem ({s.policy} "
+            f"policy); {count(s.samples)} samples stored, "
+            f"{count(s.verified)} verified",
         ),
-        ("verifier", "none" if not verifier else f"{verifier['name']} {verifier['version']}"),
-        ("sandbox tier", str(s.get("tier") or "–")),
-        ("troop version", str(s.get("troop_version", "–"))),
+        ("verifier", verifier_name(analysis)),
+        ("sandbox tier", str(s.tier or "–")),
+        ("troop version", str(s.troop_version)),
         (
             "session",
-            f"{s.get('path', '–')} (created {_when(s.get('created_at'))}, "
-            f"{plural(len(s.get('runs') or ()), 'run')})",
+            f"{s.path} (created {_when(s.created_at)}, {plural(len(s.runs), 'run')})",
         ),
     ]
     return Table(("setting", "value"), tuple(rows), caption="Configuration")
 
 
-def headline(analysis: dict[str, Any]) -> list[Any]:
-    cov = analysis["coverage"]
-    why = _refused(cov)
-    if why:
-        return [Para(f"Coverage is not available: {why}.")]
-    if cov.get("coverage_only"):
+def verifier_name(analysis: Analysis) -> str:
+    """The verifier whose verdicts count, with its version, or "none"."""
+    v = analysis.session.verifier
+    return "none" if v is None else f"{v.name} {v.version}"
+
+
+def headline(analysis: Analysis) -> list[Block]:
+    cov = analysis.coverage
+    if isinstance(cov, CoverageRefused):
+        return [Para(f"Coverage is not available: {cov.reason}.")]
+    if isinstance(cov, SolvedVsSpent):
         return _headline_coverage_only(cov)
-    conf = round(100 * cov["confidence"])
-    idx = headline_indices(cov["k"], cov["n_min"])
+    conf = round(100 * cov.confidence)
+    idx = headline_indices(cov.k, cov.n_min)
     label = "k (samples per problem)"
     rows = tuple(
-        (count(cov["k"][i]), fraction(cov["pass_at_k"][i]), interval(cov["low"][i], cov["high"][i]))
+        (count(cov.k[i]), fraction(cov.pass_at_k[i]), interval(cov.low[i], cov.high[i]))
         for i in idx
     )
-    blocks: list[Any] = [
+    blocks: list[Block] = [
         Table(
             (label, "coverage (pass@k)", f"{conf}% interval"),
             rows,
             (True, True, True),
-            caption=f"Coverage at 1, 10, 100 … {count(cov['n_min'])} samples per problem "
-            f"({count(cov['solved'])} of {count(cov['problems'])} problems solved by at least "
+            caption=f"Coverage at 1, 10, 100 … {count(cov.n_min)} samples per problem "
+            f"({count(cov.solved)} of {count(cov.problems)} problems solved by at least "
             "one sample)",
         )
     ]
-    if cov["n_min"] != cov["n_max"]:
+    if cov.n_min != cov.n_max:
         blocks.append(
             Para(
-                f"Problems have between {count(cov['n_min'])} and {count(cov['n_max'])} samples; "
+                f"Problems have between {count(cov.n_min)} and {count(cov.n_max)} samples; "
                 f"the curve stops at the smallest.",
                 note=True,
             )
@@ -183,10 +173,10 @@ def headline(analysis: dict[str, Any]) -> list[Any]:
     return blocks
 
 
-def _headline_coverage_only(cov: dict[str, Any]) -> list[Any]:
+def _headline_coverage_only(cov: SolvedVsSpent) -> list[Block]:
     """A session whose budget followed the verdicts: solved against samples spent, quoted
     where the spending first reaches 1, 10, 100 … per problem, and at its end."""
-    ks = cov["k"]
+    ks = cov.k
     idx = sorted(
         {
             next(i for i, k in enumerate(ks) if k >= 10**p)
@@ -195,70 +185,24 @@ def _headline_coverage_only(cov: dict[str, Any]) -> list[Any]:
         }
         | ({len(ks) - 1} if ks else set())
     )
-    rows = tuple((number(ks[i]), fraction(cov["pass_at_k"][i])) for i in idx)
-    note = cov.get("note") or "the budget followed the verdicts"
+    rows = tuple((number(ks[i]), fraction(cov.pass_at_k[i])) for i in idx)
     return [
         Table(
             ("samples spent per problem", "fraction of problems solved"),
             rows,
             (True, True),
             caption=f"Problems solved against samples spent "
-            f"({count(cov['solved'])} of {count(cov['problems'])} solved)",
+            f"({count(cov.solved)} of {count(cov.problems)} solved)",
         ),
-        Para(f"Coverage-only session: {note}.", note=True),
+        Para(f"Coverage-only session: {cov.NOTE}.", note=True),
     ]
 
 
-def _law_rows(
-    analysis: dict[str, Any],
-) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]], list[tuple[str, ...]]]:
-    """Rows of the fits table, the forecasts table and the budget-for-target table."""
-    fit = analysis["fit"]
-    fits: list[tuple[str, ...]] = []
-    forecasts: list[tuple[str, ...]] = []
-    budgets: list[tuple[str, ...]] = []
-    for key, name in LAW_NAMES.items():
-        law = fit.get(key)
-        why = _refused(law)
-        if why or not isinstance(law, dict):
-            fits.append((name, f"not fitted: {why}", MISSING, MISSING, ""))
-            continue
-        names = ("a", "b") if key == "power_law" else ("alpha", "beta")
-        params = ", ".join(f"{n} = {number(law[n])}" for n in names)
-        span = f"{count(law['k_from'])}–{count(law['k_to'])}" if "k_from" in law else MISSING
-        better = "better fit" if fit.get("better") == key else ""
-        fits.append((name, params, number(law["rmse"]), span, better))
-        for p in law.get("forecast") or ():
-            forecasts.append(
-                (name, count(p["k"]), fraction(p["coverage"]), interval(p["low"], p["high"]))
-            )
-        for b in law.get("budget_for") or ():
-            budgets.append((name, fraction(b["target"]), budget_k(b["k"]), interval_k(b)))
-    return fits, forecasts, budgets
-
-
-def budget_k(k: float | None) -> str:
-    """A forecast budget: None means the law never reaches the target; under 1, one sample
-    already does."""
-    if k is None:
-        return "beyond reach"
-    return "≤ 1" if k <= 1 else count(k)
-
-
-def interval_k(b: dict[str, Any]) -> str:
-    lo, hi = b.get("low"), b.get("high")
-    if lo is None and hi is None:
-        return MISSING
-    low = budget_k(lo) if lo is not None else MISSING
-    high = budget_k(hi) if hi is not None else "∞"
-    return f"[{low}, {high}]"
-
-
-def coverage_section(analysis: dict[str, Any]) -> list[Any]:
-    blocks: list[Any] = [Heading(2, "Coverage")]
+def coverage_section(analysis: Analysis) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Coverage")]
     png = plots.coverage(analysis)
-    cov = analysis["coverage"]
-    if png and cov.get("coverage_only"):
+    cov = analysis.coverage
+    if png and isinstance(cov, SolvedVsSpent):
         blocks.append(
             Image(
                 "coverage",
@@ -268,7 +212,7 @@ def coverage_section(analysis: dict[str, Any]) -> list[Any]:
                 "spent per problem (log scale), in the order they were drawn.",
             )
         )
-    elif png:
+    elif png and isinstance(cov, PassAtK):
         blocks.append(
             Image(
                 "coverage",
@@ -276,129 +220,44 @@ def coverage_section(analysis: dict[str, Any]) -> list[Any]:
                 "Coverage (pass@k) against samples per problem "
                 "on a log axis, with bootstrap band, fitted law and forecast.",
                 f"Coverage against samples per problem (log scale). Band: "
-                f"{round(100 * cov['confidence'])}% bootstrap over problems. "
+                f"{round(100 * cov.confidence)}% bootstrap over problems. "
                 "Dashed: the better-fitting law, continued to 100× the budget.",
             )
         )
-    fits, forecasts, budgets = _law_rows(analysis)
-    blocks.append(
-        Table(
-            ("law", "parameters", "rmse", "fitted k", ""),
-            tuple(fits),
-            (False, False, True, False, False),
-            caption="Fitted scaling laws",
-        )
-    )
-    if forecasts:
-        blocks.append(
-            Table(
-                ("law", "k", "forecast coverage", "interval"),
-                tuple(forecasts),
-                (False, True, True, True),
-                caption="Forecast coverage at larger budgets",
-            )
-        )
-    if budgets:
-        blocks.append(
-            Table(
-                ("law", "target coverage", "samples per problem", "interval"),
-                tuple(budgets),
-                (False, True, True, True),
-                caption="Forecast budget to reach a coverage",
-            )
-        )
-    return [*blocks, *backtest_section(analysis)]
+    return [*blocks, *law_tables(analysis.fit), *backtest_section(analysis)]
 
 
-def backtest_section(analysis: dict[str, Any]) -> list[Any]:
-    """How far each law's forecast, fitted on part of the budget, missed the coverage seen."""
-    bt = analysis.get("backtest")
-    if bt is None:
-        return []  # an analysis made before backtests existed
-    blocks: list[Any] = [Heading(3, "Backtest of the forecasts")]
-    why = _refused(bt)
-    if why or not isinstance(bt, dict):
-        return [*blocks, Para(f"Not available: {why}.", note=True)]
-    conf = round(100 * bt["confidence"])
-    rows = tuple(
-        (
-            f"1/{f['fraction']} ({count(f['m'])})",
-            LAW_NAMES[f["law"]],
-            fraction(f["coverage"]),
-            fraction(f["error"]) if f["error"] is not None else f"not fitted: {f['refused']}",
-            "" if f["inside"] is None else ("yes" if f["inside"] else "no"),
-        )
-        for f in bt["forecasts"]
-    )
-    blocks.append(
-        Para(
-            f"Each law is fitted on the first m samples of every problem alone and "
-            f"forecasts coverage at n = {count(bt['n'])}, where all the samples show "
-            f"{fraction(bt['observed'])} ({conf}% interval "
-            f"{interval(bt['low'], bt['high'])}). {bt.get('summary') or ''}"
-        )
-    )
-    blocks.append(
-        Table(
-            (
-                "fitted on (m)",
-                "law",
-                f"forecast at {count(bt['n'])}",
-                "absolute error",
-                f"inside the {conf}% interval",
-            ),
-            rows,
-            (False, False, True, True, False),
-            caption="Forecasts from part of the budget against the observed value",
-        )
-    )
-    png = plots.backtest(analysis)
-    if png:
-        blocks.append(
-            Image(
-                "backtest",
-                png,
-                "Forecast coverage at the full budget against "
-                "the samples per problem the laws were fitted on, with the "
-                "observed coverage and its interval.",
-                "Backtest: each law fitted "
-                "on the first m samples per problem, forecasting the coverage at "
-                "the full budget (band: the observed value's interval).",
-            )
-        )
-    return blocks
-
-
-def cost_section(analysis: dict[str, Any]) -> list[Any]:
-    c = analysis["cost"]
-    blocks: list[Any] = [Heading(2, "Cost")]
-    why = _refused(c)
-    if why:
-        return [*blocks, Para(f"Cost is not available: {why}.")]
-    el = c.get("electricity") or {}
+def cost_section(analysis: Analysis) -> list[Block]:
+    c = analysis.cost
+    el = c.electricity
     rows = [
-        ("prompt tokens (evaluated)", count(c.get("prompt_tokens"))),
-        ("completion tokens", count(c.get("completion_tokens"))),
-        ("wall time", duration(c.get("wall_s"))),
-        ("sampling rate", rate(c.get("samples_per_s"), "samples/s")),
-        ("decoding rate (completion)", rate(c.get("tokens_per_s"), "tok/s")),
-        ("compute (estimate)", f"{si(c.get('flops'))} FLOPs"),
+        ("prompt tokens (evaluated)", count(c.prompt_tokens)),
+        ("completion tokens", count(c.completion_tokens)),
+        ("wall time", duration(c.wall_s)),
+        ("sampling rate", rate(c.samples_per_s, "samples/s")),
+        ("decoding rate (completion)", rate(c.tokens_per_s, "tok/s")),
+        ("compute (estimate)", f"{si(c.flops)} FLOPs"),
         (
             "electricity",
-            f"{number(el.get('kwh'))} kWh at {number(el.get('watts'))} W: {dollars(el.get('usd'))}",
+            f"{number(el.kwh)} kWh at {number(el.watts)} W: {dollars(el.usd)}",
         ),
     ]
-    rows += [(f"at API price '{name}'", dollars(v)) for name, v in (c.get("usd_api") or {}).items()]
-    blocks.append(Table(("measure", "value"), tuple(rows), caption="Whole session"))
-    per = c.get("per_solved")
-    if isinstance(per, dict) and per and not _refused(per):
-        blocks.append(
-            Table(
-                ("measure", "per solved problem"),
-                tuple(_per_solved(key, v) for key, v in per.items()),
-                caption="Per solved problem",
-            )
-        )
+    rows += [(f"at API price '{name}'", dollars(v)) for name, v in c.usd_api.items()]
+    # Per solved problem these are means: samples and tokens are magnitudes, not exact counts.
+    per = c.per_solved
+    per_rows = (
+        ("samples", number(per.samples)),
+        ("tokens (prompt + completion)", number(per.tokens)),
+        ("wall time", duration(per.wall_s)),
+        ("compute, FLOPs", si(per.flops)),
+        ("API price (the first price list)", dollars(per.usd)),
+        ("electricity, kWh", number(per.kwh)),
+    )
+    blocks: list[Block] = [
+        Heading(2, "Cost"),
+        Table(("measure", "value"), tuple(rows), caption="Whole session"),
+        Table(("measure", "per solved problem"), per_rows, caption="Per solved problem"),
+    ]
     png = plots.cost(analysis)
     if png:
         blocks.append(
@@ -412,35 +271,15 @@ def cost_section(analysis: dict[str, Any]) -> list[Any]:
     return blocks
 
 
-#: Each per-solved-problem measure: its label, and how its value is written (means, so
-#: samples and tokens are magnitudes rather than exact counts).
-_PER_SOLVED = {
-    "samples": ("samples", number),
-    "tokens": ("tokens (prompt + completion)", number),
-    "wall_s": ("wall time", duration),
-    "flops": ("compute, FLOPs", si),
-    "usd": ("API price (the first price list)", dollars),
-    "kwh": ("electricity, kWh", number),
-}
-
-
-def _per_solved(key: str, value: Any) -> tuple[str, str]:
-    label, write = _PER_SOLVED.get(key, (key, number))
-    if isinstance(value, (int, float)) or value is None:
-        return label, write(value)
-    return label, str(value)
-
-
 def plural(n: int, word: str) -> str:
     return f"{count(n)} {word}" if n == 1 else f"{count(n)} {word}s"
 
 
-def selection_section(analysis: dict[str, Any]) -> list[Any]:
-    sel = analysis.get("selection")
-    blocks: list[Any] = [Heading(2, "Precision against coverage")]
-    why = _refused(sel)
-    if why or not isinstance(sel, dict):
-        blocks.append(Para(f"Not available: {why}.", note=True))
+def selection_section(analysis: Analysis) -> list[Block]:
+    sel = analysis.selection
+    blocks: list[Block] = [Heading(2, "Precision against coverage")]
+    if isinstance(sel, Refused):
+        blocks.append(Para(f"Not available: {sel.reason}.", note=True))
     else:
         png = plots.selection(analysis)
         if png:
@@ -454,38 +293,43 @@ def selection_section(analysis: dict[str, Any]) -> list[Any]:
                     "against coverage (any sample correct).",
                 )
             )
-        keys = [
-            k
-            for k in ("coverage", "majority", "best_of_k", "best_of_majority")
-            if len(sel.get(k) or ()) == len(sel["k"])
+        curves = sel.curves
+        columns = [
+            (name, ys)
+            for name, ys in (
+                ("coverage", curves.coverage),
+                ("majority", curves.majority),
+                ("best of k", curves.best_of_k),
+                ("best of majority", curves.best_of_majority),
+            )
+            if len(ys) == len(curves.k)
         ]
-        idx = headline_indices(sel["k"], sel["k"][-1]) if sel["k"] else []
-        rows = tuple((count(sel["k"][i]), *(fraction(sel[k][i]) for k in keys)) for i in idx)
+        idx = headline_indices(curves.k, curves.k[-1]) if curves.k else []
+        rows = tuple((count(curves.k[i]), *(fraction(ys[i]) for _, ys in columns)) for i in idx)
         blocks.append(
             Table(
-                ("k", *(k.replace("_", " ") for k in keys)),
+                ("k", *(name for name, _ in columns)),
                 rows,
-                (True,) * (1 + len(keys)),
+                (True,) * (1 + len(columns)),
                 caption="Selection at k",
             )
         )
-    fp = analysis.get("false_positives")
-    why = _refused(fp)
-    if isinstance(fp, dict) and not why:
+    fp = analysis.false_positives
+    if not isinstance(fp, Refused):
         blocks.append(
             Table(
                 ("measure", "value"),
                 (
-                    ("visible / hidden verifier", f"{fp['visible']} / {fp['hidden']}"),
-                    ("samples passing the visible tests", count(fp["visible_pass"])),
+                    ("visible / hidden verifier", f"{fp.visible} / {fp.hidden}"),
+                    ("samples passing the visible tests", count(fp.visible_pass)),
                     (
                         "of those, failing the hidden tests",
-                        count(fp["hidden_fail_of_visible_pass"]),
+                        count(fp.hidden_fail_of_visible_pass),
                     ),
-                    ("false-positive rate", fraction(fp["rate"])),
+                    ("false-positive rate", fraction(fp.rate)),
                     (
                         "problems the visible tests call solved, the hidden never pass",
-                        count(fp.get("problems_falsely_solved")),
+                        count(fp.problems_falsely_solved),
                     ),
                 ),
                 caption="False positives: the prompt's visible examples against the session's "
@@ -495,17 +339,17 @@ def selection_section(analysis: dict[str, Any]) -> list[Any]:
     return blocks
 
 
-def temperature_section(analysis: dict[str, Any]) -> list[Any]:
-    rows = analysis.get("by_temperature") or []
-    blocks: list[Any] = [Heading(2, "Coverage by temperature")]
+def temperature_section(analysis: Analysis) -> list[Block]:
+    rows = analysis.by_temperature
+    blocks: list[Block] = [Heading(2, "Coverage by temperature")]
     if not rows:
         return [*blocks, Para("No per-temperature figures.", note=True)]
     body = tuple(
         (
-            f"{r['temperature']:g}",
-            count(r["k"][-1] if r["k"] else 0),
-            fraction(r["pass_at_k"][-1] if r["pass_at_k"] else None),
-            count(len(r["solved"])),
+            f"{r.temperature:g}",
+            count(r.k[-1] if r.k else 0),
+            fraction(r.pass_at_k[-1] if r.pass_at_k else None),
+            count(len(r.solved)),
         )
         for r in rows
     )
@@ -530,24 +374,23 @@ def temperature_section(analysis: dict[str, Any]) -> list[Any]:
     return blocks
 
 
-def statuses_section(analysis: dict[str, Any]) -> list[Any]:
-    counts = analysis.get("statuses") or {}
-    rows = tuple((s, count(n)) for s, n in sorted(counts.items()))
+def statuses_section(analysis: Analysis) -> list[Block]:
+    rows = tuple((s, count(n)) for s, n in sorted(analysis.statuses.items()))
     return [
         Heading(2, "Verifier verdicts"),
         Table(("status", "samples"), rows or (("(none)", "0"),), (False, True)),
     ]
 
 
-def problems_section(analysis: dict[str, Any]) -> list[Any]:
+def problems_section(analysis: Analysis) -> list[Block]:
     return [
         Heading(2, "Problems"),
         Table(PROBLEM_COLUMNS, tuple(problem_rows(analysis)), PROBLEM_NUMERIC),
     ]
 
 
-def failures_section(examples: dict[str, list[Example]]) -> list[Any]:
-    blocks: list[Any] = [Heading(2, "Failed samples")]
+def failures_section(examples: dict[str, list[Example]]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Failed samples")]
     if not examples:
         return [*blocks, Para("No failed samples (or no verifier).", note=True)]
     for status, items in examples.items():
@@ -568,15 +411,15 @@ def failures_section(examples: dict[str, list[Example]]) -> list[Any]:
     return blocks
 
 
-def session_document(analysis: dict[str, Any], examples: dict[str, list[Example]]) -> Document:
-    """The whole single-session report."""
-    doc = Document(title(analysis), data=analysis)
-    s = analysis["session"]
+def session_document(analysis: Analysis, examples: dict[str, list[Example]]) -> Document:
+    """The whole single-session report; the page embeds the analysis' JSON (`to_json()`)."""
+    doc = Document(title(analysis), data=analysis.to_json())
+    s = analysis.session
     doc.add(
         Heading(1, doc.title),
         Para(
-            f"Session {s.get('path', '?')}, created {_when(s.get('created_at'))}; "
-            f"report by troop {s.get('troop_version', '?')}. Coverage is pass@k with the "
+            f"Session {s.path}, created {_when(s.created_at)}; "
+            f"report by troop {s.troop_version}. Coverage is pass@k with the "
             "unbiased estimator of Chen et al. (2021), averaged over problems."
         ),
         configuration(analysis),

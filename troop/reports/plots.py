@@ -1,4 +1,4 @@
-"""Report figures drawn with matplotlib (Agg, no display): PNG bytes from an analysis dict."""
+"""Report figures drawn with matplotlib (Agg, no display): PNG bytes from an analysis."""
 
 # Every number plotted is read from the analysis (troop.engine.analytics.analysis); nothing
 # is computed here but axis limits. Figures use matplotlib's object API (no pyplot): no global
@@ -9,33 +9,40 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from typing import Any, TypeGuard
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from troop.engine.analytics.fits import LAW_NAMES, law_to_draw
+from troop.engine.analytics.results import Analysis, Refused
+from troop.engine.analytics.results_cost import Cost
+from troop.engine.analytics.results_curves import CoverageRefused, PassAtK, SolvedVsSpent
+from troop.engine.analytics.results_selection import SelectionCurves
 from troop.engine.numbers import count, number, tick
+from troop.reports.tables import cost_columns
 
 _DPI = 150  # print quality at the sizes below (7 in wide: 1050 px)
 _WIDE = (7.0, 4.2)  # one panel, inches
 _GRID = (7.5, 6.0)  # two by two panels, inches
-# The cost axes the analysis gives, with their print labels, in panel order.
-# Each is the total over the problem set of drawing k samples per problem.
+# The cost axes the analysis gives (by tables.cost_columns' names), with their print labels,
+# in panel order. Each is the total over the problem set of drawing k samples per problem.
 COST_AXES = (
     ("tokens", "tokens, prompt + completion (log scale)"),
     ("flops", "compute, FLOPs (log scale)"),
     ("usd", "API price (log scale)"),
     ("wall_s", "wall time (log scale)"),
 )
-# Labels for the selection methods, in drawing order (the analysis' own key names).
-_SELECTION = (
-    ("coverage", "coverage (any sample correct)"),
-    ("best_of_k", "best of k (highest mean token log-probability)"),
-    ("majority", "majority vote"),
-    ("best_of_majority", "best of majority"),
-)
+
+
+def _selectors(curves: SelectionCurves) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """The selection curves with their labels, in drawing order (coverage first)."""
+    return (
+        ("coverage (any sample correct)", curves.coverage),
+        ("best of k (highest mean token log-probability)", curves.best_of_k),
+        ("majority vote", curves.majority),
+        ("best of majority", curves.best_of_majority),
+    )
 
 
 def _png(fig: Figure) -> bytes:
@@ -110,43 +117,38 @@ def _positive(xs: Sequence[float | None], *ys: Sequence[float | None]) -> tuple[
     return tuple(_floats([seq[i] for i in keep]) for seq in (xs, *ys))
 
 
-def _band_label(cov: dict[str, Any]) -> str:
-    conf = cov.get("confidence")
+def _band_label(cov: PassAtK) -> str:
+    conf = cov.confidence
     return f"{round(100 * conf)}% bootstrap band over problems" if conf else "band"
 
 
-def _axis_label(key: str, label: str, spent: dict[str, Any]) -> str:
-    price = spent.get("axis_price")
+def _axis_label(key: str, label: str, spent: Cost) -> str:
+    price = spent.axis_price
     return f"API price '{price}' (log scale)" if key == "usd" and price else label
 
 
-def _usable(section: Any) -> TypeGuard[dict[str, Any]]:
-    """Whether an analysis section is there and was not refused."""
-    return isinstance(section, dict) and "refused" not in section
-
-
-def coverage(analysis: dict[str, Any]) -> bytes | None:
+def coverage(analysis: Analysis) -> bytes | None:
     """Coverage against samples per problem: the measured curve, its bootstrap band, the
     better fitted law continued to 100x the budget with its band, and the forecast points."""
-    cov = analysis["coverage"]
-    if not _usable(cov) or not cov["k"]:
+    cov = analysis.coverage
+    if isinstance(cov, CoverageRefused) or not cov.k:
         return None
     fig = _new()
     ax = fig.add_subplot()
-    only = cov.get("coverage_only")
+    only = isinstance(cov, SolvedVsSpent)
     measured = "problems solved so far" if only else "coverage, pass@k (unbiased estimator)"
-    if not only:
+    if isinstance(cov, PassAtK):
         ax.fill_between(
-            cov["k"],
-            _floats(cov["low"]),
-            _floats(cov["high"]),
+            cov.k,
+            _floats(cov.low),
+            _floats(cov.high),
             color="C0",
             alpha=0.22,
             linewidth=0,
             label=_band_label(cov),
         )
-    ax.plot(cov["k"], _floats(cov["pass_at_k"]), color="C0", linewidth=2, label=measured)
-    law = law_to_draw(analysis["fit"])
+    ax.plot(cov.k, _floats(cov.pass_at_k), color="C0", linewidth=2, label=measured)
+    law = law_to_draw(analysis.fit)
     if law is not None:
         ax.fill_between(
             law.curve_k,
@@ -167,7 +169,7 @@ def coverage(analysis: dict[str, Any]) -> bytes | None:
         points = [
             (p.k, p.coverage, p.low, p.high)
             for p in law.forecast
-            if p.k > cov["n_min"] and p.low is not None and p.high is not None
+            if p.k > cov.n_min and p.low is not None and p.high is not None
         ]
         if points:
             ks = [k for k, _, _, _ in points]
@@ -187,45 +189,47 @@ def coverage(analysis: dict[str, Any]) -> bytes | None:
                 label="forecast at larger budgets",
             )
     ax.axvline(
-        cov["n_min"],
+        cov.n_min,
         color="0.4",
         linestyle=":",
         linewidth=1,
-        label=f"budget drawn: {count(cov['n_min'])} samples per problem",
+        label=f"budget drawn: {count(cov.n_min)} samples per problem",
     )
     xlabel = (
         "samples spent per problem (log scale)" if only else ("samples per problem, k (log scale)")
     )
     _style(ax, xlabel, "fraction of problems solved" if only else "coverage (pass@k)", whole=True)
-    ax.set_title(f"Coverage against samples ({count(cov['problems'])} problems)")
+    ax.set_title(f"Coverage against samples ({count(cov.problems)} problems)")
     ax.legend(loc="upper left", fontsize="small")
     return _png(fig)
 
 
-def backtest(analysis: dict[str, Any]) -> bytes | None:
+def backtest(analysis: Analysis) -> bytes | None:
     """Each law's forecast of the coverage at n, fitted on the first m samples per problem,
     against the coverage all n samples show (with its bootstrap interval)."""
-    bt = analysis.get("backtest")
-    if not _usable(bt) or not bt.get("forecasts"):
+    bt = analysis.backtest
+    if isinstance(bt, Refused) or not bt.forecasts:
         return None
     fig = _new((7.0, 3.4))
     ax = fig.add_subplot()
-    ms = sorted({f["m"] for f in bt["forecasts"]})
+    ms = sorted({f.m for f in bt.forecasts})
     ax.axhspan(
-        bt["low"],
-        bt["high"],
+        bt.low,
+        bt.high,
         color="C0",
         alpha=0.18,
         linewidth=0,
-        label=f"observed at n = {count(bt['n'])}, {round(100 * bt['confidence'])}% interval",
+        label=f"observed at n = {count(bt.n)}, {round(100 * bt.confidence)}% interval",
     )
-    ax.axhline(bt["observed"], color="C0", linewidth=2)
+    ax.axhline(bt.observed, color="C0", linewidth=2)
     for i, (law, name) in enumerate(LAW_NAMES.items()):
-        points = [f for f in bt["forecasts"] if f["law"] == law and f["coverage"] is not None]
+        points = [
+            (f.m, f.coverage) for f in bt.forecasts if f.law == law and f.coverage is not None
+        ]
         if points:
             ax.plot(
-                [f["m"] for f in points],
-                [f["coverage"] for f in points],
+                [m for m, _ in points],
+                [c for _, c in points],
                 color=f"C{i + 1}",
                 marker="o",
                 linewidth=1.2,
@@ -236,7 +240,7 @@ def backtest(analysis: dict[str, Any]) -> bytes | None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(ms[0] / 1.4, ms[-1] * 1.4)
     ax.set_xlabel("samples per problem the laws were fitted on, m (log scale)")
-    ax.set_ylabel(f"coverage at n = {count(bt['n'])}")
+    ax.set_ylabel(f"coverage at n = {count(bt.n)}")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.35)
     ax.set_title("Backtest: forecasts from part of the budget against the truth")
@@ -244,23 +248,23 @@ def backtest(analysis: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def cost(analysis: dict[str, Any]) -> bytes | None:
+def cost(analysis: Analysis) -> bytes | None:
     """Coverage against what the samples cost: tokens, FLOPs, dollars and wall time."""
-    cov, spent = analysis["coverage"], analysis["cost"]
-    if not _usable(cov) or not _usable(spent) or not cov["k"]:
+    cov, spent = analysis.coverage, analysis.cost
+    if isinstance(cov, CoverageRefused) or not cov.k:
         return None
-    axes = spent.get("axes") or {}
-    if not any(len(axes.get(key) or ()) == len(cov["k"]) for key, _ in COST_AXES):
+    axes = dict(cost_columns(spent.axes))
+    if not any(len(axes[key]) == len(cov.k) for key, _ in COST_AXES):
         return None
     fig = _new(_GRID)
     panels = fig.subplots(2, 2).flatten()
     for ax, (key, label) in zip(panels, COST_AXES, strict=True):
-        xs = axes.get(key)
-        if not xs or len(xs) != len(cov["k"]):
+        xs = axes[key]
+        if not xs or len(xs) != len(cov.k):
             ax.set_axis_off()
             ax.text(0.5, 0.5, f"no {key} figures", ha="center", va="center")
             continue
-        x, y, lo, hi = _positive(xs, cov["pass_at_k"], cov["low"], cov["high"])
+        x, y, lo, hi = _positive(xs, cov.pass_at_k, cov.low, cov.high)
         ax.fill_between(x, lo, hi, color="C0", alpha=0.22, linewidth=0)
         ax.plot(x, y, color="C0", linewidth=2)
         _style(ax, _axis_label(key, label, spent), "coverage (pass@k)", axis=key, ticks=3)
@@ -268,22 +272,22 @@ def cost(analysis: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def temperatures(analysis: dict[str, Any]) -> bytes | None:
+def temperatures(analysis: Analysis) -> bytes | None:
     """Coverage against samples, one line per sampling temperature."""
-    rows = analysis.get("by_temperature")
-    if not isinstance(rows, list) or len(rows) < 1:
+    rows = analysis.by_temperature
+    if not rows:
         return None
     fig = _new()
     ax = fig.add_subplot()
     for i, row in enumerate(rows):
-        if row["k"]:
+        if row.k:
             ax.plot(
-                row["k"],
-                _floats(row["pass_at_k"]),
+                row.k,
+                _floats(row.pass_at_k),
                 color=f"C{i % 10}",
                 linewidth=2,
-                marker="o" if len(row["k"]) < 3 else None,
-                label=f"temperature {row['temperature']:g} ({count(len(row['solved']))} solved)",
+                marker="o" if len(row.k) < 3 else None,
+                label=f"temperature {row.temperature:g} ({count(len(row.solved))} solved)",
             )
     _style(
         ax,
@@ -296,25 +300,24 @@ def temperatures(analysis: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def selection(analysis: dict[str, Any]) -> bytes | None:
+def selection(analysis: Analysis) -> bytes | None:
     """Coverage against the precision of picking one answer: majority vote, best by
     log-probability, and guessing, as k grows."""
-    sel = analysis.get("selection")
-    if not isinstance(sel, dict) or not _usable(sel) or not sel.get("k"):
+    sel = analysis.selection
+    if isinstance(sel, Refused) or not sel.curves.k:
         return None
+    curves = sel.curves
     fig = _new()
     ax = fig.add_subplot()
-    for i, (key, label) in enumerate(_SELECTION):
-        ys = sel.get(key)
-        if ys and len(ys) == len(sel["k"]):
-            ax.plot(
-                sel["k"], ys, color=f"C{i}", linewidth=2 if key == "coverage" else 1.5, label=label
-            )
-    guess = sel.get("guessing")
-    if isinstance(guess, dict) and guess.get("k"):
+    for i, (label, ys) in enumerate(_selectors(curves)):
+        if ys and len(ys) == len(curves.k):
+            # Coverage, the ceiling every selector is measured against, drawn heavier.
+            ax.plot(curves.k, ys, color=f"C{i}", linewidth=2 if i == 0 else 1.5, label=label)
+    guess = sel.guessing
+    if guess.k:
         ax.plot(
-            guess["k"],
-            guess["coverage"],
+            guess.k,
+            guess.coverage,
             color="0.5",
             linestyle="--",
             linewidth=1,
@@ -326,25 +329,25 @@ def selection(analysis: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def compare_coverage(analyses: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes | None:
+def compare_coverage(analyses: Sequence[Analysis], labels: Sequence[str]) -> bytes | None:
     """Several sessions' coverage curves (with bands) overlaid on one samples axis."""
     fig = _new()
     ax = fig.add_subplot()
     drawn = False
     for i, (a, label) in enumerate(zip(analyses, labels, strict=True)):
-        cov = a["coverage"]
-        if not _usable(cov) or not cov["k"]:
+        cov = a.coverage
+        if isinstance(cov, CoverageRefused) or not cov.k:
             continue
-        if not cov.get("coverage_only"):
+        if isinstance(cov, PassAtK):
             ax.fill_between(
-                cov["k"],
-                _floats(cov["low"]),
-                _floats(cov["high"]),
+                cov.k,
+                _floats(cov.low),
+                _floats(cov.high),
                 color=f"C{i % 10}",
                 alpha=0.15,
                 linewidth=0,
             )
-        ax.plot(cov["k"], _floats(cov["pass_at_k"]), color=f"C{i % 10}", linewidth=2, label=label)
+        ax.plot(cov.k, _floats(cov.pass_at_k), color=f"C{i % 10}", linewidth=2, label=label)
         drawn = True
     if not drawn:
         return None
@@ -354,24 +357,24 @@ def compare_coverage(analyses: Sequence[dict[str, Any]], labels: Sequence[str]) 
     return _png(fig)
 
 
-def compare_cost(analyses: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes | None:
+def compare_cost(analyses: Sequence[Analysis], labels: Sequence[str]) -> bytes | None:
     """Several sessions' coverage against each cost axis, overlaid."""
     fig = _new(_GRID)
     panels = fig.subplots(2, 2).flatten()
     drawn = False
     for ax, (key, label) in zip(panels, COST_AXES, strict=True):
         for i, (a, name) in enumerate(zip(analyses, labels, strict=True)):
-            cov, spent = a["coverage"], a["cost"]
-            if not _usable(cov) or not _usable(spent):
+            cov = a.coverage
+            if isinstance(cov, CoverageRefused):
                 continue
-            xs = (spent.get("axes") or {}).get(key)
-            if not xs or len(xs) != len(cov["k"]):
+            xs = dict(cost_columns(a.cost.axes))[key]
+            if not xs or len(xs) != len(cov.k):
                 continue
-            x, y = _positive(xs, cov["pass_at_k"])
+            x, y = _positive(xs, cov.pass_at_k)
             ax.plot(x, y, color=f"C{i % 10}", linewidth=2, label=name)
             drawn = True
         _style(
-            ax, _axis_label(key, label, analyses[0]["cost"]), "coverage (pass@k)", axis=key, ticks=3
+            ax, _axis_label(key, label, analyses[0].cost), "coverage (pass@k)", axis=key, ticks=3
         )
     if not drawn:
         return None

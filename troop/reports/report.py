@@ -13,6 +13,7 @@ from troop.engine.analytics.results import Analysis, Comparison
 from troop.engine.storage.session import Session
 from troop.errors import TroopError
 from troop.reports import atomic, html, markdown, tables
+from troop.reports.blocks import Document
 from troop.reports.compare import comparison_document, labels
 from troop.reports.document import session_document
 from troop.reports.samples import failure_examples
@@ -52,13 +53,12 @@ def write_session_report(session: Session, analysis: Analysis, fmt: str, out: Pa
     if fmt == "json":
         atomic.write_text(out, dumps(analysis))
         return [out]
-    data = analysis.to_json()  # the tables and the document read the JSON form
     if fmt == "csv":
         problems, curve = _csv_paths(out)
-        atomic.write_text(problems, tables.problems_csv(data))
-        atomic.write_text(curve, tables.coverage_csv(data))
+        atomic.write_text(problems, tables.problems_csv(analysis))
+        atomic.write_text(curve, tables.coverage_csv(analysis))
         return [problems, curve]
-    doc = session_document(data, failure_examples(session, analysis, EXAMPLES_PER_KIND))
+    doc = session_document(analysis, failure_examples(session, analysis, EXAMPLES_PER_KIND))
     return _write_document(doc, fmt, out)
 
 
@@ -67,20 +67,19 @@ def write_comparison_report(comparison: Comparison, fmt: str, out: Path) -> list
     if fmt == "json":
         atomic.write_text(out, dumps(comparison))
         return [out]
-    data = comparison.to_json()  # the tables and the document read the JSON form
     if fmt == "csv":
         problems, curve = _csv_paths(out)
-        names = labels(data)
+        names = labels(comparison)
         atomic.write_text(problems, comparison_problems_csv(comparison, names))
         parts = [
             tables.coverage_csv(a, name).splitlines(keepends=True)
-            for a, name in zip(data["analyses"], names, strict=True)
+            for a, name in zip(comparison.analyses, names, strict=True)
         ]
         # One header (the first session's), then every session's rows.
         text = "".join(parts[0][:1] + [line for part in parts for line in part[1:]])
         atomic.write_text(curve, text)
         return [problems, curve]
-    return _write_document(comparison_document(data, GENERATOR), fmt, out)
+    return _write_document(comparison_document(comparison, GENERATOR), fmt, out)
 
 
 def comparison_problems_csv(comparison: Comparison, names: list[str]) -> str:
@@ -110,7 +109,7 @@ def comparison_problems_csv(comparison: Comparison, names: list[str]) -> str:
     return buf.getvalue()
 
 
-def _write_document(doc: Any, fmt: str, out: Path) -> list[Path]:
+def _write_document(doc: Document, fmt: str, out: Path) -> list[Path]:
     if fmt == "html":
         atomic.write_text(out, html.render(doc, GENERATOR))
         return [out]

@@ -49,7 +49,7 @@ def one_run(args: argparse.Namespace, policy: str, seed: int, sandbox: Sandbox) 
         )
         t0 = time.perf_counter()
         prep = prepare(settings)
-        fmt = next(iter(prep.problem_data.values()))["format"]
+        fmt = next(iter(prep.problems.values())).format
         verifier = registry.for_format(fmt)
         prep.session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
         verification = Verification(prep.session, verifier, sandbox, Recorder())

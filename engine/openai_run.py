@@ -40,7 +40,9 @@ from troop.engine.session_setup import (
     stored_config,
 )
 from troop.engine.settings import DEFAULT_SAMPLES, RunSettings, new_session_path
-from troop.engine.storage.session import Session, StoredProblem
+from troop.engine.storage.config import BackendConfig, ModelIdentity, SessionConfig
+from troop.engine.storage.rows import StoredProblem
+from troop.engine.storage.session import Session
 from troop.engine.work import PromptSpec, SamplingParams
 from troop.errors import SessionError, TroopError
 
@@ -55,8 +57,7 @@ def select_backend(settings: RunSettings) -> str:
     stored = None
     if settings.session is not None and settings.session.exists():
         with Session.open(settings.session) as session:
-            config = session.meta("config") or {}
-        stored = str((config.get("backend") or {}).get("name", "llamacpp"))
+            stored = session.config().backend_name
     chosen = settings.backend or stored or "llamacpp"
     if stored is not None and chosen != stored:
         raise SessionError(
@@ -141,7 +142,7 @@ class ServedSession:
     to sample."""
 
     session: Session  # the open session file
-    config: dict[str, Any]  # the session's stored configuration
+    config: SessionConfig  # the session's stored configuration
     budget: int  # samples per problem
     created: bool  # True if this run created the session
     server: ServerBackend  # where its samples come from
@@ -194,27 +195,19 @@ def _create(settings: RunSettings) -> ServedSession:
         raise TroopError("--backend openai needs --base-url, e.g. http://127.0.0.1:8080/v1")
     base_url = normalize_base_url(settings.base_url)
     options = ServerOptions.from_env()
-    sampling, pset = new_work(settings)
-    api = "completions" if sampling["prompt_format"] == "raw" else "chat"
+    work = new_work(settings)
+    api = "completions" if work.prompt_format == "raw" else "chat"
     target = _target(settings, base_url, settings.model, api, options)
     listed = check_server(target, options)
-    rows = _rows(target, options, list(pset.problems), 0, settings.parallel)
+    rows = _rows(target, options, list(work.problems.problems), 0, settings.parallel)
     budget = settings.samples or DEFAULT_SAMPLES
-    identity = {
-        "backend": {"name": "openai", "base_url": base_url, "model": target.model, "api": api},
-        # The keys a GGUF-backed session has, where a server can fill them; no file, no hash.
-        "model": {
-            "name": target.model,
-            "path": None,
-            "sha256": None,
-            "server": base_url,
-            "owned_by": listed.get("owned_by"),
-        },
-    }
-    config = stored_config(identity, sampling, pset, "chat" if api == "chat" else "raw", None)
+    backend = BackendConfig("openai", base_url, target.model, api)
+    # The keys a GGUF-backed session has, where a server can fill them; no file, no hash.
+    model = ModelIdentity(name=target.model, server=base_url, owned_by=listed.get("owned_by"))
+    config = stored_config(backend, model, work, "chat" if api == "chat" else "raw", None)
     # A served name such as org/model-7B must not become folders in the file name.
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", target.model).strip("-") or "server"
-    path = settings.session or new_session_path(slug, pset.name)
+    path = settings.session or new_session_path(slug, work.problems.name)
     session = create_session(path, config, budget, rows)
     return ServedSession(session, config, budget, True, ServerBackend(target, options, settings))
 
@@ -223,19 +216,21 @@ def _resume(settings: RunSettings) -> ServedSession:
     assert settings.session is not None
     session = Session.open(settings.session)
     try:
-        config: dict[str, Any] = session.meta("config")
-        backend = config["backend"]
+        config = session.config()
         check_resumable(settings, config)
-        if settings.model is not None and settings.model != backend["model"]:
+        backend = config.sampled_by
+        if backend.model is None or backend.api is None or backend.base_url is None:
+            raise SessionError(f"{settings.session}: the session names no server to resume with")
+        if settings.model is not None and settings.model != backend.model:
             raise SessionError(
                 f"{settings.session}: cannot resume with another model: the session was "
-                f"sampled from {backend['model']!r}, not {settings.model!r}",
+                f"sampled from {backend.model!r}, not {settings.model!r}",
                 hint="resume with the same served model, or pass a new --session",
             )
         # The server may have moved (another host or port); the model name must not change.
-        base_url = normalize_base_url(settings.base_url or backend["base_url"])
+        base_url = normalize_base_url(settings.base_url or backend.base_url)
         options = ServerOptions.from_env()
-        target = _target(settings, base_url, backend["model"], backend["api"], options)
+        target = _target(settings, base_url, backend.model, backend.api, options)
         check_server(target, options)
         budget = resume_budget(session, settings)
         add_on_resume(

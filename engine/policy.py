@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import json
 import math
 import threading
 from collections import Counter
@@ -18,6 +17,7 @@ import numpy as np
 
 from troop.engine.events import SampleRecord
 from troop.engine.formats import ANSWER_FORMATS, final_answer
+from troop.engine.storage.rows import StoredProblem
 from troop.engine.storage.session import Session
 from troop.errors import TroopError
 from troop.verifiers.answers import normalize
@@ -423,7 +423,7 @@ def begin(
     spec: PolicySpec,
     session: Session,
     problem_ids: Sequence[str],
-    problem_data: Mapping[str, Mapping[str, Any]],
+    problems: Mapping[str, StoredProblem],
     verification: Verification | None,
 ) -> Allocation | None:
     """Check the policy against the run, record it in the session, and seed its allocation
@@ -433,7 +433,7 @@ def begin(
     coverage-only, since its per-problem sample counts depended on the samples' outcomes.
     """
     spec.check()
-    formats = {pid: str(problem_data[pid]["format"]) for pid in problem_ids}
+    formats = {pid: problems[pid].format for pid in problem_ids}
     if spec.name in STOP_AT_PASS and verification is None:
         raise TroopError(
             f"--policy {spec.name} needs a verifier to know when a problem is solved",
@@ -445,7 +445,7 @@ def begin(
         verifier = verification.verifier
         verdicts = session.current_verdicts(verifier.name, verifier.version)
         for (pid, _), row in verdicts.items():
-            allocation.judged(pid, row["status"], json.loads(row["extra"] or "{}"))
+            allocation.judged(pid, row.status, row.extra)
     if isinstance(allocation, UntilConsistent | Promising):
         for record in session.samples():
             if record.problem_id in formats:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from troop import __version__
-from troop.engine import model_facts, policy
+from troop.engine import local_run, model_facts, policy
 from troop.engine.backends import supervisor
 from troop.engine.backends.sample_loop import BatchStats
-from troop.engine.backends.supervisor import RemoteSampler, WorkerDied, WorkerModel, worker_log_path
+from troop.engine.backends.supervisor import RemoteSampler, WorkerDied, WorkerModel
 from troop.engine.control import RunControl
 from troop.engine.events import (
     Event,
@@ -26,32 +22,17 @@ from troop.engine.events import (
     SampleRecord,
     WorkerRestarted,
 )
-from troop.engine.formats import prompts
 from troop.engine.formats.loading import Problem, load_problem_set
-from troop.engine.models import file_sha256, resolve_model
 from troop.engine.scheduler import Scheduler
-from troop.engine.session_setup import (
-    add_on_resume,
-    check_resumable,
-    create_session,
-    new_work,
-    problem_record,
-    resume_budget,
-    sampling_params,
-    stored_config,
-)
-from troop.engine.settings import (
-    DEFAULT_SAMPLES,
-    RunSettings,
-    check_settings,
-    kv_unified,
-    new_session_path,
-)
+from troop.engine.session_setup import problem_set_name, sampling_params
+from troop.engine.settings import RunSettings, check_settings
+from troop.engine.storage.config import SessionConfig
 from troop.engine.storage.lock import SessionLock
-from troop.engine.storage.session import Session, StoredProblem
+from troop.engine.storage.rows import StoredProblem
+from troop.engine.storage.session import Session
 from troop.engine.verify import Verification
 from troop.engine.work import PromptSpec, SamplingParams
-from troop.errors import EngineError, SessionError, TroopError
+from troop.errors import EngineError, TroopError
 
 if TYPE_CHECKING:
     from troop.engine.openai_run import ServerBackend
@@ -70,8 +51,8 @@ class PreparedRun:
     settings: RunSettings  # what was asked
     created: bool  # True if this run created the session
     plan: model_facts.ContextPlan | None  # the llama.cpp context this run will create (local)
-    problem_data: dict[str, dict[str, Any]]  # each problem as loaded, by id (for verifiers)
-    config: dict[str, Any] = field(default_factory=dict)  # the session's stored configuration
+    problems: dict[str, StoredProblem]  # each stored problem, by id (verifiers read its data)
+    config: SessionConfig  # the session's stored configuration
     server: ServerBackend | None = None  # samples come from this OpenAI-compatible server
     lock: SessionLock | None = None  # this process's hold on the session (one writer)
 
@@ -100,41 +81,6 @@ class RunSummary:
     finish_reasons: dict[str, int]  # this run's samples by finish reason
 
 
-def _model_identity(model: WorkerModel, name: str, sha256: str) -> dict[str, Any]:
-    shape = model.shape()
-    meta = model.metadata()
-    return {
-        "name": name,
-        "path": str(model.path),
-        "file_bytes": model.path.stat().st_size,
-        "sha256": sha256,
-        "architecture": meta.get("general.architecture"),
-        "general_name": meta.get("general.name"),
-        "file_type": meta.get("general.file_type"),
-        "description": shape.description,
-        **{k: v for k, v in asdict(shape).items() if k != "description"},
-    }
-
-
-def _stored_format(config: dict[str, Any]) -> prompts.PromptFormat:
-    """The prompt format a session was made with."""
-    return prompts.PromptFormat(
-        config["prompt_format"]["kind"], config["prompt_format"]["template"]
-    )
-
-
-def _render_problems(
-    model: WorkerModel, fmt: prompts.PromptFormat, problems: list[Problem], start: int
-) -> list[StoredProblem]:
-    out = []
-    for i, p in enumerate(problems):
-        text, tokens, stops = prompts.render(model, fmt, p)
-        out.append(
-            StoredProblem(p.id, start + i, p.format, text, len(tokens), stops, problem_record(p))
-        )
-    return out
-
-
 def prepare(settings: RunSettings) -> PreparedRun:
     """Check settings, open or create the session, load the model; nothing is sampled yet."""
     check_settings(settings)
@@ -157,142 +103,20 @@ def prepare(settings: RunSettings) -> PreparedRun:
                 lock=lock,
                 server=served.server,
             )
-        if lock is not None:
-            return _resume(settings, lock)
-        return _create(settings)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
-
-
-def _load(ref_path: Path, settings: RunSettings, session_path: Path) -> WorkerModel:
-    """The model loaded in a new worker process, logging beside the session. With CPU extra
-    buffers in "auto", a worker that dies of the known AMX fault at load is started again
-    without them."""
-    extra = supervisor.choose_extra_buffers(settings.cpu_extra_buffers)
-    log = worker_log_path(session_path)
-    try:
-        return WorkerModel(
-            ref_path, gpu_layers=settings.gpu_layers, extra_buffers=extra, log_path=log
-        )
-    except WorkerDied as exc:
-        if not (settings.cpu_extra_buffers == "auto" and extra and exc.signal_name == "SIGILL"):
-            raise
-        supervisor.remember_extra_buffers_fault(str(exc))
-        return WorkerModel(
-            ref_path, gpu_layers=settings.gpu_layers, extra_buffers=False, log_path=log
-        )
-
-
-def _create(settings: RunSettings) -> PreparedRun:
-    ref = resolve_model(settings.model)
-    sampling, pset = new_work(settings)
-    path = settings.session or new_session_path(ref.name, pset.name)
-    if path.exists():
-        raise SessionError(f"{path}: already exists")
-    lock = SessionLock(path).acquire()
-    try:
-        model = _load(ref.path, settings, path)
-    except BaseException:
-        lock.release()
-        raise
-    try:
-        fmt = prompts.choose_format(model, ref.instruct, sampling["prompt_format"])
-        rows = _render_problems(model, fmt, list(pset.problems), 0)
-        # Check slots and sizes now: a bad --parallel must not leave an empty session behind.
-        _plan(settings, model, max(r.prompt_tokens for r in rows), sampling["max_tokens"])
-        budget = settings.samples or DEFAULT_SAMPLES
-        identity = {"model": _model_identity(model, ref.name, file_sha256(ref.path))}
-        config = stored_config(identity, sampling, pset, fmt.kind, fmt.template)
-        session = create_session(path, config, budget, rows)
-    except BaseException:
-        model.close()
-        lock.release()
-        # Nothing was created: leave no log or lock file behind either.
-        for leftover in (worker_log_path(path), lock.path):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        raise
-    return _prepared(session, model, config, budget, settings, created=True, lock=lock)
-
-
-def _plan(
-    settings: RunSettings,
-    model: WorkerModel,
-    max_prompt_tokens: int,
-    max_tokens: int,
-    *,
-    check_gpu: bool = True,
-) -> model_facts.ContextPlan:
-    shape = model.shape()
-    # With layers on a GPU the KV cache lives in its memory: checked against what is free
-    # there (measured by the worker once the model's weights were loaded) instead of RAM.
-    on_gpu = model.gpu_offload and settings.gpu_layers != 0
-    # A live run's own context already holds GPU memory: only a new context is checked.
-    free = model.facts.get("gpu_free") if on_gpu and check_gpu else None
-    gpu = None
-    if free is not None:
-        share = 1.0 if settings.gpu_layers < 0 else min(1.0, settings.gpu_layers / shape.n_layer)
-        gpu = model_facts.GpuBudget(free, share, shape.n_vocab)
-    return model_facts.plan_context(
-        parallel=settings.parallel,
-        max_prompt_tokens=max_prompt_tokens,
-        max_tokens=max_tokens,
-        kv_unified=kv_unified(settings),
-        n_threads=settings.threads or os.cpu_count() or 1,
-        n_ctx_train=shape.n_ctx_train,
-        kv_bytes_per_token=shape.kv_bytes_per_token,
-        memory_available=None if on_gpu else model_facts.memory_available(),
-        gpu=gpu,
+    local = local_run.open_session(settings, lock)  # releases the lock if it fails
+    return _prepared(
+        local.session,
+        local.model,
+        local.config,
+        local.budget,
+        settings,
+        created=local.created,
+        lock=local.lock,
     )
-
-
-def _resume(settings: RunSettings, lock: SessionLock) -> PreparedRun:
-    assert settings.session is not None
-    try:
-        session = Session.open(settings.session)
-    except BaseException:
-        lock.release()
-        raise
-    try:
-        config: dict[str, Any] = session.meta("config")
-        check_resumable(settings, config)
-        want = config["model"]
-        if settings.model is not None:
-            ref_path = resolve_model(settings.model).path
-        else:
-            ref_path = Path(want["path"])
-            if not ref_path.exists():
-                raise SessionError(
-                    f"{settings.session}: the session's model {ref_path} is gone",
-                    hint="pass --model with the same GGUF file",
-                )
-        if file_sha256(ref_path) != want["sha256"]:
-            raise SessionError(
-                f"{settings.session}: cannot resume with another model: {ref_path} is not "
-                f"the file the session was sampled with (sha256 {want['sha256'][:12]}…)",
-                hint="resume with the same model, or pass a new --session",
-            )
-        model = _load(ref_path, settings, settings.session)
-    except BaseException:
-        session.close()
-        lock.release()
-        raise
-    try:
-        budget = resume_budget(session, settings)
-        add_on_resume(
-            session,
-            config,
-            settings,
-            lambda fresh, start: _render_problems(model, _stored_format(config), fresh, start),
-        )
-    except BaseException:
-        model.close()
-        session.close()
-        lock.release()
-        raise
-    return _prepared(session, model, config, budget, settings, created=False, lock=lock)
 
 
 def add_problems(
@@ -303,10 +127,10 @@ def add_problems(
     appended to `prep.prompts`; the returned work is what a live run's
     `RunControl.add_prompts` hands to its scheduler. A prompt longer than the run's context
     was planned for is refused before anything is stored."""
-    name = prep.config["problem_set"]["name"]
+    name = problem_set_name(prep.session, prep.config)
     have = {p.problem_id for p in prep.session.problems()}
     wanted = [i for i in dict.fromkeys(problem_ids) if i not in have]
-    fields = prep.config["problem_set"].get("fields")  # the columns it was first read through
+    fields = prep.config.problem_set.field_map()  # the columns it was first read through
     if more > 0:
         pool = load_problem_set(name, fields=fields).problems
         wanted += [p.id for p in pool if p.id not in have and p.id not in wanted][:more]
@@ -322,7 +146,7 @@ def add_problems(
         rows, work = _render_more(prep, list(pset.problems), len(have))
     prep.session.add_problems(rows)
     prep.prompts.extend(work)
-    prep.problem_data.update({r.problem_id: r.data for r in rows})
+    prep.problems.update({r.problem_id: r for r in rows})
     return work
 
 
@@ -332,13 +156,11 @@ def _render_more(
     """Problems added to a live local run, rendered and tokenized; refused if a prompt is
     longer than the run's context was planned for."""
     assert prep.model is not None and prep.plan is not None
-    rows = _render_problems(prep.model, _stored_format(prep.config), problems, start)
-    work = [
-        PromptSpec(r.problem_id, tuple(prompts.tokenize(prep.model, r.prompt)), r.stop)
-        for r in rows
-    ]
+    fmt = local_run.stored_format(prep.session, prep.config)
+    rows = local_run.render_problems(prep.model, fmt, problems, start)
+    work = local_run.tokenized(prep.model, rows)
     longest = max(work, key=lambda w: len(w.tokens))
-    need = _plan(
+    need = local_run.plan(
         prep.settings,
         prep.model,
         max(len(w.tokens) for w in [*prep.prompts, *work]),
@@ -358,7 +180,7 @@ def _render_more(
 def _prepared(
     session: Session,
     model: WorkerModel | None,
-    config: dict[str, Any],
+    config: SessionConfig,
     budget: int,
     settings: RunSettings,
     *,
@@ -370,19 +192,15 @@ def _prepared(
     or else the server."""
     plan = None
     try:
-        params = sampling_params(config)
+        params, seed = sampling_params(session, config)
         stored = session.problems()
         if server is not None:
             work = server.serve(stored)
         else:
             assert model is not None
-            work = [
-                PromptSpec(p.problem_id, tuple(prompts.tokenize(model, p.prompt)), p.stop)
-                for p in stored
-            ]
-            plan = _plan(
-                settings, model, max((len(w.tokens) for w in work), default=1), params.max_tokens
-            )
+            work = local_run.tokenized(model, stored)
+            longest = max((len(w.tokens) for w in work), default=1)
+            plan = local_run.plan(settings, model, longest, params.max_tokens)
     except BaseException:
         if model is not None:
             model.close()
@@ -393,13 +211,13 @@ def _prepared(
         session,
         model,
         params,
-        config["seed"],
+        seed,
         budget,
         work,
         settings,
         created,
         plan,
-        {p.problem_id: p.data for p in stored},
+        {p.problem_id: p for p in stored},
         config,
         server=server,
         lock=lock,
@@ -447,7 +265,7 @@ def execute(
         settings.policy,
         session,
         [p.problem_id for p in prep.prompts],
-        prep.problem_data,
+        prep.problems,
         verification,
     )
     run_id = session.begin_run(_run_settings(prep))
@@ -463,7 +281,7 @@ def execute(
         reasons[stored.finish_reason] = reasons.get(stored.finish_reason, 0) + 1
         if verification is not None:
             future = verification.submit(
-                prep.problem_data[stored.problem_id], stored.sample_index, stored.text
+                prep.problems[stored.problem_id], stored.sample_index, stored.text
             )
             if allocation is not None:
                 # Runs in a verification thread; until-solved stops the problem on a pass.
@@ -527,44 +345,11 @@ def execute(
 
 
 def _run_settings(prep: PreparedRun) -> dict[str, Any]:
-    """What the session records about how a run samples."""
-    settings = prep.settings
+    """What the session records about how a run samples (JSON, in its `runs` table)."""
     if prep.server is not None:
-        return {**prep.server.run_settings(), "policy": settings.policy.describe()}
-    model, plan = prep.model, prep.plan
-    assert model is not None and plan is not None
-    device = _sampler_device(prep)
-    return {
-        "parallel": settings.parallel,
-        "threads": plan.n_threads,
-        "kv_cache": "unified" if plan.kv_unified else "split",
-        "gpu_layers": settings.gpu_layers if model.gpu_offload else 0,
-        "gpu_offload": model.gpu_offload,
-        "n_ctx": plan.n_ctx,
-        "n_batch": plan.n_batch,
-        "troop_version": __version__,
-        "llama_cpp_python": _llama_cpp_version(),
-        "system_info": model.system_info,
-        "policy": settings.policy.describe(),
-        "cpu_extra_buffers": "on" if model.extra_buffers else "off",
-        "worker_pid": model.worker.pid if model.worker is not None else None,
-        "sampler_device": device.where,
-        "sampler_device_reason": device.reason,
-    }
-
-
-def _sampler_device(prep: PreparedRun) -> model_facts.SamplerDevice:
-    """Where this run's sampler chains are asked to run (the worker may fall back to host)."""
-    assert prep.model is not None
-    offloaded = prep.model.gpu_offload and prep.settings.gpu_layers != 0
-    return model_facts.choose_sampler_device(prep.settings.sampler_device, offloaded=offloaded)
-
-
-def _llama_cpp_version() -> str:
-    try:
-        return metadata.version("llama-cpp-python")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+        return {**prep.server.run_settings(), "policy": prep.settings.policy.describe()}
+    assert prep.model is not None and prep.plan is not None
+    return local_run.run_settings(prep.settings, prep.model, prep.plan)
 
 
 def _sample_in_worker(
@@ -585,7 +370,7 @@ def _sample_in_worker(
     parallel = plan.n_seq - 1
     lookahead = max(2, parallel // 4) if prep.settings.policy.adaptive else parallel
     while True:
-        device = _sampler_device(prep)
+        device = local_run.sampler_device(prep.settings, model)
         sampler = RemoteSampler(
             model,
             plan,

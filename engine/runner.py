@@ -120,9 +120,8 @@ def make_verifier(verify: VerifyOptions, problem_format: str) -> Verifier:
 
 def watched_files(verify: VerifyOptions, session: Session) -> tuple[Path | None, Path | None]:
     """The problem file (if the session's set is a file) and a command verifier's program."""
-    name = session.meta("config")["problem_set"]["name"]
-    problem_file: Path | None = Path(verify.problems or name)
-    problem_file = problem_file if problem_file is not None and problem_file.is_file() else None
+    spec = verify.problems or session.config().problem_set.name
+    problem_file = Path(spec) if spec is not None and Path(spec).is_file() else None
     verifier_file = None
     if verify.command:
         argv = shlex.split(verify.command)
@@ -220,14 +219,14 @@ class SessionRunner:
         from troop.engine.verify import Verification, pending
 
         verify = self.launch.verify
-        fmt = next(iter(prep.problem_data.values()))["format"]
+        fmt = next(iter(prep.problems.values())).format
         verifier = make_verifier(verify, fmt)
         prep.session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
         verification = Verification(prep.session, verifier, sandbox, self.observer)
         self._stack.callback(verification.close)
         left = pending(prep.session, verifier)
-        for problem, index, text in left:
-            verification.submit(problem, index, text)
+        for sample in left:
+            verification.submit(sample.problem, sample.sample_index, sample.text)
         self.verification, self.verifier, self.left_unjudged = verification, verifier, len(left)
         reload = self._live_reload(prep, verification, fmt)
         if reload is not None:
@@ -298,9 +297,9 @@ class SessionRunner:
         prep, verifier, verification = self.prep, self.verifier, self.verification
         if prep is None or verifier is None or verification is None:
             return None
-        verdicts = prep.session.current_verdicts(verifier.name, verifier.version)
-        passed = {pid for (pid, _), v in verdicts.items() if v["status"] == "pass"}
-        return len(passed), len(prep.problem_data), dict(verification.statuses)
+        statuses = prep.session.current_statuses(verifier.name, verifier.version)
+        passed = {pid for (pid, _), status in statuses.items() if status == "pass"}
+        return len(passed), len(prep.problems), dict(verification.statuses)
 
     # -- steering (any thread) -----------------------------------------------------------
 

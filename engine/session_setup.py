@@ -4,14 +4,24 @@ the stored configuration, the checks before resuming, problems added on resume."
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from troop import __version__
 from troop.engine import policy
 from troop.engine.formats.loading import Problem, ProblemSet, load_problem_set
-from troop.engine.settings import DEFAULT_PROBLEMS, SAMPLING_DEFAULTS, RunSettings
-from troop.engine.storage.session import Session, StoredProblem
+from troop.engine.settings import DEFAULT_PROBLEMS, DEFAULT_PROMPT_FORMAT, DEFAULT_SEED, RunSettings
+from troop.engine.storage.config import (
+    BackendConfig,
+    ModelIdentity,
+    ProblemSetConfig,
+    PromptFormatSetting,
+    SamplingConfig,
+    SessionConfig,
+)
+from troop.engine.storage.rows import StoredProblem
+from troop.engine.storage.session import Session
 from troop.engine.work import SamplingParams
 from troop.errors import SessionError
 
@@ -19,8 +29,19 @@ from troop.errors import SessionError
 Render = Callable[[list[Problem], int], list[StoredProblem]]
 
 
-def sampling_config(settings: RunSettings) -> dict[str, Any]:
-    """The sampling fields the user set explicitly."""
+@dataclass(frozen=True)
+class NewWork:
+    """A new session's work before a backend renders it: its settings, defaults filled in."""
+
+    params: SamplingParams  # the sampling settings, each as given or its default
+    seed: int  # the session seed
+    prompt_format: str  # the prompt format asked for: auto, chat or raw
+    problems: ProblemSet  # the problems, loaded and selected
+
+
+def given_sampling(settings: RunSettings) -> dict[str, object]:
+    """The sampling fields the user set explicitly, as the session stores them (the fields
+    that define a session: resuming with other values is refused)."""
     given = {
         "temperatures": list(settings.temperatures) if settings.temperatures else None,
         "top_k": settings.top_k,
@@ -34,7 +55,8 @@ def sampling_config(settings: RunSettings) -> dict[str, Any]:
 
 
 def problem_record(p: Problem) -> dict[str, Any]:
-    """A problem as the session stores it and verifiers read it."""
+    """A problem as the session stores it and verifiers read it (their plain mapping; the
+    engine reads it back through StoredProblem.record)."""
     return {
         "id": p.id,
         "format": p.format,
@@ -48,10 +70,18 @@ def problem_record(p: Problem) -> dict[str, Any]:
     }
 
 
-def new_work(settings: RunSettings) -> tuple[dict[str, Any], ProblemSet]:
-    """A new session's sampling settings (defaults filled in) and its problems, which the
-    budget policy is checked against before an empty session can be left behind."""
-    sampling = {**SAMPLING_DEFAULTS, **sampling_config(settings)}
+def new_work(settings: RunSettings) -> NewWork:
+    """A new session's sampling settings and its problems, which the budget policy is checked
+    against before an empty session can be left behind."""
+    # The defaults are SamplingParams' own, so a session and a bare sampler agree.
+    default = SamplingParams()
+    params = SamplingParams(
+        temperatures=settings.temperatures or default.temperatures,
+        top_k=default.top_k if settings.top_k is None else settings.top_k,
+        top_p=default.top_p if settings.top_p is None else settings.top_p,
+        min_p=default.min_p if settings.min_p is None else settings.min_p,
+        max_tokens=default.max_tokens if settings.max_tokens is None else settings.max_tokens,
+    )
     pset = load_problem_set(
         settings.problems or DEFAULT_PROBLEMS,
         limit=settings.limit,
@@ -59,44 +89,38 @@ def new_work(settings: RunSettings) -> tuple[dict[str, Any], ProblemSet]:
         fields=dict(settings.fields) or None,
     )
     policy.check_formats(settings.policy, [pset.format])
-    return sampling, pset
+    seed = DEFAULT_SEED if settings.seed is None else settings.seed
+    return NewWork(params, seed, settings.prompt_format or DEFAULT_PROMPT_FORMAT, pset)
 
 
 def stored_config(
-    identity: dict[str, Any],
-    sampling: dict[str, Any],
-    pset: ProblemSet,
+    backend: BackendConfig | None,
+    model: ModelIdentity,
+    work: NewWork,
     kind: str,
     template: str | None,
-) -> dict[str, Any]:
-    """A new session's configuration: what samples it (`identity`: its model, its backend),
-    then the prompt format, problem set, sampling settings and seed."""
-    return {
-        **identity,
-        "prompt_format": {
-            "kind": kind,
-            "template": template,
-            "requested": sampling["prompt_format"],
-        },
-        "problem_set": {
-            "name": pset.name,
-            "format": pset.format,
-            "source": pset.source,
-            **({"fields": dict(pset.fields)} if pset.fields else {}),
-        },
-        "sampling": {
-            k: sampling[k] for k in ("temperatures", "top_k", "top_p", "min_p", "max_tokens")
-        },
-        "seed": sampling["seed"],
-    }
+) -> SessionConfig:
+    """A new session's configuration: what samples it (its backend, where not llama.cpp, and
+    its model), then the prompt format, problem set, sampling settings and seed."""
+    pset, params = work.problems, work.params
+    return SessionConfig(
+        backend=backend,
+        model=model,
+        prompt_format=PromptFormatSetting(kind, template, work.prompt_format),
+        problem_set=ProblemSetConfig(pset.name, pset.format, pset.source, pset.fields or None),
+        sampling=SamplingConfig(
+            params.temperatures, params.top_k, params.top_p, params.min_p, params.max_tokens
+        ),
+        seed=work.seed,
+    )
 
 
 def create_session(
-    path: Path, config: dict[str, Any], budget: int, rows: list[StoredProblem]
+    path: Path, config: SessionConfig, budget: int, rows: list[StoredProblem]
 ) -> Session:
     """Write a new session file with its problems; no file is left if they cannot be stored."""
     session = Session.create(
-        path, {"config": config, "budget": budget, "troop_version": __version__}
+        path, {"config": config.to_json(), "budget": budget, "troop_version": __version__}
     )
     try:
         session.add_problems(rows)
@@ -107,16 +131,17 @@ def create_session(
     return session
 
 
-def check_resumable(settings: RunSettings, config: dict[str, Any]) -> None:
+def check_resumable(settings: RunSettings, config: SessionConfig) -> None:
     """Refuse to resume a session with sampling settings other than those it was made with."""
+    # Compared as the session stores them, so a clash reads as the flags were written.
     stored = {
-        **config["sampling"],
-        "seed": config["seed"],
-        "prompt_format": config["prompt_format"]["requested"],
+        **config.sampling.to_json(),
+        "seed": config.seed,
+        "prompt_format": config.prompt_format.requested,
     }
     clashes = [
-        f"{k} {stored[k]!r} in the session, {v!r} asked"
-        for k, v in sampling_config(settings).items()
+        f"{k} {stored.get(k)!r} in the session, {v!r} asked"
+        for k, v in given_sampling(settings).items()
         if stored.get(k) != v
     ]
     if clashes:
@@ -137,11 +162,11 @@ def resume_budget(session: Session, settings: RunSettings) -> int:
 
 
 def add_on_resume(
-    session: Session, config: dict[str, Any], settings: RunSettings, render: Render
+    session: Session, config: SessionConfig, settings: RunSettings, render: Render
 ) -> None:
     """Resuming with --problems/--limit/--problem may add problems (rendered by the backend's
     `render`); changed ones are refused."""
-    fields = config["problem_set"].get("fields")
+    fields = config.problem_set.field_map()
     if settings.fields and dict(settings.fields) != (fields or {}):
 
         def shown(pairs: dict[str, str]) -> str:
@@ -153,7 +178,7 @@ def add_on_resume(
         )
     if settings.problems is None and settings.limit is None and not settings.problem_ids:
         return
-    name = config["problem_set"]["name"]
+    name = problem_set_name(session, config)
     if settings.problems is not None and settings.problems != name:
         raise SessionError(
             f"{session.path}: the session samples problem set {name!r}, not {settings.problems!r}"
@@ -179,13 +204,30 @@ def add_on_resume(
         session.add_problems(render(fresh, len(have)))
 
 
-def sampling_params(config: dict[str, Any]) -> SamplingParams:
-    """The sampling settings a session was made with."""
-    s = config["sampling"]
-    return SamplingParams(
-        temperatures=tuple(s["temperatures"]),
-        top_k=s["top_k"],
-        top_p=s["top_p"],
-        min_p=s["min_p"],
-        max_tokens=s["max_tokens"],
+def problem_set_name(session: Session, config: SessionConfig) -> str:
+    """The name the session's problem set is loaded by."""
+    if config.problem_set.name is None:
+        raise _incomplete(session, "its problem set")
+    return config.problem_set.name
+
+
+def sampling_params(session: Session, config: SessionConfig) -> tuple[SamplingParams, int]:
+    """The sampling settings and seed a session was made with."""
+    s = config.sampling
+    if (
+        s.temperatures is None
+        or s.top_k is None
+        or s.top_p is None
+        or s.min_p is None
+        or s.max_tokens is None
+        or config.seed is None
+    ):
+        raise _incomplete(session, "its sampling settings")
+    return SamplingParams(s.temperatures, s.top_k, s.top_p, s.min_p, s.max_tokens), config.seed
+
+
+def _incomplete(session: Session, what: str) -> SessionError:
+    return SessionError(
+        f"{session.path}: the session's configuration lacks {what}; it cannot be sampled",
+        hint="pass a new --session to start afresh",
     )

@@ -7,7 +7,6 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from troop.engine import model_facts
 from troop.engine.policy import PolicySpec
@@ -18,16 +17,9 @@ DEFAULT_PROBLEMS = "arithmetic"
 DEFAULT_SAMPLES = 10
 DEFAULT_SEED = 0
 
-#: Sampling fields that define a session: resuming with other values is refused.
-SAMPLING_DEFAULTS: dict[str, Any] = {
-    "temperatures": [0.8],
-    "top_k": 40,
-    "top_p": 0.95,
-    "min_p": 0.0,
-    "max_tokens": 256,
-    "seed": DEFAULT_SEED,
-    "prompt_format": "auto",
-}
+#: The prompt format a new session asks for unless --prompt-format says otherwise (the sampling
+#: settings' defaults are SamplingParams' own).
+DEFAULT_PROMPT_FORMAT = "auto"
 
 #: Slots decoded together unless --parallel says otherwise.
 DEFAULT_PARALLEL = 16

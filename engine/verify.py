@@ -11,11 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from troop.engine.events import RunObserver, SampleVerified
+from troop.engine.storage.rows import StoredProblem
 from troop.engine.storage.session import Session, tests_digest
 from troop.verifiers.base import Check, Status, Verdict, Verifier
 
 #: How often a sample whose verification hit an infrastructure failure is tried again.
 INFRA_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class SampleToJudge:
+    """A stored sample lacking a current verdict, with the problem it answers."""
+
+    problem: StoredProblem  # its problem as stored (the verifier is handed `problem.data`)
+    sample_index: int  # 0-based index within its problem
+    text: str  # the completion, exactly as stored
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ class Verification:
         self._lock = threading.Lock()
         self.statuses: Counter[str] = Counter()
 
-    def submit(self, problem: dict[str, Any], sample_index: int, text: str) -> Future[Verdict]:
+    def submit(self, problem: StoredProblem, sample_index: int, text: str) -> Future[Verdict]:
         future = self._pool.submit(self._verify, problem, sample_index, text)
         if self.on_submit is not None:
             self.on_submit(1)
@@ -61,16 +71,18 @@ class Verification:
             self._futures.append(future)
         return future
 
-    def _verify(self, problem: dict[str, Any], sample_index: int, text: str) -> Verdict:
-        check = Check(text=text, problem=problem)
+    def _verify(self, problem: StoredProblem, sample_index: int, text: str) -> Verdict:
+        # Verifiers are plugins below the engine: they get the stored mapping, their API.
+        check = Check(text=text, problem=problem.data)
         for _attempt in range(INFRA_RETRIES + 1):
             verdict = self.verifier.verify(check, self.sandbox)
             if verdict.status is not Status.INFRA_ERROR:
                 break
-        self.session.add_verdict(problem["id"], sample_index, tests_digest(problem), verdict)
+        pid = problem.problem_id
+        self.session.add_verdict(pid, sample_index, tests_digest(problem.data), verdict)
         with self._lock:
             self.statuses[str(verdict.status)] += 1
-        self.observer.on_event(SampleVerified(problem["id"], sample_index, verdict))
+        self.observer.on_event(SampleVerified(pid, sample_index, verdict))
         return verdict
 
     def wait(self) -> None:
@@ -84,18 +96,16 @@ class Verification:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
-def pending(
-    session: Session, verifier: Verifier, *, force: bool = False
-) -> list[tuple[dict[str, Any], int, str]]:
+def pending(session: Session, verifier: Verifier, *, force: bool = False) -> list[SampleToJudge]:
     """Samples with no verdict of this verifier version against their problem's current tests."""
-    problems = {p.problem_id: p.data for p in session.problems()}
+    problems = {p.problem_id: p for p in session.problems()}
+    digests = {pid: tests_digest(p.data) for pid, p in problems.items()}
     have = set() if force else session.verdict_keys(verifier.name, verifier.version)
-    out = []
-    for record in session.samples():
-        data = problems[record.problem_id]
-        if (record.problem_id, record.sample_index, tests_digest(data)) not in have:
-            out.append((data, record.sample_index, record.text))
-    return out
+    return [
+        SampleToJudge(problems[record.problem_id], record.sample_index, record.text)
+        for record in session.samples()
+        if (record.problem_id, record.sample_index, digests[record.problem_id]) not in have
+    ]
 
 
 def verify_session(
@@ -118,8 +128,8 @@ def verify_session(
         session.set_meta("verifier", {"name": verifier.name, "version": verifier.version})
     verification = Verification(session, verifier, sandbox, observer, workers=workers)
     try:
-        for problem, index, text in todo:
-            verification.submit(problem, index, text)
+        for sample in todo:
+            verification.submit(sample.problem, sample.sample_index, sample.text)
         verification.wait()
     finally:
         verification.close()

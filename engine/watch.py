@@ -25,17 +25,20 @@ def refresh_problems(session: Session, spec: str) -> tuple[list[str], list[str]]
     from troop.engine.session_setup import problem_record
 
     # Read through the same --fields mapping the session's problems were first read through.
-    fields = (session.meta("config") or {}).get("problem_set", {}).get("fields")
-    fresh = {p.id: problem_record(p) for p in load_problem_set(spec, fields=fields).problems}
+    fields = session.config().problem_set.field_map()
+    fresh = {p.id: p for p in load_problem_set(spec, fields=fields).problems}
     updated, refused = [], []
     for stored in session.problems():
         new = fresh.get(stored.problem_id)
-        if new is None or tests_digest(new) == tests_digest(stored.data):
+        if new is None:
             continue
-        if new["prompt"] != stored.data["prompt"]:
+        data = problem_record(new)
+        if tests_digest(data) == tests_digest(stored.data):
+            continue
+        if new.prompt != stored.record.prompt:
             refused.append(stored.problem_id)
             continue
-        session.update_problem_data(stored.problem_id, new)
+        session.update_problem_data(stored.problem_id, data)
         updated.append(stored.problem_id)
     return updated, refused
 
@@ -141,8 +144,8 @@ class LiveReload:
             f"verifier {verifier.name} changed ({old.version} -> {verifier.version}): "
             f"re-judging {len(todo)} samples"
         )
-        for problem, index, text in todo:
-            self.verification.submit(problem, index, text)
+        for sample in todo:
+            self.verification.submit(sample.problem, sample.sample_index, sample.text)
 
     def _reload_problems(self) -> None:
         assert self.problem_file is not None
@@ -154,11 +157,12 @@ class LiveReload:
             )
         if not updated:
             return
+        changed = set(updated)
         todo = [
             t
             for t in pending(self.session, self.verification.verifier)
-            if t[0]["id"] in set(updated)
+            if t.problem.problem_id in changed
         ]
         self.notify(f"tests changed for {len(updated)} problems: re-judging {len(todo)} samples")
-        for problem, index, text in todo:
-            self.verification.submit(problem, index, text)
+        for sample in todo:
+            self.verification.submit(sample.problem, sample.sample_index, sample.text)

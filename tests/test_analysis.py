@@ -225,7 +225,7 @@ def test_real_session_analysis_matches_its_verdicts(tmp_path: Path) -> None:
         result = analyse(s)
         verifier = s.meta("verifier")
         verdicts = s.current_verdicts(verifier["name"], verifier["version"])
-    passes = sum(v["status"] == "pass" for v in verdicts.values())
+    passes = sum(v.status == "pass" for v in verdicts.values())
     assert sum(p.correct for p in result.problems) == passes
     assert result.session.samples == 18 and result.session.verified == 18
     assert result.coverage.k == tuple(range(1, 7))

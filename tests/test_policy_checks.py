@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import troop
 from troop.engine.policy import PolicySpec, begin, check_formats
+from troop.engine.storage.rows import StoredProblem
 from troop.engine.storage.session import Session
 from troop.errors import TroopError
 
@@ -51,7 +52,8 @@ def test_spec_checks_and_formats() -> None:
 def test_begin_refuses_until_solved_without_a_verifier(tmp_path: Path) -> None:
     with Session.create(tmp_path / "s.sqlite", {"budget": 2}) as session:
         with pytest.raises(TroopError, match="needs a verifier"):
-            begin(PolicySpec("until-solved"), session, ["p0"], {"p0": {"format": "gsm8k"}}, None)
+            problem = StoredProblem("p0", 0, "gsm8k", "Q", 3, (), {"format": "gsm8k"})
+            begin(PolicySpec("until-solved"), session, ["p0"], {"p0": problem}, None)
         assert session.meta("coverage_only") is None  # nothing recorded for a refused run
 
 

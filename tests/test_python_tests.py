@@ -373,8 +373,7 @@ def test_partial_credit_is_stored_and_rejudging_recomputes_it(box: Sandbox, tmp_
         def credit() -> dict[int, tuple[int, int]]:
             rows = s.current_verdicts(FAST.name, FAST.version)
             return {
-                i: (json.loads(r["extra"])["tests_passed"], json.loads(r["extra"])["tests_run"])
-                for (_, i), r in rows.items()
+                i: (r.extra["tests_passed"], r.extra["tests_run"]) for (_, i), r in rows.items()
             }
 
         assert credit() == {0: (3, 7), 1: (7, 7)}

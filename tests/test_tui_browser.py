@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from textual.widgets import Input, Select
 from tests.conftest import troop
 from troop.engine.events import SampleRecord
 from troop.engine.storage import session as session_file
+from troop.engine.storage.rows import StoredVerdict
 from troop.engine.storage.session import Session, StoredProblem
 from troop.errors import SessionError
 from troop.tui.screens.browser import FAILED, SampleBrowser, inert
@@ -430,16 +432,21 @@ def test_browses_the_failures_of_a_real_run(real_session: Path, tmp_path: Path) 
 
 
 def test_the_verdict_panel_shows_partial_credit() -> None:
-    row = {
-        "status": "fail",
-        "detail": "AssertionError at test line 10",
-        "duration_s": 0.05,
-        "tier": "rlimits",
-        "output": "",
-        "truncated": 0,
-        "extra": '{"outcome": "returned", "tests_passed": 3, "tests_run": 7}',
-    }
+    row = StoredVerdict(
+        problem_id="add/0",
+        sample_index=0,
+        verifier="python-tests",
+        version="1",
+        tests_digest="",
+        status="fail",
+        detail="AssertionError at test line 10",
+        duration_s=0.05,
+        tier="rlimits",
+        output="",
+        truncated=False,
+        extra={"outcome": "returned", "tests_passed": 3, "tests_run": 7},
+    )
     shown = SampleBrowser._verdict_text(row).plain
     assert "3 of 7 tests passed · 0.05 s · sandbox rlimits" in shown
-    older = SampleBrowser._verdict_text({**row, "extra": '{"outcome": "returned"}'}).plain
+    older = SampleBrowser._verdict_text(replace(row, extra={"outcome": "returned"})).plain
     assert "tests passed" not in older and "0.05 s · sandbox rlimits" in older

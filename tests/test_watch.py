@@ -62,7 +62,7 @@ def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def statuses(session: Session, name: str, version: str) -> dict[tuple[str, int], str]:
-    return {k: v["status"] for k, v in session.current_verdicts(name, version).items()}
+    return session.current_statuses(name, version)
 
 
 def test_edits_rejudge_and_a_broken_verifier_keeps_the_old_one(setup) -> None:  # type: ignore[no-untyped-def]

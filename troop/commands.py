@@ -220,16 +220,16 @@ def verify(args: argparse.Namespace) -> int:
                 verifier = _watch(args, session, verifier, sandbox, observer)
         finally:
             observer.close()
-        verdicts = session.current_verdicts(verifier.name, verifier.version)
+        statuses = session.current_statuses(verifier.name, verifier.version)
     table = Table(title="verdicts (current verifier version)", title_justify="left")
     table.add_column("status")
     table.add_column("samples", justify="right")
     counts: dict[str, int] = {}
-    for v in verdicts.values():
-        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
     for status, n in sorted(counts.items()):
         table.add_row(status, count(n))
-    solved = len({pid for (pid, _), v in verdicts.items() if v["status"] == "pass"})
+    solved = len({pid for (pid, _), status in statuses.items() if status == "pass"})
     table.add_row("problems solved", f"{count(solved)} / {count(len(problems))}")
     table.add_row(
         "judged now / already current", f"{count(summary.verified)} / {count(summary.skipped)}"
@@ -370,8 +370,7 @@ def show(args: argparse.Namespace) -> int:
     from troop.engine.storage.session import Session
 
     with Session.open(args.session) as session:
-        config: dict[str, Any] = session.meta("config")
-        config["prompt_format"].pop("template", None)
+        config = session.config()
         problems = session.problems()
         budget = session.meta("budget")
         stored = session.sample_count()
@@ -384,7 +383,7 @@ def show(args: argparse.Namespace) -> int:
                     "samples_stored": stored,
                     "samples_target": budget * len(problems),
                     "verifier": session.meta("verifier"),
-                    "config": config,
+                    "config": config.to_json(template=False),
                     "policy": session.meta("policy", {"name": "fixed"}),
                     "coverage_only": bool(session.meta("coverage_only", False)),
                 },

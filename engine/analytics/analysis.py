@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import overload
 
 import numpy as np
 
@@ -123,7 +123,7 @@ def _session_info(
     problems: list[ProblemSamples],
     coverage_only: bool,
 ) -> SessionInfo:
-    config: dict[str, Any] = session.meta("config") or {}
+    config = session.config()
     with session.lock:
         runs = queries.runs(session)
         tiers = queries.tier_counts(session, verifier.name if verifier else "")
@@ -136,12 +136,12 @@ def _session_info(
         policy=policy.get("name", "fixed") if isinstance(policy, dict) else str(policy),
         policy_settings=policy,
         coverage_only=coverage_only,
-        model=config.get("model", {}),
-        backend=config.get("backend", {"name": "llamacpp"}),
-        problem_set=config.get("problem_set", {}),
-        sampling=config.get("sampling", {}),
-        seed=config.get("seed"),
-        prompt_format={k: v for k, v in config.get("prompt_format", {}).items() if k != "template"},
+        model=config.model.to_json(),
+        backend=config.sampled_by.to_json(),
+        problem_set=config.problem_set.to_json(),
+        sampling=config.sampling.to_json(),
+        seed=config.seed,
+        prompt_format=config.prompt_format.to_json(template=False),
         verifier=verifier,
         tier=tiers[0].tier if tiers else None,
         runs=tuple(runs),

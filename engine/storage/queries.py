@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from troop.engine.storage.config import SessionConfig
 from troop.engine.storage.session import Session
 
 
@@ -264,10 +265,10 @@ def summarise_file(path: Path) -> FileSummary:
             problems = int(conn.execute("SELECT COUNT(*) FROM problems").fetchone()[0])
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             budget = json.loads(meta.get("budget", "null"))
-            config = json.loads(meta.get("config", "{}"))
-            model = config.get("model", {}).get("name", "?")
-            problem_set = config.get("problem_set", {}).get("name", "?")
-    except (sqlite3.Error, ValueError, AttributeError):
+            config = SessionConfig.from_json(json.loads(meta.get("config", "{}")))
+            model = config.model.name or "?"
+            problem_set = config.problem_set.name or "?"
+    except (sqlite3.Error, ValueError):
         pass
     return FileSummary(samples, problems, budget, model, problem_set)
 

@@ -8,117 +8,15 @@ import sqlite3
 import threading
 import time
 from array import array
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from troop.engine.events import SampleRecord
+from troop.engine.storage.config import SessionConfig
+from troop.engine.storage.rows import ListedSample, Mark, StoredProblem, StoredVerdict
+from troop.engine.storage.schema import SCHEMA, SCHEMA_VERSION
 from troop.errors import SessionError
-
-#: Bumped whenever a table changes shape; older files are refused with a clear message.
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL            -- JSON
-);
-CREATE TABLE IF NOT EXISTS problems (
-    problem_id    TEXT PRIMARY KEY,
-    position      INTEGER NOT NULL, -- order in the work list
-    format        TEXT NOT NULL,    -- humaneval, mbpp, gsm8k, math, arithmetic
-    prompt        TEXT NOT NULL,    -- the text sent to the model, after the chat template
-    prompt_tokens INTEGER NOT NULL, -- its length, tokens
-    stop          TEXT NOT NULL,    -- JSON list of stop strings
-    data          TEXT NOT NULL     -- JSON: the problem as loaded (question, tests, answer...)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id      INTEGER PRIMARY KEY,
-    started_at  REAL NOT NULL,      -- unix time, seconds
-    finished_at REAL,               -- NULL while running or after a crash
-    status      TEXT NOT NULL,      -- running, completed, cancelled, failed
-    settings    TEXT NOT NULL,      -- JSON: parallel, threads, gpu_layers, kv cache, versions
-    error       TEXT
-);
-CREATE TABLE IF NOT EXISTS prompt_evals (
-    run_id     INTEGER NOT NULL REFERENCES runs(run_id),
-    problem_id TEXT NOT NULL,
-    n_tokens   INTEGER NOT NULL,    -- tokens evaluated once and shared by the samples after it
-    wall_s     REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS samples (
-    problem_id        TEXT NOT NULL REFERENCES problems(problem_id),
-    sample_index      INTEGER NOT NULL, -- 0-based, per problem
-    seed              INTEGER NOT NULL, -- seed of the sample's sampler chain
-    temperature       REAL NOT NULL,
-    top_k             INTEGER NOT NULL,
-    top_p             REAL NOT NULL,
-    min_p             REAL NOT NULL,
-    max_tokens        INTEGER NOT NULL,
-    text              TEXT NOT NULL,    -- the completion as decoded, cut before a stop string
-    tokens            BLOB NOT NULL,    -- completion token ids, int32 little-endian
-    prompt_tokens     INTEGER NOT NULL, -- length of the prompt it continued (shared, not re-paid)
-    completion_tokens INTEGER NOT NULL,
-    finish_reason     TEXT NOT NULL,    -- eos, stop, length
-    stop              TEXT,             -- the stop string that ended it, if any
-    wall_s            REAL NOT NULL,    -- seconds from its first decode step to its last
-    logprob           REAL NOT NULL,    -- sum of log p(token) under the raw model, nats
-    run_id            INTEGER NOT NULL REFERENCES runs(run_id),
-    created_at        REAL NOT NULL,    -- unix time it was stored
-    PRIMARY KEY (problem_id, sample_index)
-);
-CREATE TABLE IF NOT EXISTS verdicts (
-    problem_id   TEXT NOT NULL,
-    sample_index INTEGER NOT NULL,
-    verifier     TEXT NOT NULL,     -- registered verifier name, e.g. python-tests
-    version      TEXT NOT NULL,     -- verifier version: other versions' verdicts are outdated
-    tests_digest TEXT NOT NULL,     -- sha256 of the problem's tests/answer it was judged against
-    status       TEXT NOT NULL,     -- pass, fail, timeout, resource, crash, invalid, infra_error
-    duration_s   REAL NOT NULL,
-    output       TEXT NOT NULL,     -- captured output of the checked program (capped)
-    truncated    INTEGER NOT NULL,  -- 1 when output was cut at the cap
-    detail       TEXT NOT NULL,     -- one-line reason
-    tier         TEXT NOT NULL,     -- sandbox tier: bwrap or rlimits
-    extra        TEXT NOT NULL,     -- JSON, verifier-specific (e.g. the extracted answer)
-    created_at   REAL NOT NULL,
-    PRIMARY KEY (problem_id, sample_index, verifier, version, tests_digest),
-    FOREIGN KEY (problem_id, sample_index) REFERENCES samples(problem_id, sample_index)
-);
-CREATE TABLE IF NOT EXISTS marks (
-    problem_id   TEXT NOT NULL,
-    sample_index INTEGER NOT NULL,
-    label        TEXT NOT NULL,     -- a person's judgement, e.g. false positive, flaky test
-    note         TEXT NOT NULL,     -- free text, may be empty
-    created_at   REAL NOT NULL,     -- unix time of the last edit, seconds
-    PRIMARY KEY (problem_id, sample_index, label),
-    FOREIGN KEY (problem_id, sample_index) REFERENCES samples(problem_id, sample_index)
-);
-"""
-
-
-@dataclass(frozen=True)
-class StoredProblem:
-    """A problem as the session keeps it."""
-
-    problem_id: str  # unique id within the session
-    position: int  # order in the work list
-    format: str  # problem format name
-    prompt: str  # text sent to the model
-    prompt_tokens: int  # its length, tokens
-    stop: tuple[str, ...]  # stop strings
-    data: dict[str, Any]  # the problem as loaded
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A person's label on one sample (e.g. "false positive"), kept in the session."""
-
-    problem_id: str  # the marked sample's problem
-    sample_index: int  # the marked sample's index within its problem
-    label: str  # the judgement; one mark per (sample, label)
-    note: str  # free text, may be empty
-    created_at: float  # unix time of the last edit, seconds
 
 
 class Session:
@@ -142,7 +40,7 @@ class Session:
             raise SessionError(f"{path}: cannot create its folder: {exc.strerror}") from exc
         conn = _connect(path)
         with conn:
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             rows = {"schema_version": SCHEMA_VERSION, "created_at": time.time(), **meta}
             conn.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
@@ -175,7 +73,7 @@ class Session:
                 f"{path}: session schema {version}, this troop reads {SCHEMA_VERSION}"
             )
         with conn:
-            conn.executescript(_SCHEMA)  # adds tables newer than the file, e.g. verdicts
+            conn.executescript(SCHEMA)  # adds tables newer than the file, e.g. verdicts
         return cls(path, conn)
 
     def close(self) -> None:
@@ -193,6 +91,10 @@ class Session:
         with self.lock:
             row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
+
+    def config(self) -> SessionConfig:
+        """The configuration the session was made with; a file without one reads empty."""
+        return SessionConfig.from_json(self.meta("config"))
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.lock, self.conn:
@@ -234,7 +136,7 @@ class Session:
             for r in rows
         ]
 
-    def update_problem_data(self, problem_id: str, data: dict[str, Any]) -> None:
+    def update_problem_data(self, problem_id: str, data: Mapping[str, Any]) -> None:
         """Replace a problem's tests/answer (its prompt stays: samples were drawn for it)."""
         with self.lock, self.conn:
             self.conn.execute(
@@ -364,16 +266,16 @@ class Session:
             return record
         return None
 
-    def sample_list(self) -> list[tuple[str, int, float]]:
-        """(problem, index, temperature) of every stored sample, in work-list order: a light
-        index for browsing, without the texts."""
+    def sample_list(self) -> list[ListedSample]:
+        """Every stored sample, in work-list order: a light index for browsing, without the
+        texts."""
         with self.lock:
             rows = self.conn.execute(
                 "SELECT s.problem_id, s.sample_index, s.temperature FROM samples s"
                 " JOIN problems p ON p.problem_id = s.problem_id"
                 " ORDER BY p.position, s.sample_index"
             ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [ListedSample(r[0], r[1], r[2]) for r in rows]
 
     def data_version(self) -> int:
         """Changes whenever another connection (e.g. a sampling run) commits to the file."""
@@ -425,20 +327,12 @@ class Session:
         version: str,
         problem_id: str | None = None,
         sample_index: int | None = None,
-        statuses_only: bool = False,
-    ) -> dict[tuple[str, int], Any]:
-        """Verdict rows of this verifier version judged against each problem's current tests,
-        keyed by (problem, index); optionally of one problem or sample, or only their status
-        (cheap enough to re-read while a run writes: no captured output)."""
-        digests = {p.problem_id: tests_digest(p.data) for p in self.problems()}
-        columns = (
-            " status"
-            if statuses_only
-            else " status, duration_s, output, truncated, detail, tier, extra"
-        )
+    ) -> dict[tuple[str, int], StoredVerdict]:
+        """Verdicts of this verifier version judged against each problem's current tests,
+        keyed by (problem, index); optionally of one problem or sample."""
         sql = (
-            f"SELECT problem_id, sample_index, tests_digest,{columns} FROM verdicts"
-            " WHERE verifier = ? AND version = ?"
+            "SELECT problem_id, sample_index, tests_digest, status, duration_s, output,"
+            " truncated, detail, tier, extra FROM verdicts WHERE verifier = ? AND version = ?"
         )
         args: tuple[str | int, ...] = (verifier, version)
         if problem_id is not None:
@@ -447,15 +341,43 @@ class Session:
             if sample_index is not None:
                 sql += " AND sample_index = ?"
                 args += (sample_index,)
+        digests = self._digests()
         with self.lock:
-            cur = self.conn.execute(sql, args)
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        out: dict[tuple[str, int], Any] = {}
-        for r in rows:
-            if digests.get(r[0]) == r[2]:
-                out[(r[0], r[1])] = dict(zip(names, r, strict=True))
-        return out
+            rows = self.conn.execute(sql, args).fetchall()
+        return {
+            (r[0], r[1]): StoredVerdict(
+                problem_id=r[0],
+                sample_index=r[1],
+                verifier=verifier,
+                version=version,
+                tests_digest=r[2],
+                status=r[3],
+                duration_s=r[4],
+                output=r[5],
+                truncated=bool(r[6]),
+                detail=r[7],
+                tier=r[8],
+                extra=json.loads(r[9] or "{}"),
+            )
+            for r in rows
+            if digests.get(r[0]) == r[2]
+        }
+
+    def current_statuses(self, verifier: str, version: str) -> dict[tuple[str, int], str]:
+        """The status of every verdict `current_verdicts` would return, by (problem, index):
+        cheap enough to re-read while a run writes (no captured output is read)."""
+        digests = self._digests()
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT problem_id, sample_index, tests_digest, status FROM verdicts"
+                " WHERE verifier = ? AND version = ?",
+                (verifier, version),
+            ).fetchall()
+        return {(r[0], r[1]): r[3] for r in rows if digests.get(r[0]) == r[2]}
+
+    def _digests(self) -> dict[str, str]:
+        """Each problem's current tests digest: verdicts judged against another are outdated."""
+        return {p.problem_id: tests_digest(p.data) for p in self.problems()}
 
     # -- marks ---------------------------------------------------------------------------
 
@@ -505,7 +427,7 @@ class Session:
         return str(row[0])
 
 
-def tests_digest(data: dict[str, Any]) -> str:
+def tests_digest(data: Mapping[str, Any]) -> str:
     """Pins what a verdict was judged against: a problem's tests and answer, not its prompt."""
     pinned = {k: data.get(k) for k in ("answer", "entry_point", "test", "test_list", "pattern")}
     return hashlib.sha256(json.dumps(pinned, sort_keys=True).encode()).hexdigest()

@@ -10,6 +10,7 @@ from typing import Any
 from troop.engine.analytics.results import Analysis
 from troop.engine.formats import CODE_FORMATS
 from troop.engine.storage import queries
+from troop.engine.storage.rows import StoredVerdict
 from troop.engine.storage.session import Session
 from troop.verifiers.base import credit_label
 from troop.verifiers.extract import extract_code
@@ -41,7 +42,7 @@ def failure_examples(
     verdicts = session.current_verdicts(which.name, which.version)
     by_status: dict[str, list[tuple[str, int]]] = {}
     for key in sorted(verdicts):
-        status = verdicts[key]["status"]
+        status = verdicts[key].status
         if status != "pass":
             by_status.setdefault(status, []).append(key)
     chosen: dict[str, list[tuple[str, int]]] = {}
@@ -76,11 +77,11 @@ def failure_examples(
                     sample_index=key[1],
                     temperature=rec.temperature,
                     status=status,
-                    detail=str(v["detail"]),
-                    output=str(v["output"]),
-                    truncated=bool(v["truncated"]),
+                    detail=v.detail,
+                    output=v.output,
+                    truncated=v.truncated,
                     text=rec.text,
-                    credit=credit_label(json.loads(v["extra"] or "{}")) or "",
+                    credit=credit_label(v.extra) or "",
                 )
             )
     return out
@@ -162,18 +163,17 @@ def full_rows(session: Session) -> Iterator[dict[str, Any]]:
         }
 
 
-def _verdict(name: str, version: str, v: dict[str, Any]) -> dict[str, Any]:
-    extra = v["extra"]
+def _verdict(name: str, version: str, v: StoredVerdict) -> dict[str, Any]:
     return {
         "verifier": name,
         "version": version,
-        "status": v["status"],
-        "detail": v["detail"],
-        "output": v["output"],
-        "truncated": bool(v["truncated"]),
-        "duration_s": v["duration_s"],
-        "tier": v["tier"],
-        "extra": json.loads(extra) if isinstance(extra, str) else extra,
+        "status": v.status,
+        "detail": v.detail,
+        "output": v.output,
+        "truncated": v.truncated,
+        "duration_s": v.duration_s,
+        "tier": v.tier,
+        "extra": dict(v.extra),
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from textual.visual import Visual
 from textual.widgets import Footer, Select, Static
 
 from troop.engine.formats import CODE_FORMATS
-from troop.engine.storage.session import Session, StoredProblem
+from troop.engine.storage.rows import StoredProblem, StoredVerdict
+from troop.engine.storage.session import Session
 from troop.errors import TroopError
 from troop.tui.screens.browser_dialogs import CopyDialog, MarkDialog
 from troop.verifiers.base import credit_label
@@ -174,13 +174,11 @@ class SampleBrowser(Screen[None]):
         verifier = self.session.meta("verifier")
         # Statuses only: re-read while a run writes, so captured outputs stay on disk.
         statuses = (
-            self.session.current_verdicts(verifier["name"], verifier["version"], statuses_only=True)
-            if verifier
-            else {}
+            self.session.current_statuses(verifier["name"], verifier["version"]) if verifier else {}
         )
         entries = [
-            Entry(pid, idx, temp, statuses.get((pid, idx), {}).get("status", UNVERIFIED))
-            for pid, idx, temp in self.session.sample_list()
+            Entry(s.problem_id, s.sample_index, s.temperature, statuses.get(s.key, UNVERIFIED))
+            for s in self.session.sample_list()
         ]
         return version, problems, verifier, entries
 
@@ -412,14 +410,13 @@ class SampleBrowser(Screen[None]):
         self._show_diff(entry, passing, record.text if record else "", code, problem)
         self._show_marks()
 
-    def _verdict(self, entry: Entry) -> dict[str, Any] | None:
+    def _verdict(self, entry: Entry) -> StoredVerdict | None:
         if self._verifier is None:
             return None
         rows = self.session.current_verdicts(
             self._verifier["name"], self._verifier["version"], *entry.key
         )
-        row: dict[str, Any] | None = rows.get(entry.key)
-        return row
+        return rows.get(entry.key)
 
     def _panel(self, name: str, title: str, content: Visual | RenderableType) -> None:
         self.query_one(f"#{name}-panel").border_title = Text(title)
@@ -440,30 +437,30 @@ class SampleBrowser(Screen[None]):
             return None
         try:
             code: str | None = extract_code(
-                text, problem.data.get("prompt") or "", problem.data.get("entry_point")
+                text, problem.record.prompt or "", problem.record.entry_point
             )
             return code
         except Exception as exc:  # an extraction bug must not close the browser
             return f"# extraction failed: {exc!r}"
 
     @staticmethod
-    def _answer(verdict: dict[str, Any] | None, problem: StoredProblem | None) -> Text:
-        extra = json.loads(verdict["extra"]) if verdict else {}
-        expected = extra.get("expected", (problem.data.get("answer") if problem else None))
+    def _answer(verdict: StoredVerdict | None, problem: StoredProblem | None) -> Text:
+        extra = verdict.extra if verdict else {}
+        expected = extra.get("expected", (problem.record.answer if problem else None))
         lines = [f"answer:   {extra['answer']}" if "answer" in extra else "answer:   (none)"]
         if expected is not None:
             lines.append(f"expected: {expected}")
         return Text(inert("\n".join(lines)))
 
     @staticmethod
-    def _verdict_text(verdict: dict[str, Any] | None) -> Text:
+    def _verdict_text(verdict: StoredVerdict | None) -> Text:
         if verdict is None:
             return Text("not verified (yet) by the session's verifier")
-        head = f"{verdict['status']} · {verdict['detail']}\n"
-        credit = credit_label(json.loads(verdict["extra"] or "{}"))
+        head = f"{verdict.status} · {verdict.detail}\n"
+        credit = credit_label(verdict.extra)
         head += f"{credit} · " if credit else ""
-        head += f"{verdict['duration_s']:.2f} s · sandbox {verdict['tier'] or '-'}\n\n"
-        body = verdict["output"] + ("\n… (output cut at the cap)" if verdict["truncated"] else "")
+        head += f"{verdict.duration_s:.2f} s · sandbox {verdict.tier or '-'}\n\n"
+        body = verdict.output + ("\n… (output cut at the cap)" if verdict.truncated else "")
         return Text(inert(head + body))
 
     def _passing(self, entry: Entry) -> Entry | None:

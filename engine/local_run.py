@@ -14,7 +14,8 @@ from typing import Any
 from troop import __version__
 from troop.engine import model_facts
 from troop.engine.backends import supervisor
-from troop.engine.backends.supervisor import WorkerDied, WorkerModel, worker_log_path
+from troop.engine.backends.supervisor import WorkerModel, worker_log_path
+from troop.engine.backends.worker_process import WorkerDied
 from troop.engine.formats import prompts
 from troop.engine.formats.loading import Problem
 from troop.engine.models import file_sha256, resolve_model

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from troop.engine import local_run, model_facts, policy
 from troop.engine.backends import supervisor
 from troop.engine.backends.sample_loop import BatchStats
-from troop.engine.backends.supervisor import RemoteSampler, WorkerDied, WorkerModel
+from troop.engine.backends.supervisor import RemoteSampler, WorkerModel
+from troop.engine.backends.worker_process import WorkerDied
 from troop.engine.control import RunControl
 from troop.engine.events import (
     Event,

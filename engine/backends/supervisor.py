@@ -21,9 +21,6 @@ from typing import Any
 
 from troop.engine.backends.sample_loop import BatchStats, Store
 from troop.engine.backends.worker_process import Death, WorkerProcess
-
-# Named here too: engine/run.py catches the worker's death as this module's WorkerDied.
-from troop.engine.backends.worker_process import WorkerDied as WorkerDied
 from troop.engine.control import RunControl
 from troop.engine.events import (
     PromptEvaluated,

@@ -20,8 +20,9 @@ from troop.engine.storage import session as session_file
 from troop.engine.storage.rows import StoredVerdict
 from troop.engine.storage.session import Session, StoredProblem
 from troop.errors import SessionError
-from troop.tui.screens.browser import FAILED, SampleBrowser, inert
+from troop.tui.screens.browser import FAILED, SampleBrowser
 from troop.tui.screens.browser_dialogs import MarkDialog
+from troop.tui.screens.sample_text import inert, verdict_text
 from troop.verifiers.base import Status, Verdict
 
 SIZE = (120, 36)
@@ -446,7 +447,7 @@ def test_the_verdict_panel_shows_partial_credit() -> None:
         truncated=False,
         extra={"outcome": "returned", "tests_passed": 3, "tests_run": 7},
     )
-    shown = SampleBrowser._verdict_text(row).plain
+    shown = verdict_text(row).plain
     assert "3 of 7 tests passed · 0.05 s · sandbox rlimits" in shown
-    older = SampleBrowser._verdict_text(replace(row, extra={"outcome": "returned"})).plain
+    older = verdict_text(replace(row, extra={"outcome": "returned"})).plain
     assert "tests passed" not in older and "0.05 s · sandbox rlimits" in older

@@ -15,8 +15,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.content import Content
-from textual.highlight import highlight
 from textual.screen import Screen
 from textual.visual import Visual
 from textual.widgets import Footer, Select, Static
@@ -26,28 +24,19 @@ from troop.engine.storage.rows import StoredProblem, StoredVerdict
 from troop.engine.storage.session import Session
 from troop.errors import TroopError
 from troop.tui.screens.browser_dialogs import CopyDialog, MarkDialog
-from troop.verifiers.base import credit_label
-from troop.verifiers.extract import extract_code
+from troop.tui.screens.sample_text import (
+    answer_text,
+    extracted_code,
+    highlighted,
+    inert,
+    verdict_text,
+)
 
 ALL = "all"  # filter value: no filtering on this field
 FAILED = "failed"  # status filter value: every verified sample that did not pass
 UNVERIFIED = "unverified"  # status of a sample with no current verdict
 #: Labels offered when marking; any other label may be typed.
 MARK_LABELS = ("false positive", "false negative", "flaky test", "wrong reference", "interesting")
-
-# C0 controls (bar newline and tab), DEL and C1 controls become visible stand-ins, so an escape
-# sequence (CSI, OSC, ...) a model wrote shows as text (␛[2J) and can never reach the terminal.
-_CONTROLS = {c: chr(0x2400 + c) for c in range(0x20) if c not in (0x09, 0x0A)}
-_CONTROLS |= {0x7F: "\u2421"} | {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}
-# Bidirectional overrides and isolates could reorder what is shown; line separators break lines.
-_CONTROLS |= {c: f"<U+{c:04X}>" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-_CONTROLS |= {0x2028: "\n", 0x2029: "\n"}
-
-
-def inert(text: str) -> str:
-    """`text` made harmless to display: every control character becomes a visible stand-in.
-    Pair it with rich Text or Textual Content, never markup, so brackets stay brackets."""
-    return text.translate(_CONTROLS)
 
 
 @dataclass(frozen=True)
@@ -391,19 +380,19 @@ class SampleBrowser(Screen[None]):
                 f" · seed {record.seed} · {record.completion_tokens} tokens"
                 f" · {record.finish_reason}"
             )
-        self._panel("sample", title, self._highlight(text, code_format, markdown=True))
-        code = self._extracted(record.text if record else "", problem) if code_format else None
+        self._panel("sample", title, highlighted(text, code_format, markdown=True))
+        code = extracted_code(record.text if record else "", problem) if code_format else None
         if code_format:
             self._panel(
                 "code",
                 "extracted code",
-                self._highlight(inert(code), True)
+                highlighted(inert(code), True)
                 if code is not None
                 else Text("no code found in the sample"),
             )
         else:
-            self._panel("code", "extracted answer", self._answer(verdict, problem))
-        self._panel("verdict", "verifier", self._verdict_text(verdict))
+            self._panel("code", "extracted answer", answer_text(verdict, problem))
+        self._panel("verdict", "verifier", verdict_text(verdict))
         verdict_panel = self.query_one("#verdict-panel")
         verdict_panel.set_class(entry.failed, "-failed")
         verdict_panel.set_class(entry.status == "pass", "-passed")
@@ -422,46 +411,6 @@ class SampleBrowser(Screen[None]):
         self.query_one(f"#{name}-panel").border_title = Text(title)
         self.query_one(f"#{name}-text", Static).update(content)
         self.query_one(f"#{name}-panel", VerticalScroll).scroll_home(animate=False)
-
-    @staticmethod
-    def _highlight(text: str, code: bool, markdown: bool = False) -> Content:
-        if not code:
-            return Content(text)  # the constructor never parses markup
-        # Chat models fence their code in prose: markdown highlights both; bare code is Python.
-        # Textual's highlighter styles tokens with the theme's variables, never markup.
-        return highlight(text, language="markdown" if markdown and "```" in text else "python")
-
-    @staticmethod
-    def _extracted(text: str, problem: StoredProblem | None) -> str | None:
-        if problem is None:
-            return None
-        try:
-            code: str | None = extract_code(
-                text, problem.record.prompt or "", problem.record.entry_point
-            )
-            return code
-        except Exception as exc:  # an extraction bug must not close the browser
-            return f"# extraction failed: {exc!r}"
-
-    @staticmethod
-    def _answer(verdict: StoredVerdict | None, problem: StoredProblem | None) -> Text:
-        extra = verdict.extra if verdict else {}
-        expected = extra.get("expected", (problem.record.answer if problem else None))
-        lines = [f"answer:   {extra['answer']}" if "answer" in extra else "answer:   (none)"]
-        if expected is not None:
-            lines.append(f"expected: {expected}")
-        return Text(inert("\n".join(lines)))
-
-    @staticmethod
-    def _verdict_text(verdict: StoredVerdict | None) -> Text:
-        if verdict is None:
-            return Text("not verified (yet) by the session's verifier")
-        head = f"{verdict.status} · {verdict.detail}\n"
-        credit = credit_label(verdict.extra)
-        head += f"{credit} · " if credit else ""
-        head += f"{verdict.duration_s:.2f} s · sandbox {verdict.tier or '-'}\n\n"
-        body = verdict.output + ("\n… (output cut at the cap)" if verdict.truncated else "")
-        return Text(inert(head + body))
 
     def _passing(self, entry: Entry) -> Entry | None:
         """The first passing sample of the entry's problem other than itself."""
@@ -489,7 +438,7 @@ class SampleBrowser(Screen[None]):
         other_text = other.text if other is not None else ""
         what = "text"
         if code is not None:
-            other_code = self._extracted(other_text, problem)
+            other_code = extracted_code(other_text, problem)
             if other_code is not None:
                 text, other_text, what = code, other_code, "extracted code"
         lines = difflib.unified_diff(

@@ -18,6 +18,13 @@ from troop.engine.analytics.results_curves import (
     PassAtK,
     PowerLawFit,
 )
+from troop.engine.storage.config import (
+    BackendConfig,
+    ModelIdentity,
+    ProblemSetConfig,
+    PromptFormatSetting,
+    SamplingConfig,
+)
 from troop.tui.widgets.plot import CoveragePlot
 
 SIZE = (100, 30)
@@ -128,12 +135,12 @@ def _session(name: str, path: str) -> SessionInfo:
         policy="fixed",
         policy_settings="fixed",
         coverage_only=False,
-        model={"name": name},
-        backend={},
-        problem_set={},
-        sampling={},
+        model=ModelIdentity(name=name),
+        backend=BackendConfig(),
+        problem_set=ProblemSetConfig(),
+        sampling=SamplingConfig(),
         seed=None,
-        prompt_format={},
+        prompt_format=PromptFormatSetting(),
         verifier=None,
         tier=None,
         runs=(),

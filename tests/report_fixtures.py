@@ -22,6 +22,13 @@ from troop.engine.analytics.results_curves import (
     TargetBudget,
 )
 from troop.engine.analytics.results_selection import Guessing, Selection, SelectionCurves
+from troop.engine.storage.config import (
+    BackendConfig,
+    ModelIdentity,
+    ProblemSetConfig,
+    PromptFormatSetting,
+    SamplingConfig,
+)
 from troop.engine.storage.queries import RunRecord
 
 #: The fake session's budget: samples per problem, and the coverage curve's k.
@@ -98,30 +105,24 @@ def _session() -> SessionInfo:
         policy="fixed",
         policy_settings={"name": "fixed"},
         coverage_only=False,
-        model={
-            "name": "m",
-            "sha256": "ab" * 32,
-            "architecture": "llama",
-            "general_name": "M",
-            "file_type": "3",
-            "description": "llama Q4_1",
-            "n_params": 134515008,
-            "n_layer": 30,
-            "n_embd": 576,
-            "n_ctx_train": 8192,
-            "file_bytes": 1000,
-        },
-        backend={"kind": "llamacpp"},
-        problem_set={"name": "set", "format": "humaneval", "source": "file"},
-        sampling={
-            "temperatures": [0.8],
-            "top_k": 40,
-            "top_p": 0.95,
-            "min_p": 0.0,
-            "max_tokens": 64,
-        },
+        model=ModelIdentity(
+            name="m",
+            sha256="ab" * 32,
+            architecture="llama",
+            general_name="M",
+            file_type="3",
+            description="llama Q4_1",
+            n_params=134515008,
+            n_layer=30,
+            n_embd=576,
+            n_ctx_train=8192,
+            file_bytes=1000,
+        ),
+        backend=BackendConfig("llamacpp"),
+        problem_set=ProblemSetConfig("set", "humaneval", "file"),
+        sampling=SamplingConfig((0.8,), top_k=40, top_p=0.95, min_p=0.0, max_tokens=64),
         seed=0,
-        prompt_format={"kind": "chat"},
+        prompt_format=PromptFormatSetting("chat"),
         verifier=VerifierRef(name="python-tests", version="1"),
         tier="bwrap",
         runs=(RunRecord(1, 1.7e9, 1.7e9 + 2.0, "completed", {}),),

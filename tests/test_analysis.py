@@ -231,7 +231,7 @@ def test_real_session_analysis_matches_its_verdicts(tmp_path: Path) -> None:
     assert result.coverage.k == tuple(range(1, 7))
     assert result.cost.completion_tokens > 0
     assert result.cost.flops is not None and result.cost.flops > 0
-    assert result.session.model["name"] == "smollm2-135m"
+    assert result.session.model.name == "smollm2-135m"
     json.dumps(result.to_json(), allow_nan=False)
 
 

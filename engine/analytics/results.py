@@ -16,6 +16,13 @@ from troop.engine.analytics.results_curves import (
     TemperatureCurve,
 )
 from troop.engine.analytics.results_selection import FalsePositives, Selection
+from troop.engine.storage.config import (
+    BackendConfig,
+    ModelIdentity,
+    ProblemSetConfig,
+    PromptFormatSetting,
+    SamplingConfig,
+)
 from troop.engine.storage.queries import RunRecord
 
 #: Version of the JSON that `to_json()` writes.
@@ -57,12 +64,12 @@ class SessionInfo:
     policy: str  # name of the budget policy (fixed, until-solved, ...)
     policy_settings: Any  # the policy as stored: its name and settings (JSON), or a bare name
     coverage_only: bool  # the budget followed the verdicts, so only solved-vs-spent is shown
-    model: Mapping[str, Any]  # the model's facts as stored (name, file, GGUF shape)
-    backend: Mapping[str, Any]  # the backend as stored (llamacpp, or an OpenAI-style server)
-    problem_set: Mapping[str, Any]  # the problem set as stored (name, format, source)
-    sampling: Mapping[str, Any]  # sampling settings as stored (temperatures, top-k, ...)
+    model: ModelIdentity  # the model's facts as stored (name, file, GGUF shape)
+    backend: BackendConfig  # what sampled: as stored, or llama.cpp where the file names none
+    problem_set: ProblemSetConfig  # the problem set as stored (name, format, source)
+    sampling: SamplingConfig  # sampling settings as stored (temperatures, top-k, ...)
     seed: int | None  # the session's base seed
-    prompt_format: Mapping[str, Any]  # how prompts were built, without the template text
+    prompt_format: PromptFormatSetting  # how prompts were built; the JSON leaves the template out
     verifier: VerifierRef | None  # whose verdicts count; None: nothing has judged the session
     tier: str | None  # the sandbox tier most of those verdicts ran in
     runs: tuple[RunRecord, ...]  # sampling runs, in start order
@@ -78,12 +85,12 @@ class SessionInfo:
             "policy": self.policy,
             "policy_settings": self.policy_settings,
             "coverage_only": self.coverage_only,
-            "model": dict(self.model),
-            "backend": dict(self.backend),
-            "problem_set": dict(self.problem_set),
-            "sampling": dict(self.sampling),
+            "model": self.model.to_json(),
+            "backend": self.backend.to_json(),
+            "problem_set": self.problem_set.to_json(),
+            "sampling": self.sampling.to_json(),
             "seed": self.seed,
-            "prompt_format": dict(self.prompt_format),
+            "prompt_format": self.prompt_format.to_json(template=False),
             "verifier": self.verifier.to_json() if self.verifier is not None else None,
             "tier": self.tier,
             "runs": [

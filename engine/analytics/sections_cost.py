@@ -30,8 +30,8 @@ def cost_section(
     pricing the curve; `watts`: W drawn while sampling; `kwh_usd`: USD per kWh)."""
     model = info.model
     shape = (
-        cost.Shape(int(model["n_params"]), int(model["n_layer"]), int(model["n_embd"]))
-        if all(model.get(k) for k in ("n_params", "n_layer", "n_embd"))
+        cost.Shape(model.n_params, model.n_layer, model.n_embd)
+        if model.n_params and model.n_layer and model.n_embd
         else None
     )
     with session.lock:  # one moment's counts, between the run's writes

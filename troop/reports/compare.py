@@ -10,7 +10,7 @@ from troop.engine.analytics.results_curves import CoverageRefused, PassAtK, Solv
 from troop.engine.numbers import MISSING, count, dollars, duration, fraction, interval, si
 from troop.reports import plots
 from troop.reports.blocks import Document, Heading, Image, Para, Table
-from troop.reports.document import quantisation, verifier_name
+from troop.reports.document import quantisation, shown, verifier_name
 from troop.reports.tables import headline_indices
 
 
@@ -32,7 +32,7 @@ def _sessions_table(analyses: Sequence[Analysis], names: list[str]) -> Table:
     rows = []
     for a, name in zip(analyses, names, strict=True):
         s, c, cov = a.session, a.cost, a.coverage
-        temps = ", ".join(f"{t:g}" for t in s.sampling.get("temperatures") or ())
+        temps = ", ".join(f"{t:g}" for t in s.sampling.temperatures or ())
         if isinstance(cov, CoverageRefused):
             last, solved = f"{MISSING} ({cov.reason})", 0
         elif cov.pass_at_k:
@@ -42,7 +42,7 @@ def _sessions_table(analyses: Sequence[Analysis], names: list[str]) -> Table:
         rows.append(
             (
                 name,
-                f"{s.model.get('name', '?')} ({quantisation(s.model)})",
+                f"{shown(s.model.name, '?')} ({quantisation(s.model)})",
                 temps or MISSING,
                 s.path,
                 verifier_name(a),

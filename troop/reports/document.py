@@ -6,12 +6,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
 
 from troop.engine.analytics.results import Analysis, Refused
 from troop.engine.analytics.results_curves import CoverageRefused, PassAtK, SolvedVsSpent
-from troop.engine.numbers import count, dollars, duration, fraction, interval, number, rate, si
+from troop.engine.numbers import (
+    MISSING,
+    count,
+    dollars,
+    duration,
+    fraction,
+    interval,
+    number,
+    rate,
+    si,
+)
+from troop.engine.storage.config import ModelIdentity
 from troop.reports import plots
 from troop.reports.blocks import Block, Code, Document, Heading, Image, Para, Table
 from troop.reports.forecasts import backtest_section, law_tables
@@ -62,13 +71,19 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def quantisation(model: Mapping[str, Any]) -> str:
-    code = model.get("file_type")
+def quantisation(model: ModelIdentity) -> str:
+    code = model.file_type
+    if code is None:
+        return MISSING
     try:
-        name = _FILE_TYPES.get(int(code), f"file type {code}") if code is not None else "–"
-    except (TypeError, ValueError):
-        name = str(code)
-    return name
+        return _FILE_TYPES.get(int(code), f"file type {code}")
+    except ValueError:  # not llama.cpp's number: shown as the file has it
+        return code
+
+
+def shown(value: object, missing: str = MISSING) -> str:
+    """A stored setting as text; `missing` where the session's file lacks it."""
+    return missing if value is None else str(value)
 
 
 def _clip(text: str) -> str:
@@ -79,42 +94,41 @@ def _clip(text: str) -> str:
 
 def title(analysis: Analysis) -> str:
     s = analysis.session
-    return f"troop report: {s.model.get('name', '?')} on {s.problem_set.get('name', '?')}"
+    return f"troop report: {shown(s.model.name, '?')} on {shown(s.problem_set.name, '?')}"
 
 
 def configuration(analysis: Analysis) -> Table:
     s = analysis.session
-    # The model, sampling and problem set are stored as the session wrote them (JSON), so
-    # their facts are read by name, and any of them may be missing.
+    # The model, sampling and problem set are as the session's file has them: any of their
+    # facts may be missing (an older troop's file, a served model).
     m, samp, ps = s.model, s.sampling, s.problem_set
-    temps = ", ".join(f"{t:g}" for t in samp.get("temperatures") or ())
-    params = m.get("n_params")
+    temps = ", ".join(f"{t:g}" for t in samp.temperatures or ())
     rows = [
-        ("model", str(m.get("name", "–"))),
+        ("model", shown(m.name)),
         (
             "model identity",
-            f"{m.get('general_name') or '–'} ({m.get('architecture') or '?'}, "
-            f"{count(params) if params else '?'} parameters, "
-            f"{m.get('n_layer', '?')} layers, trained context "
-            f"{count(m['n_ctx_train']) if m.get('n_ctx_train') else '?'} tokens)",
+            f"{m.general_name or MISSING} ({m.architecture or '?'}, "
+            f"{count(m.n_params) if m.n_params else '?'} parameters, "
+            f"{shown(m.n_layer, '?')} layers, trained context "
+            f"{count(m.n_ctx_train) if m.n_ctx_train else '?'} tokens)",
         ),
-        ("model file sha256", str(m.get("sha256", "–"))),
+        ("model file sha256", shown(m.sha256)),
         (
             "quantisation",
-            f"{quantisation(m)} ({m.get('description', '–')}, "
-            f"{count(m.get('file_bytes') or m.get('size_bytes'))} bytes)",
+            f"{quantisation(m)} ({shown(m.description)}, "
+            f"{count(m.file_bytes or m.size_bytes)} bytes)",
         ),
-        ("prompt format", str(s.prompt_format.get("kind", "–"))),
+        ("prompt format", shown(s.prompt_format.kind)),
         (
             "sampling",
-            f"temperature {temps or '–'}; top-k {samp.get('top_k', '–')}; "
-            f"top-p {samp.get('top_p', '–')}; min-p {samp.get('min_p', '–')}; "
-            f"max tokens {samp.get('max_tokens', '–')}; seed {s.seed}",
+            f"temperature {temps or MISSING}; top-k {shown(samp.top_k)}; "
+            f"top-p {shown(samp.top_p)}; min-p {shown(samp.min_p)}; "
+            f"max tokens {shown(samp.max_tokens)}; seed {s.seed}",
         ),
         (
             "problem set",
-            f"{ps.get('name', '–')} ({ps.get('format', '–')}; "
-            f"{ps.get('source', '–')}), {count(len(analysis.problems))} problems",
+            f"{shown(ps.name)} ({shown(ps.format)}; "
+            f"{shown(ps.source)}), {count(len(analysis.problems))} problems",
         ),
         (
             "budget",

@@ -178,9 +178,9 @@ class LiveScreen(Steering, CompareExport, Screen[None]):
             else ""
         )
         if self.analysis is not None:
-            # The model and problem set are stored as the session wrote them.
+            # The model and problem set are as the session's file has them: names may be missing.
             info = self.analysis.session
-            what = f"{info.model.get('name', '?')} · {info.problem_set.get('name', '?')}"
+            what = f"{info.model.name or '?'} · {info.problem_set.name or '?'}"
         self.query_one("#title", Static).update(f"troop · {name} · {what}".rstrip(" ·"))
 
     # -- the tick: streams, status, and when to analyse --------------------------------------

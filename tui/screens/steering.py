@@ -98,8 +98,8 @@ class Steering(_ScreenPart):
         )
 
     def action_temperature(self) -> None:
-        # The session's sampling settings are stored as written: temperatures may be missing.
-        stored = self.analysis.session.sampling.get("temperatures") if self.analysis else None
+        # The session's sampling settings are as its file has them: temperatures may be missing.
+        stored = self.analysis.session.sampling.temperatures if self.analysis else None
         current = self.state.temperatures or tuple(
             stored or self.launch.settings.temperatures or (0.8,)
         )

@@ -125,9 +125,9 @@ def _unfitted(fit: Fits) -> str:
 
 
 def _label(analysis: Analysis) -> str:
-    # The model's facts are stored as the session wrote them: a name may be missing.
+    # The model's facts are as the session's file has them: a name may be missing.
     session = analysis.session
-    return str(session.model.get("name") or session.path or "session")
+    return session.model.name or session.path or "session"
 
 
 def _axis_costs(axes: CostAxes, axis: str) -> tuple[float | None, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -31,8 +32,8 @@ def test_engine_and_verifiers_never_import_textual(tmp_path: Path) -> None:
         "import sys, pkgutil, importlib\n"
         "import troop.engine, troop.verifiers\n"
         "for pkg in (troop.engine, troop.verifiers):\n"
-        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
-        "        importlib.import_module(pkg.__name__ + '.' + m.name)\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
         "print(sorted(k for k in sys.modules if k.split('.')[0] == 'textual'))\n"
     )
     assert fresh(code, tmp_path) == "[]"
@@ -53,6 +54,14 @@ def test_installed_names_live_under_troop_only(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(600)
 def test_wheel_installs_and_imports(tmp_path: Path) -> None:
+    # Built from a copy of the sources: setuptools never empties an existing build/ folder, so a
+    # module moved since the last build would still be in a wheel built in place.
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns("build", "dist", ".git", "*.egg-info", "__pycache__", ".*"),
+    )
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [
@@ -65,7 +74,7 @@ def test_wheel_installs_and_imports(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(wheels),
-            str(REPO),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -76,7 +85,20 @@ def test_wheel_installs_and_imports(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"troop"}
-    assert "troop/engine/sampler.py" in names and "troop/tui/__init__.py" in names
+    # Every sub-package and the screens' style sheets travel in the wheel.
+    for name in (
+        "troop/py.typed",
+        "troop/errors.py",
+        "troop/engine/backends/sampler.py",
+        "troop/engine/storage/session.py",
+        "troop/engine/analytics/analysis.py",
+        "troop/engine/formats/humaneval.py",
+        "troop/verifiers/sandbox/worker.py",
+        "troop/tui/app.tcss",
+        "troop/tui/screens/live.tcss",
+        "troop/tui/widgets/plot.py",
+    ):
+        assert name in names, name
     target = tmp_path / "site"
     inst = subprocess.run(
         [

@@ -20,28 +20,35 @@ from troop.engine.events import (
 )
 from troop.engine.formats.loading import load_problem_set
 from troop.engine.session_setup import problem_record
+from troop.engine.storage.config import (
+    ModelIdentity,
+    ProblemSetConfig,
+    PromptFormatSetting,
+    SamplingConfig,
+    SessionConfig,
+)
 from troop.engine.storage.session import Session, StoredProblem, tests_digest
 from troop.verifiers.base import Status, Verdict
 
 #: A fixed moment for every stored timestamp, so analyses (and pictures) never change.
 EPOCH = 1_750_000_000.0
-MODEL = {
-    "name": "smollm2-135m",
-    "path": "/models/SmolLM2-135M-Instruct.Q4_1.gguf",
-    "file_bytes": 98362432,
-    "sha256": "b179c952" * 8,
-    "architecture": "llama",
-    "general_name": "SmolLM2 135M",
-    "file_type": "3",
-    "description": "llama 256M Q4_1",
-    "n_params": 134515008,
-    "n_layer": 30,
-    "n_embd": 576,
-    "n_ctx_train": 8192,
-    "n_vocab": 49152,
-    "size_bytes": 96576768,
-    "kv_bytes_per_token": 23040,
-}
+MODEL = ModelIdentity(
+    name="smollm2-135m",
+    path="/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+    file_bytes=98362432,
+    sha256="b179c952" * 8,
+    architecture="llama",
+    general_name="SmolLM2 135M",
+    file_type="3",
+    description="llama 256M Q4_1",
+    n_params=134515008,
+    n_layer=30,
+    n_embd=576,
+    n_ctx_train=8192,
+    n_vocab=49152,
+    size_bytes=96576768,
+    kv_bytes_per_token=23040,
+)
 
 
 def passes(problem: int, index: int) -> bool:
@@ -52,25 +59,18 @@ def passes(problem: int, index: int) -> bool:
 def make_session(path: Path, *, problems: int = 4, budget: int = 8) -> Path:
     """A finished session of `problems` arithmetic problems with `budget` judged samples each."""
     pset = load_problem_set(f"arithmetic:{problems}")
-    config = {
-        "model": MODEL,
-        "prompt_format": {"kind": "chat", "template": "", "requested": "auto"},
-        "problem_set": {
-            "name": "arithmetic",
-            "format": "arithmetic",
-            "source": f"generated: {problems} problems, seed 0",
-        },
-        "sampling": {
-            "temperatures": [0.8],
-            "top_k": 40,
-            "top_p": 0.95,
-            "min_p": 0.0,
-            "max_tokens": 64,
-        },
-        "seed": 0,
-    }
+    config = SessionConfig(
+        backend=None,
+        model=MODEL,
+        prompt_format=PromptFormatSetting("chat", "", "auto"),
+        problem_set=ProblemSetConfig(
+            "arithmetic", "arithmetic", f"generated: {problems} problems, seed 0"
+        ),
+        sampling=SamplingConfig((0.8,), 40, 0.95, 0.0, 64),
+        seed=0,
+    )
     with Session.create(
-        path, {"config": config, "budget": budget, "troop_version": "0.1.0"}
+        path, {"config": config.to_json(), "budget": budget, "troop_version": "0.1.0"}
     ) as session:
         rows = [
             StoredProblem(p.id, i, p.format, p.prompt, 40 + i, (), problem_record(p))

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize, special
-
-from troop.engine.analytics.results_curves import LawFit
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -339,65 +336,3 @@ def _bb_full_newton(
         solvable = ((w * (c > 0)).sum(1) > 0) & ((w * (c < n)).sum(1) > 0)
         good = settled & solvable & np.isfinite(la) & np.isfinite(lb)
     return np.where(good[:, None], np.exp(np.stack([la, lb], axis=1)), np.nan)
-
-
-@dataclass(frozen=True)
-class ForecastPoint:
-    """A fitted law's coverage at a budget beyond the one drawn, with its bootstrap interval."""
-
-    k: float  # samples per problem
-    coverage: float  # the law's coverage at k (fraction of problems)
-    low: float | None  # lower edge of the interval; None when too few replicates converged
-    high: float | None  # upper edge of the interval; None likewise
-
-
-@dataclass(frozen=True)
-class DrawnLaw:
-    """The fitted law that every plot draws, read from the analysis' fits."""
-
-    key: str  # its key in the analysis: "power_law" or "beta_binomial"
-    name: str  # its name in prose: "power law" or "beta-binomial"
-    parameters: tuple[tuple[str, float], ...]  # (a, b) or (alpha, beta), each with its name
-    rmse: float  # error against the observed coverage at the fit points (coverage units)
-    curve_k: tuple[float, ...]  # samples per problem, from 1 to 100x the budget drawn
-    curve: tuple[float, ...]  # the law's coverage at each curve_k
-    low: tuple[float | None, ...]  # bootstrap band's lower edge at each curve_k (None: unknown)
-    high: tuple[float | None, ...]  # bootstrap band's upper edge at each curve_k
-    forecast: tuple[ForecastPoint, ...]  # coverage at the larger budgets the analysis quotes
-
-
-class FittedLaws(Protocol):
-    """The analysis' fits as `law_to_draw` reads them; `results.Fits` is one. (Not Fits
-    itself: results imports backtest, which imports this module.)"""
-
-    @property
-    def power_law(self) -> object: ...  # a PowerLawFit, or why it was not fitted
-
-    @property
-    def beta_binomial(self) -> object: ...  # a BetaBinomialFit, or why it was not fitted
-
-    @property
-    def better(self) -> str | None: ...  # the key of the law with the lower rmse_curve
-
-
-def law_to_draw(fit: FittedLaws | None) -> DrawnLaw | None:
-    """The law a plot draws: the one the analysis' `fit.better` names (the lower error over
-    the whole coverage curve), or None when it names none or that law was refused."""
-    if fit is None or fit.better not in LAW_NAMES:
-        return None
-    law = fit.power_law if fit.better == "power_law" else fit.beta_binomial
-    if not isinstance(law, LawFit):
-        return None
-    curve = law.curve
-    unknown = (None,) * len(curve.k)
-    return DrawnLaw(
-        key=fit.better,
-        name=LAW_NAMES[fit.better],
-        parameters=tuple(law.parameters().items()),
-        rmse=law.rmse,
-        curve_k=curve.k,
-        curve=curve.coverage,
-        low=curve.low or unknown,
-        high=curve.high or unknown,
-        forecast=tuple(ForecastPoint(p.k, p.coverage, p.low, p.high) for p in law.forecast),
-    )

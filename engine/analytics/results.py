@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from troop.engine.analytics.backtest import Backtest
+from troop.engine.analytics.fits import LAW_NAMES
 from troop.engine.analytics.results_cost import Cost
 from troop.engine.analytics.results_curves import (
     BetaBinomialFit,
     Coverage,
+    LawFit,
     PowerLawFit,
     TemperatureCurve,
 )
@@ -175,6 +177,14 @@ class Fits:
             "beta_binomial": self.beta_binomial.to_json(),
             "better": self.better,
         }
+
+    def drawn(self) -> tuple[str, LawFit] | None:
+        """The law every plot draws, with its name in prose: the one `better` names (the lower
+        error over the whole coverage curve); None when neither law was fitted."""
+        law = self.power_law if self.better == "power_law" else self.beta_binomial
+        if self.better is None or not isinstance(law, LawFit):
+            return None
+        return LAW_NAMES[self.better], law
 
 
 # --- the whole analysis ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from troop.engine.analytics.fits import LAW_NAMES, law_to_draw
+from troop.engine.analytics.fits import LAW_NAMES
 from troop.engine.analytics.results import Analysis, Refused
 from troop.engine.analytics.results_cost import Cost
 from troop.engine.analytics.results_curves import CoverageRefused, PassAtK, SolvedVsSpent
@@ -148,23 +148,24 @@ def coverage(analysis: Analysis) -> bytes | None:
             label=_band_label(cov),
         )
     ax.plot(cov.k, _floats(cov.pass_at_k), color="C0", linewidth=2, label=measured)
-    law = law_to_draw(analysis.fit)
-    if law is not None:
+    drawn = analysis.fit.drawn()
+    if drawn is not None:
+        name, law = drawn
         ax.fill_between(
-            law.curve_k,
-            _floats(law.low),
-            _floats(law.high),
+            law.curve.k,
+            _floats(law.curve.low),
+            _floats(law.curve.high),
             color="C1",
             alpha=0.12,
             linewidth=0,
         )
         ax.plot(
-            law.curve_k,
-            law.curve,
+            law.curve.k,
+            law.curve.coverage,
             color="C1",
             linestyle="--",
             linewidth=1.5,
-            label=f"fitted {law.name} (rmse {number(law.rmse)}), forecast with band",
+            label=f"fitted {name} (rmse {number(law.rmse)}), forecast with band",
         )
         points = [
             (p.k, p.coverage, p.low, p.high)

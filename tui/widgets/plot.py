@@ -18,7 +18,7 @@ from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
 from troop.engine.analytics.backtest import Backtest
-from troop.engine.analytics.fits import LAW_NAMES, law_to_draw
+from troop.engine.analytics.fits import LAW_NAMES
 from troop.engine.analytics.results import Analysis, Fits, Refused
 from troop.engine.analytics.results_cost import Cost, CostAxes
 from troop.engine.analytics.results_curves import CoverageRefused, SolvedVsSpent
@@ -76,14 +76,15 @@ def curves(analysis: Analysis, axis: str) -> Curves:
     fit_y: list[float] = []
     forecast_x: list[float] = []
     forecast_y: list[float] = []
-    law = law_to_draw(analysis.fit)
+    drawn = analysis.fit.drawn()
     if isinstance(coverage, SolvedVsSpent):
         pass  # solved-vs-spent has no law to fit; the curve alone is the answer
-    elif law is None:
+    elif drawn is None:
         notes.append(_unfitted(analysis.fit))
     else:
         n_min = float(coverage.n_min)
-        for ck, cy in zip(law.curve_k, law.curve, strict=True):
+        curve = drawn[1].curve
+        for ck, cy in zip(curve.k, curve.coverage, strict=True):
             x = _cost_at(ck, k, xs)
             if not _positive(x):
                 continue
@@ -107,7 +108,7 @@ def curves(analysis: Analysis, axis: str) -> Curves:
         fit_y=fit_y,
         forecast_x=forecast_x,
         forecast_y=forecast_y,
-        law="" if law is None else law.name,
+        law="" if drawn is None else drawn[0],
         notes=tuple(notes),
     )
 
@@ -280,15 +281,16 @@ class CoveragePlot(Widget, can_focus=True):
             return Text("no verdicts yet: coverage appears once samples are verified")
         parts = [f"x: {_AXIS_NAMES[self.axis]} (x key switches)"]
         coverage = self._analysis.coverage
-        law = law_to_draw(self._analysis.fit)
+        drawn = self._analysis.fit.drawn()
         if not isinstance(coverage, CoverageRefused):
             parts.append(f"{count(coverage.solved)}/{count(coverage.problems)} solved")
             if isinstance(coverage, SolvedVsSpent):
                 parts.append("solved vs samples spent")
-            elif law is not None:
-                params = " ".join(f"{name}={number(v)}" for name, v in law.parameters)
+            elif drawn is not None:
+                name, law = drawn
+                params = " ".join(f"{p}={number(v)}" for p, v in law.parameters().items())
                 parts.append(
-                    f"{law.name} {params} rmse={number(law.rmse)},"
+                    f"{name} {params} rmse={number(law.rmse)},"
                     f" dashed beyond k={count(coverage.n_min)}"
                 )
         lines = [" · ".join(parts)]

@@ -24,6 +24,7 @@ from troop.engine.analytics.results import (
     Refused,
     SessionInfo,
     VerifierRef,
+    measured,
 )
 from troop.engine.analytics.results_curves import (
     BetaBinomialFit,
@@ -324,13 +325,10 @@ def _fit_section(
 def _backtest_section(verified: list[ProblemSamples], cov: Coverage) -> Backtest | Refused:
     """Both laws fitted on the first n/16, n/8 and n/4 samples of every problem, forecasting
     the coverage observed at n (engine/analytics/backtest.py)."""
-    if isinstance(cov, SolvedVsSpent):
-        return Refused("coverage-only session: its budget followed the verdicts")
-    if isinstance(cov, CoverageRefused):
-        return Refused(cov.reason)
-    if not cov.k:
-        return Refused("no verified samples yet")
-    n = cov.n_min
+    curve = measured(cov)
+    if isinstance(curve, Refused):
+        return curve
+    n = curve.n_min
     why = backtest.refusal(n)
     if why:
         return Refused(why)
@@ -340,10 +338,10 @@ def _backtest_section(verified: list[ProblemSamples], cov: Coverage) -> Backtest
         n,
         passes,
         ms,
-        float(cov.pass_at_k[-1]),
-        float(cov.low[-1]),
-        float(cov.high[-1]),
-        float(cov.confidence),
+        float(curve.pass_at_k[-1]),
+        float(curve.low[-1]),
+        float(curve.high[-1]),
+        float(curve.confidence),
     )
 
 

@@ -13,8 +13,11 @@ from troop.engine.analytics.results_cost import Cost
 from troop.engine.analytics.results_curves import (
     BetaBinomialFit,
     Coverage,
+    CoverageRefused,
     LawFit,
+    PassAtK,
     PowerLawFit,
+    SolvedVsSpent,
     TemperatureCurve,
 )
 from troop.engine.analytics.results_selection import FalsePositives, Selection
@@ -39,6 +42,15 @@ class Refused:
 
     def to_json(self) -> dict[str, Any]:
         return {"refused": self.reason}
+
+
+def measured(cov: Coverage) -> PassAtK | Refused:
+    """The pass@k curve a section builds on (backtest, selection), or why there is none."""
+    if isinstance(cov, SolvedVsSpent):
+        return Refused("coverage-only session: its budget followed the verdicts")
+    if isinstance(cov, CoverageRefused):
+        return Refused(cov.reason)
+    return cov if cov.k else Refused("no verified samples yet")
 
 
 # --- the session -------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import numpy as np
 
 from troop.engine.analytics import selection
 from troop.engine.analytics.problem_samples import ProblemSamples
-from troop.engine.analytics.results import Refused, VerifierRef
-from troop.engine.analytics.results_curves import Coverage, CoverageRefused, SolvedVsSpent
+from troop.engine.analytics.results import Refused, VerifierRef, measured
+from troop.engine.analytics.results_curves import Coverage
 from troop.engine.analytics.results_selection import FalsePositives, Selection
 from troop.engine.formats import ANSWER_FORMATS
 from troop.engine.storage import queries
@@ -30,12 +30,9 @@ def selection_section(
             "selection without a verifier needs answer-style problems "
             f"({', '.join(ANSWER_FORMATS)}), not {', '.join(sorted(formats))}"
         )
-    if isinstance(cov, SolvedVsSpent):
-        return Refused("coverage-only session: its budget followed the verdicts")
-    if isinstance(cov, CoverageRefused):
-        return Refused(cov.reason)
-    if not cov.k:
-        return Refused("no verified samples yet")
+    curve = measured(cov)
+    if isinstance(curve, Refused):
+        return curve
     chosen = []
     for p in problems:
         judged = [i for i, s in enumerate(p.statuses) if s is not None]
@@ -66,7 +63,7 @@ def selection_section(
                 reference=reference,
             )
         )
-    ks = np.asarray(cov.k, dtype=np.int64)
+    ks = np.asarray(curve.k, dtype=np.int64)
     return Selection(
         curves=selection.selection_curves(chosen, ks, replicates=replicates, seed=seed),
         guessing=selection.guessing_baseline(chosen, ks),

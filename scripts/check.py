@@ -28,48 +28,49 @@ def package_dirs() -> dict[str, Path]:
     return {name: REPO / folder for name, folder in mapping.items()}
 
 
-def build_tree() -> Path:
+def build_tree(packages: dict[str, Path]) -> None:
     """Lay the package out under TREE as it is installed: real folders, each source file a
     symlink to the one in the repository (so a new module needs no reinstall)."""
     shutil.rmtree(TREE, ignore_errors=True)
-    for package, source in package_dirs().items():
+    for package, source in packages.items():
         target = TREE.joinpath(*package.split("."))
         for folder, dirs, files in os.walk(source):
-            # A sub-package with its own package-dir entry is laid out by that entry.
             dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
-            rel = Path(folder).relative_to(source)
-            if rel.parts and f"{package}.{'.'.join(rel.parts)}" in package_dirs():
-                dirs[:] = []
-                continue
-            out = target / rel
+            out = target / Path(folder).relative_to(source)
             out.mkdir(parents=True, exist_ok=True)
             for name in files:
-                if name.endswith(SOURCE_SUFFIXES) and not (out / name).exists():
+                if name.endswith(SOURCE_SUFFIXES):
                     (out / name).symlink_to(Path(folder, name))
-    return TREE
 
 
-def _back_to_repo(text: str) -> str:
+def _back_to_repo(text: str, packages: dict[str, Path]) -> str:
     """`troop/engine/run.py:3: error` -> `engine/run.py:3: error`."""
-    prefixes = sorted(package_dirs().items(), key=lambda kv: -len(kv[0]))
+    prefixes = [
+        (package.replace(".", "/") + "/", source.relative_to(REPO).as_posix() + "/")
+        for package, source in sorted(packages.items(), key=lambda kv: -len(kv[0]))
+    ]
     lines = []
     for line in text.splitlines():
-        for package, source in prefixes:
-            installed = package.replace(".", "/") + "/"
+        for installed, edited in prefixes:
             if line.startswith(installed):
-                line = source.relative_to(REPO).as_posix() + "/" + line[len(installed) :]
+                line = edited + line[len(installed) :]
                 break
         lines.append(line)
     return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
 def run_in_tree(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run a checker in the laid-out tree, its output mapped back to repository paths."""
-    build_tree()
+    """Run a checker in the laid-out tree (laid out afresh for it, since a file may have
+    been added or removed since), its output mapped back to repository paths."""
+    packages = package_dirs()
+    build_tree(packages)
     env = {**os.environ, "PYTHONPATH": str(TREE)}
     out = subprocess.run(args, cwd=TREE, env=env, capture_output=True, text=True)
     return subprocess.CompletedProcess(
-        args, out.returncode, _back_to_repo(out.stdout), _back_to_repo(out.stderr)
+        args,
+        out.returncode,
+        _back_to_repo(out.stdout, packages),
+        _back_to_repo(out.stderr, packages),
     )
 
 
